@@ -1,0 +1,23 @@
+# syntax=docker/dockerfile:1
+FROM python:3.11-slim AS build
+WORKDIR /src
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY pyproject.toml ./
+COPY mcpauth_service ./mcpauth_service
+COPY projects ./projects
+COPY oauth ./oauth
+COPY dashboard ./dashboard
+RUN pip install --no-cache-dir .
+
+FROM python:3.11-slim
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MCPAUTH_VAR_DIR=/app/var
+RUN useradd --create-home --uid 10001 mcpauth
+WORKDIR /app
+COPY --from=build /opt/venv /opt/venv
+COPY --chown=mcpauth:mcpauth . /app
+USER mcpauth
+RUN SECRET_KEY=build-only-not-secret-collectstatic-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx \
+    python manage.py collectstatic --noinput --verbosity 0
+EXPOSE 8000
+CMD ["gunicorn", "mcpauth_service.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]

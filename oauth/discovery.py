@@ -1,0 +1,63 @@
+"""RFC 8414 authorization server metadata (also served as the OIDC discovery document).
+
+Served at `{issuer}/.well-known/oauth-authorization-server`, the OIDC form, and the RFC 8414
+path-inserted locations on the origin. The document depends only on the project row and the
+issuer, so it is built once per project generation and served from memory afterwards.
+"""
+
+import functools
+import json
+
+from django.http import HttpResponse
+
+from .endpoint import oauth_endpoint
+
+GRANT_TYPES = [
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+]
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+
+def build_metadata(project, issuer: str) -> dict:
+    doc = {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
+        "token_endpoint": f"{issuer}/oauth/token",
+        "registration_endpoint": f"{issuer}/api/oauth/register",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "scopes_supported": project.scope_names,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": GRANT_TYPES,
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
+        "client_id_metadata_document_supported": project.cimd_enabled,
+        "authorization_response_iss_parameter_supported": True,
+        "resource_indicators_supported": True,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
+    }
+    if not project.registration_enabled:
+        del doc["registration_endpoint"]
+    return doc
+
+
+@functools.lru_cache(maxsize=1024)
+def _rendered(project_id: int, generation: float, issuer: str, project) -> bytes:
+    # Keyed by the project's updated_at: any settings change starts a new generation.
+    return json.dumps(build_metadata(project, issuer)).encode()
+
+
+@oauth_endpoint(methods=("GET",), cache="public, max-age=60")
+def metadata(request):
+    project = request.project
+    body = _rendered(project.pk, project.updated_at.timestamp(), request.issuer, project)
+    return HttpResponse(body, content_type="application/json")

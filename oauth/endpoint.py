@@ -1,0 +1,61 @@
+"""The one decorator for JSON endpoints we own: methods, CORS, caching, and error rendering."""
+
+import functools
+import logging
+from collections.abc import Callable, Iterable
+
+from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from .errors import MethodNotAllowed, OAuthError, ServerError
+
+logger = logging.getLogger("mcpauth.oauth")
+
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, MCP-Protocol-Version"
+CORS_EXPOSE_HEADERS = "WWW-Authenticate, Retry-After"
+
+
+def add_cors(response: HttpResponse, methods: Iterable[str]) -> HttpResponse:
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Access-Control-Allow-Methods"] = ", ".join([*methods, "OPTIONS"])
+    response["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+    response["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+    response["Access-Control-Max-Age"] = "86400"
+    return response
+
+
+def render_error(exc: Exception) -> HttpResponse:
+    """Every error of an OAuth endpoint is rendered here; anything unexpected is a logged server_error."""
+    if isinstance(exc, OAuthError):
+        return exc.as_response()
+    logger.exception("unexpected error in OAuth endpoint")
+    return ServerError().as_response()
+
+
+def oauth_endpoint(methods: Iterable[str] = ("POST",), *, cors: bool = True, cache: str = "no-store"):
+    """Wrap a view: answer OPTIONS preflights, refuse other methods with JSON 405, render errors.
+
+    `cache` is the Cache-Control of success responses: token-bearing ones must be `no-store`.
+    """
+    allowed = tuple(m.upper() for m in methods)
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed = (*allowed, "HEAD")
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method == "OPTIONS" and cors:
+                return add_cors(HttpResponse(status=204), allowed)
+            try:
+                if request.method not in allowed:
+                    raise MethodNotAllowed(headers={"Allow": ", ".join(allowed)})
+                response = view(request, *args, **kwargs)
+                if cache and not response.has_header("Cache-Control"):
+                    response["Cache-Control"] = cache
+            except Exception as exc:  # noqa: BLE001 - rendered as the RFC's JSON error
+                response = render_error(exc)
+            return add_cors(response, allowed) if cors else response
+
+        return csrf_exempt(wrapper)
+
+    return decorate

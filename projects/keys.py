@@ -1,0 +1,46 @@
+"""Signing keys (RFC 7517/7518 ES256): generation, encryption at rest, JWK export, thumbprint kid."""
+
+import base64
+import functools
+import hashlib
+
+from cryptography.fernet import Fernet, MultiFernet
+from django.conf import settings
+from jwcrypto import jwk
+
+
+def _fernet_for(material: str) -> Fernet:
+    key = hashlib.sha256(b"mcpauth-signing-key-encryption:" + material.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+@functools.lru_cache(maxsize=4)
+def _cipher(materials: str) -> MultiFernet:
+    # KEY_ENCRYPTION_KEY may list several keys (comma-separated): the first encrypts, all decrypt,
+    # so the encryption key can be rotated without losing existing signing keys.
+    return MultiFernet([_fernet_for(m.strip()) for m in materials.split(",") if m.strip()])
+
+
+def encrypt(plaintext: bytes) -> str:
+    return _cipher(settings.KEY_ENCRYPTION_KEY).encrypt(plaintext).decode()
+
+
+def decrypt(token: str) -> bytes:
+    return _cipher(settings.KEY_ENCRYPTION_KEY).decrypt(token.encode())
+
+
+def new_es256_key() -> tuple[dict, str]:
+    """A fresh P-256 key: (public JWK with kid/alg/use, encrypted private PEM)."""
+    key = jwk.JWK.generate(kty="EC", crv="P-256")
+    public = key.export_public(as_dict=True)
+    public.update(kid=key.thumbprint(), alg="ES256", use="sig")
+    private_pem = key.export_to_pem(private_key=True, password=None)
+    return public, encrypt(private_pem)
+
+
+@functools.lru_cache(maxsize=256)
+def load_private(encrypted_pem: str, kid: str) -> jwk.JWK:
+    """Decrypt once per process; the decrypted key is derived state, never shared state."""
+    key = jwk.JWK.from_pem(decrypt(encrypted_pem))
+    key.update(kid=kid, alg="ES256", use="sig")
+    return key

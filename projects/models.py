@@ -1,0 +1,392 @@
+"""Tenants: projects (one issuer each), their operators, secrets, signing keys and audit trail."""
+
+import secrets as pysecrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.core.cache import cache
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import keys
+from . import secrets as tokens
+
+DEFAULT_SCOPES = [
+    {"name": "mcp:tools", "description": "Use the server's tools"},
+    {"name": "mcp:resources", "description": "Read the server's resources"},
+    {"name": "mcp:prompts", "description": "Use the server's prompts"},
+    {"name": "offline_access", "description": "Stay connected when you are away (refresh tokens)"},
+]
+
+
+class UserManager(BaseUserManager):
+    def create_operator(self, email: str, password: str | None) -> "User":
+        email = self.normalize_email(email).lower()
+        user = self.model(username=email, email=email)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_end_user(self, project: "Project", email: str = "", password: str | None = None,
+                        subject: str = "") -> "User":
+        """An end user of one project; `subject` is their stable `sub` (generated unless vouched for)."""
+        email = self.normalize_email(email).lower() if email else ""
+        subject = subject or "usr_" + pysecrets.token_urlsafe(16)
+        user = self.model(username=f"{project.pk}:{subject}", email=email, project=project, subject=subject)
+        user.set_password(password) if password else user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, username: str, password: str | None = None, **extra) -> "User":
+        user = self.create_operator(username, password)
+        user.is_staff = user.is_superuser = True
+        user.save(update_fields=["is_staff", "is_superuser"])
+        return user
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """An operator (project is null) or an end user of exactly one project.
+
+    End users are kept apart from operators by construction: the dashboard's auth backend only
+    loads rows with no project, and the authorize flow only those of the request's project.
+    """
+
+    username = models.CharField(max_length=320, unique=True)  # operators: email; end users: "{project}:{sub}"
+    email = models.EmailField(max_length=254, blank=True)
+    project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="end_users"
+    )
+    subject = models.CharField(max_length=255, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    USERNAME_FIELD = "username"
+    EMAIL_FIELD = "email"
+    objects = UserManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "email"], condition=Q(project__isnull=False) & ~Q(email=""),
+                name="end_user_email_unique_per_project",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "subject"], condition=Q(project__isnull=False),
+                name="end_user_subject_unique_per_project",
+            ),
+        ]
+
+    @property
+    def is_operator(self) -> bool:
+        return self.project_id is None
+
+    def __str__(self) -> str:
+        return self.email or self.subject or self.username
+
+
+class ProjectQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "ProjectQuerySet":
+        """The one helper that says which projects an operator may see."""
+        if not user.is_authenticated or not user.is_operator:
+            return self.none()
+        return self.filter(memberships__user=user)
+
+
+class ProjectManager(models.Manager.from_queryset(ProjectQuerySet)):  # type: ignore[misc]
+    CACHE_TTL = 300
+
+    def cached_by_slug(self, slug: str) -> "Project | None":
+        """Tenant lookup for hot paths: a cache hit costs no database query."""
+        key = Project.cache_key_slug(slug)
+        project = cache.get(key)
+        if project is None:
+            project = self.filter(slug=slug).first() or False
+            cache.set(key, project, self.CACHE_TTL)
+        return project or None
+
+    def cached_slug_for_domain(self, domain: str) -> str | None:
+        key = Project.cache_key_domain(domain)
+        slug = cache.get(key)
+        if slug is None:
+            slug = self.filter(custom_domain=domain).values_list("slug", flat=True).first() or ""
+            cache.set(key, slug, self.CACHE_TTL)
+        return slug or None
+
+    @transaction.atomic
+    def create_project(self, *, owner: User, name: str, slug: str, resources: list[str] | None = None,
+                       scopes: list[str] | None = None, **policy) -> tuple["Project", str]:
+        """A project with its owner, first signing key and registration secret (returned once)."""
+        catalog = DEFAULT_SCOPES if not scopes else [{"name": s, "description": ""} for s in scopes]
+        project = self.create(name=name, slug=slug, resources=list(resources or []), scopes=catalog, **policy)
+        ProjectMember.objects.create(project=project, user=owner, role=ProjectMember.Role.OWNER)
+        SigningKey.generate(project)
+        _, registration_secret = ProjectSecret.issue(
+            project, "Registration secret", list(ProjectSecret.PERMISSIONS), created_by=owner
+        )
+        AuditEvent.record(project, "project.created", actor=owner.email)
+        return project, registration_secret
+
+
+class Project(models.Model):
+    class LoginMode(models.TextChoices):
+        HOSTED = "hosted", "Hosted sign-in"
+        HANDOFF = "handoff", "Operator login handoff"
+
+    class TokenFormat(models.TextChoices):
+        OPAQUE = "opaque", "Opaque (introspection)"
+        JWT = "jwt", "JWT (RFC 9068)"
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=200)
+    custom_domain = models.CharField(max_length=253, unique=True, null=True, blank=True)
+    # RFC 8707 resources this issuer protects; the first is the default.
+    resources = models.JSONField(default=list, blank=True)
+    # Scopes catalog: [{"name": ..., "description": ...}], in display order.
+    scopes = models.JSONField(default=list, blank=True)
+
+    cimd_enabled = models.BooleanField(default=True)
+    open_registration_enabled = models.BooleanField(default=True)
+    secret_registration_enabled = models.BooleanField(default=True)
+    open_client_cap = models.PositiveIntegerField(default=10_000)
+    unused_client_days = models.PositiveIntegerField(default=7)
+    idle_client_days = models.PositiveIntegerField(default=90)
+
+    login_mode = models.CharField(max_length=16, choices=LoginMode.choices, default=LoginMode.HOSTED)
+    login_url = models.URLField(max_length=2000, blank=True)
+    signup_enabled = models.BooleanField(default=False)
+
+    token_format = models.CharField(max_length=16, choices=TokenFormat.choices, default=TokenFormat.OPAQUE)
+    access_token_ttl = models.PositiveIntegerField(default=3600)  # seconds
+    refresh_token_ttl = models.PositiveIntegerField(default=30 * 24 * 3600)  # seconds
+    key_rotation_days = models.PositiveIntegerField(default=90)  # 0: rotate by hand only
+
+    display_name = models.CharField(max_length=200, blank=True)
+    logo_url = models.URLField(max_length=2000, blank=True)
+    accent_color = models.CharField(max_length=7, default="#4f46e5")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProjectManager()
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def cache_key_slug(slug: str) -> str:
+        return f"project:slug:{slug}"
+
+    @staticmethod
+    def cache_key_domain(domain: str) -> str:
+        return f"project:domain:{domain}"
+
+    @property
+    def issuer(self) -> str:
+        """The path-form issuer: `{PUBLIC_URL}/p/{slug}`, exactly, with no trailing slash."""
+        return f"{settings.PUBLIC_URL}/p/{self.slug}"
+
+    @property
+    def default_resource(self) -> str | None:
+        return self.resources[0] if self.resources else None
+
+    @property
+    def scope_names(self) -> list[str]:
+        return [s["name"] for s in self.scopes]
+
+    @property
+    def scope_descriptions(self) -> dict[str, str]:
+        return {s["name"]: s.get("description", "") for s in self.scopes}
+
+    @property
+    def registration_enabled(self) -> bool:
+        return self.open_registration_enabled or self.secret_registration_enabled
+
+    @property
+    def brand_name(self) -> str:
+        return self.display_name or self.name
+
+    def forget_cached(self) -> None:
+        stale = [self.cache_key_slug(self.slug)]
+        if self.custom_domain:
+            stale.append(self.cache_key_domain(self.custom_domain))
+        cache.delete_many(stale)
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk:
+            previous = Project.objects.filter(pk=self.pk).values_list("custom_domain", flat=True).first()
+            if previous and previous != self.custom_domain:
+                cache.delete(self.cache_key_domain(previous))
+        super().save(*args, **kwargs)
+        # Now for this connection's readers, and again at commit for readers that refilled
+        # the cache from the old committed row in between.
+        self.forget_cached()
+        transaction.on_commit(self.forget_cached)
+
+    def delete(self, *args, **kwargs):
+        self.forget_cached()
+        transaction.on_commit(self.forget_cached)
+        return super().delete(*args, **kwargs)
+
+    def role_of(self, user) -> str | None:
+        return self.memberships.filter(user=user).values_list("role", flat=True).first()
+
+    @transaction.atomic
+    def rotate_signing_key(self, actor: str = "system") -> "SigningKey":
+        """Retire the current key (still published until its tokens can have expired) and make a new one."""
+        SigningKey.objects.filter(project=self, retired_at__isnull=True).update(retired_at=timezone.now())
+        key = SigningKey.generate(self)
+        self.save(update_fields=["updated_at"])  # new cache generation for JWKS/discovery
+        AuditEvent.record(self, "key.rotated", actor=actor, kid=key.kid)
+        return key
+
+
+class ProjectMember(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        VIEWER = "viewer", "Viewer"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
+
+
+class ProjectSecret(models.Model):
+    """A project secret (`mcps_…`): shown once, stored as lookup prefix + keyed digest."""
+
+    PERMISSIONS = ("register", "introspect", "exchange", "handoff")
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="secrets")
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=32, db_index=True)
+    digest = models.CharField(max_length=64)
+    permissions = models.JSONField(default=list)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    LAST_USED_RESOLUTION = timedelta(seconds=60)  # bounds writes on hot paths
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def issue(cls, project: Project, name: str, permissions: list[str], created_by=None) -> tuple["ProjectSecret", str]:
+        unknown = set(permissions) - set(cls.PERMISSIONS)
+        if unknown:
+            raise ValueError(f"unknown permissions: {', '.join(sorted(unknown))}")
+        value = tokens.generate(tokens.SECRET_PREFIX)
+        row = cls.objects.create(
+            project=project, name=name, prefix=tokens.lookup_prefix(value), digest=tokens.digest(value),
+            permissions=[p for p in cls.PERMISSIONS if p in permissions], created_by=created_by,
+        )
+        AuditEvent.record(project, "secret.created", actor=getattr(created_by, "email", "") or "system",
+                          secret=row.prefix, permissions=row.permissions)
+        return row, value
+
+    @classmethod
+    def authenticate(cls, project: Project, presented: str, permission: str) -> "ProjectSecret | None":
+        """The live secret of `project` matching `presented` and holding `permission`, else None."""
+        if not presented.startswith(tokens.SECRET_PREFIX):
+            return None
+        candidates = cls.objects.filter(project=project, prefix=tokens.lookup_prefix(presented),
+                                        revoked_at__isnull=True)
+        for row in candidates:
+            if tokens.matches(presented, row.digest):
+                if permission not in row.permissions:
+                    return None
+                row.touch()
+                return row
+        return None
+
+    def touch(self) -> None:
+        now = timezone.now()
+        if self.last_used_at is None or now - self.last_used_at > self.LAST_USED_RESOLUTION:
+            ProjectSecret.objects.filter(pk=self.pk).update(last_used_at=now)
+            self.last_used_at = now
+
+    def revoke(self, actor: str = "system") -> None:
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
+            AuditEvent.record(self.project, "secret.revoked", actor=actor, secret=self.prefix)
+
+
+class SigningKeyQuerySet(models.QuerySet):
+    def published(self, project: Project) -> "SigningKeyQuerySet":
+        """The current key plus retired keys whose tokens may still be live."""
+        horizon = timezone.now() - timedelta(seconds=project.access_token_ttl)
+        return self.filter(project=project).filter(
+            Q(retired_at__isnull=True) | Q(retired_at__gt=horizon)
+        ).order_by("-created_at")
+
+
+class SigningKey(models.Model):
+    """An ES256 key of one project; the private half is encrypted at rest (KEY_ENCRYPTION_KEY)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="signing_keys")
+    kid = models.CharField(max_length=64)
+    public_jwk = models.JSONField()
+    private_key_encrypted = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SigningKeyQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "kid"], name="kid_unique_per_project"),
+            models.UniqueConstraint(fields=["project"], condition=Q(retired_at__isnull=True),
+                                    name="one_current_key_per_project"),
+        ]
+
+    @classmethod
+    def generate(cls, project: Project) -> "SigningKey":
+        public, encrypted = keys.new_es256_key()
+        return cls.objects.create(project=project, kid=public["kid"], public_jwk=public,
+                                  private_key_encrypted=encrypted)
+
+    @classmethod
+    def current(cls, project: Project) -> "SigningKey":
+        return cls.objects.get(project=project, retired_at__isnull=True)
+
+    def private_jwk(self):
+        return keys.load_private(self.private_key_encrypted, self.kid)
+
+
+class AuditEvent(models.Model):
+    """One security-relevant event: who did what to which client, from where, when."""
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events")
+    kind = models.CharField(max_length=64)
+    actor = models.CharField(max_length=320, blank=True)
+    client_id = models.CharField(max_length=255, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="audit_project_recent"),
+            models.Index(fields=["project", "kind", "-created_at"], name="audit_project_kind"),
+        ]
+
+    @classmethod
+    def record(cls, project: Project | None, kind: str, *, actor: str = "", client_id: str = "",
+               request=None, **detail) -> "AuditEvent":
+        from mcpauth_service.security import client_ip
+
+        ip = client_ip(request) if request is not None else None
+        return cls.objects.create(project=project, kind=kind, actor=actor[:320], client_id=client_id[:255],
+                                  ip=ip or None, detail=detail)
