@@ -1,6 +1,7 @@
 """django-oauth-toolkit's models, swapped so every client and token belongs to one project."""
 
 from django.db import models
+from oauth2_provider.generators import generate_client_id
 from oauth2_provider.models import (
     AbstractAccessToken,
     AbstractApplication,
@@ -20,6 +21,8 @@ class Application(AbstractApplication):
         DASHBOARD = "dashboard", "Created in the dashboard"
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="clients")
+    # Unique per project, not globally: one CIMD URL (say, Claude's) is a client of many projects.
+    client_id = models.CharField(max_length=255, default=generate_client_id, db_index=True)
     registration_path = models.CharField(max_length=16, choices=Path.choices, default=Path.DASHBOARD)
     # The RFC 7591 metadata as registered (client_uri, logo_uri, grant_types, scope, contacts, ...).
     metadata = models.JSONField(default=dict, blank=True)
@@ -32,6 +35,7 @@ class Application(AbstractApplication):
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
         indexes = [models.Index(fields=["project", "registration_path"], name="client_project_path")]
+        constraints = [models.UniqueConstraint(fields=["project", "client_id"], name="client_id_unique_per_project")]
 
 
 class Grant(AbstractGrant):

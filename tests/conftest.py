@@ -57,3 +57,6 @@ def end_user_a(project_a):
 @pytest.fixture
 def end_user_b(project_b):
     return User.objects.create_end_user(project_b, "eve@example.com", PASSWORD)
+
+
+pytest_plugins = ["tests.browser"]
