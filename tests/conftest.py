@@ -60,3 +60,57 @@ def end_user_b(project_b):
 
 
 pytest_plugins = ["tests.browser"]
+
+
+# --- Clients of each project (tokens engineer) ---------------------------------------------------
+CLIENT_REDIRECT_URI = "http://127.0.0.1/callback"
+
+
+def _public_client(project, name="Public MCP client"):
+    from oauth.models import Application
+
+    return Application.objects.create(
+        project=project, name=name, client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris=f"{CLIENT_REDIRECT_URI} https://client.example/callback",
+        registration_path=Application.Path.OPEN, skip_authorization=False,
+        metadata={"client_name": name, "grant_types": ["authorization_code", "refresh_token"],
+                  "token_endpoint_auth_method": "none"},
+    )
+
+
+def _confidential_client(project, name="Confidential backend"):
+    """Secret-registered, may use authorization_code and client_credentials; `.plain_secret` kept."""
+    from oauth.models import Application
+    from projects import secrets
+
+    plain = secrets.generate(secrets.CLIENT_SECRET_PREFIX)
+    client = Application.objects.create(
+        project=project, name=name, client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE, client_secret=plain,
+        redirect_uris="https://backend.example/callback", registration_path=Application.Path.SECRET,
+        metadata={"client_name": name, "token_endpoint_auth_method": "client_secret_basic",
+                  "grant_types": ["authorization_code", "refresh_token", "client_credentials"]},
+    )
+    client.plain_secret = plain
+    return client
+
+
+@pytest.fixture
+def public_client_a(project_a):
+    return _public_client(project_a)
+
+
+@pytest.fixture
+def confidential_client_a(project_a):
+    return _confidential_client(project_a)
+
+
+@pytest.fixture
+def public_client_b(project_b):
+    return _public_client(project_b)
+
+
+@pytest.fixture
+def confidential_client_b(project_b):
+    return _confidential_client(project_b)
