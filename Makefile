@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
+export PUBLIC_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: install run test migrate lint clean
 
