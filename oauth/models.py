@@ -1,6 +1,11 @@
 """django-oauth-toolkit's models, swapped so every client and token belongs to one project."""
 
-from django.db import models
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
 from oauth2_provider.generators import generate_client_id
 from oauth2_provider.models import (
     AbstractAccessToken,
@@ -56,3 +61,106 @@ class AccessToken(AbstractAccessToken):
 class RefreshToken(AbstractRefreshToken):
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
+
+
+# --- Authorization endpoint (issue 4) --------------------------------------------------------------
+
+
+def _authorization_request_id() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _ten_minutes_from_now():
+    return timezone.now() + AuthorizationRequest.LIFETIME
+
+
+class AuthorizationRequestQuerySet(models.QuerySet):
+    def live(self, project) -> "AuthorizationRequestQuerySet":
+        """Pending requests of `project` that have not expired (nothing else may be acted on)."""
+        return self.filter(project=project, status=AuthorizationRequest.Status.PENDING, expires_at__gt=timezone.now())
+
+
+class AuthorizationRequest(models.Model):
+    """A validated authorization request waiting for the end user (sign-in, handoff, consent).
+
+    `params` holds what the authorize endpoint checked: redirect_uri, scopes, resource, state,
+    code_challenge(+method), prompt. It is never read back from the browser.
+    """
+
+    LIFETIME = timedelta(minutes=10)
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        COMPLETED = "completed", "Completed"
+        DENIED = "denied", "Denied"
+
+    id = models.CharField(primary_key=True, max_length=64, default=_authorization_request_id, editable=False)
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="authorization_requests")
+    client = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="authorization_requests")
+    params = models.JSONField(default=dict)
+    # The end user, once known: vouched for by the operator (handoff) or signed in (hosted).
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="+")
+    claims = models.JSONField(default=dict, blank=True)  # extra claims the operator vouched for
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(default=_ten_minutes_from_now, db_index=True)
+
+    objects = AuthorizationRequestQuerySet.as_manager()
+
+    @property
+    def scopes(self) -> list[str]:
+        return list(self.params.get("scopes", []))
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.params["redirect_uri"]
+
+    @property
+    def state(self) -> str | None:
+        return self.params.get("state")
+
+    @property
+    def resource(self) -> str:
+        return self.params["resource"]
+
+    def close(self, status: str, *, unclaimed: bool = False) -> bool:
+        """Move a pending request to `status` exactly once; False when it was no longer pending.
+
+        `unclaimed`: only if no end user is attached yet (the operator's handoff decision).
+        """
+        live = AuthorizationRequest.objects.live(self.project_id).filter(pk=self.pk)
+        closed = (live.filter(user__isnull=True) if unclaimed else live).update(status=status)
+        if closed:
+            self.status = status
+        return bool(closed)
+
+
+class ConsentQuerySet(models.QuerySet):
+    def covers(self, user, client, scopes: list[str]) -> bool:
+        """Has `user` already allowed `client` every one of `scopes`?"""
+        granted = self.filter(user=user, client=client).values_list("scopes", flat=True).first()
+        return granted is not None and set(scopes) <= set(granted)
+
+
+class Consent(models.Model):
+    """An end user's remembered "Allow" for one client: the scopes they have agreed to so far."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="consents")
+    client = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="consents")
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ConsentQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "client"], name="one_consent_per_user_client")]
+
+    @classmethod
+    def remember(cls, user, client, scopes: list[str]) -> "Consent":
+        with transaction.atomic():
+            consent, _ = cls.objects.select_for_update().get_or_create(user=user, client=client)
+            consent.scopes = sorted(set(consent.scopes) | set(scopes))
+            consent.save(update_fields=["scopes", "updated_at"])
+        return consent
