@@ -196,7 +196,17 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    # Tokens (issue 5): the tenant-aware validator/backend/server, prefixed or JWT token values.
+    "OAUTH2_VALIDATOR_CLASS": "oauth.validator.Validator",
+    "OAUTH2_BACKEND_CLASS": "oauth.backend.TenantOAuthLibCore",
+    "OAUTH2_SERVER_CLASS": "oauth.token.Server",
+    "ACCESS_TOKEN_GENERATOR": "oauth.tokens.generate_access_token",
+    "REFRESH_TOKEN_GENERATOR": "oauth.tokens.generate_refresh_token",
 }
+
+# Introspection answers are cached this long (bounded by the token's own lifetime); revocation
+# replaces them with a tombstone, so this bounds only staleness after a client is deleted.
+INTROSPECTION_CACHE_SECONDS = env_int("INTROSPECTION_CACHE_SECONDS", 60)
 
 # Outbound fetches (CIMD). Tests relax the private-address guard explicitly; nothing else does.
 OUTBOUND_ALLOW_PRIVATE_ADDRESSES = env_bool("OUTBOUND_ALLOW_PRIVATE_ADDRESSES", False)

@@ -44,6 +44,11 @@ class Application(AbstractApplication):
 
 
 class Grant(AbstractGrant):
+    # Codes are single use: a redeemed code is kept (until it expires and is swept) so that a
+    # replay can revoke the token family it issued (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3).
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    token_family = models.UUIDField(null=True, blank=True)
+
     class Meta(AbstractGrant.Meta):
         swappable = "OAUTH2_PROVIDER_GRANT_MODEL"
 
@@ -54,11 +59,18 @@ class IDToken(AbstractIDToken):
 
 
 class AccessToken(AbstractAccessToken):
+    # Extra claims fixed at issuance: `act` (RFC 8693 §4.1) and `sub` when it is not the user's.
+    claims = models.JSONField(default=dict, blank=True)
+
     class Meta(AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
 
 
 class RefreshToken(AbstractRefreshToken):
+    # The scope granted, kept on the refresh token itself so a refresh never depends on (or
+    # widens past) an access token row that may have expired and been swept.
+    scope = models.TextField(blank=True)
+
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
 

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from . import discovery, jwks
+from . import introspection, revocation, token, token_exchange  # issue 5: tokens
 
 app_name = "oauth"
 
@@ -10,4 +11,10 @@ urlpatterns = [
     path(".well-known/oauth-authorization-server", discovery.metadata, name="metadata"),
     path(".well-known/openid-configuration", discovery.metadata, name="openid-configuration"),
     path(".well-known/jwks.json", jwks.jwks, name="jwks"),
+    # Tokens (issue 5)
+    path("oauth/token", token.token, name="token"),
+    path("oauth/revoke", revocation.revoke, name="revoke"),
+    path("oauth/introspect", introspection.introspect, name="introspect"),
+    path("api/oauth/introspect", introspection.introspect, name="api-introspect"),
+    path("api/oauth/token/exchange", token_exchange.exchange, name="token-exchange"),
 ]

@@ -97,6 +97,13 @@ class ProjectQuerySet(models.QuerySet):
             return self.none()
         return self.filter(memberships__user=user)
 
+    def due_for_key_rotation(self, now=None) -> list["Project"]:
+        """Projects with a rotation schedule whose current signing key is at least that old."""
+        now = now or timezone.now()
+        current = SigningKey.objects.filter(retired_at__isnull=True, project__in=self.filter(key_rotation_days__gt=0))
+        return [key.project for key in current.select_related("project")
+                if key.created_at <= now - timedelta(days=key.project.key_rotation_days)]
+
 
 class ProjectManager(models.Manager.from_queryset(ProjectQuerySet)):  # type: ignore[misc]
     CACHE_TTL = 300

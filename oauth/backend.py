@@ -1,0 +1,75 @@
+"""The toolkit's OAuthLibCore, made tenant-aware: the validator sees the Django request's project.
+
+oauthlib builds its own request objects from the URI, body and headers, so the Django request
+(and with it `request.project` and `request.issuer`, set by `projects.tenancy`) does not reach
+the validator. Each entry point binds the Django request to a context variable for the length of
+the call; `django_request(oauthlib_request)` gives it back inside validator hooks.
+"""
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
+from django.http import HttpRequest
+from oauth2_provider.oauth2_backends import OAuthLibCore
+
+_current: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar("mcpauth_django_request", default=None)
+
+
+@contextlib.contextmanager
+def bound(request: HttpRequest) -> Iterator[HttpRequest]:
+    """Make `request` the Django request of every oauthlib request created inside the block."""
+    token = _current.set(request)
+    try:
+        yield request
+    finally:
+        _current.reset(token)
+
+
+def django_request(oauthlib_request=None) -> HttpRequest | None:
+    """The Django request behind an oauthlib request (or the one bound right now)."""
+    found = getattr(oauthlib_request, "django_request", None) if oauthlib_request is not None else None
+    return found or _current.get()
+
+
+def project_of(oauthlib_request=None):
+    """The project (tenant) the current OAuth request is addressed to, or None outside a project route."""
+    request = django_request(oauthlib_request)
+    return getattr(request, "project", None)
+
+
+def issuer_of(oauthlib_request=None) -> str:
+    request = django_request(oauthlib_request)
+    issuer = getattr(request, "issuer", None)
+    if issuer:
+        return issuer
+    project = project_of(oauthlib_request)
+    return project.issuer if project is not None else ""
+
+
+class TenantOAuthLibCore(OAuthLibCore):
+    """OAuthLibCore whose every entry point runs with the Django request bound (see module doc)."""
+
+    def validate_authorization_request(self, request):
+        with bound(request):
+            return super().validate_authorization_request(request)
+
+    def create_authorization_response(self, request, scopes, credentials, allow):
+        with bound(request):
+            return super().create_authorization_response(request, scopes, credentials, allow)
+
+    def create_token_response(self, request):
+        with bound(request):
+            return super().create_token_response(request)
+
+    def create_revocation_response(self, request):
+        with bound(request):
+            return super().create_revocation_response(request)
+
+    def verify_request(self, request, scopes):
+        with bound(request):
+            return super().verify_request(request, scopes)
+
+    def authenticate_client(self, request):
+        with bound(request):
+            return super().authenticate_client(request)

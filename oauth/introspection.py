@@ -1,0 +1,58 @@
+"""Token introspection (RFC 7662) at `{issuer}/oauth/introspect` and the alias `/api/oauth/introspect`.
+
+The caller is a confidential client of the project (client_secret_basic or client_secret_post) or
+holds a project secret with `introspect` (Bearer). The answer for any token that is not a live
+access token of this project (unknown, expired, revoked, another project's) is exactly
+`{"active": false}`. Answers come from the Redis cache kept by `oauth.tokens`.
+"""
+
+import json
+
+from django.http import HttpRequest, JsonResponse
+from oauthlib.common import Request as OAuthlibRequest
+
+from . import tokens
+from .backend import TenantOAuthLibCore, bound
+from .credentials import bearer_token, require_secret
+from .endpoint import oauth_endpoint
+from .errors import InvalidClient, InvalidRequest
+from .models import Application
+from .validator import Validator
+
+_core = TenantOAuthLibCore(server=object())  # only its request translation is used here
+_validator = Validator()
+
+
+def authenticate_caller(request: HttpRequest) -> None:
+    """A project secret with `introspect`, or a confidential client of this project; else 401."""
+    if bearer_token(request) is not None:
+        require_secret(request, "introspect")
+        return
+    uri, method, body, headers = _core._extract_params(request)
+    oauth_request = OAuthlibRequest(uri, method, body, headers)
+    with bound(request):
+        ok = _validator.authenticate_client(oauth_request)
+    client = oauth_request.client
+    if not ok or not isinstance(client, Application) or client.client_type != Application.CLIENT_CONFIDENTIAL:
+        raise InvalidClient(headers={"WWW-Authenticate": 'Basic realm="introspection"'},
+                            reason="introspection caller not authenticated")
+
+
+def presented_token(request: HttpRequest) -> str:
+    token = request.POST.get("token")
+    if token is None and request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            body = {}
+        token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        raise InvalidRequest("The token parameter is required.")
+    return token
+
+
+@oauth_endpoint(("POST",))
+def introspect(request: HttpRequest) -> JsonResponse:
+    authenticate_caller(request)
+    token = presented_token(request)
+    return JsonResponse(tokens.introspect(request.project, request.issuer, token))

@@ -1,0 +1,50 @@
+"""RFC 9068 JWT access tokens: ES256, signed with the project's current key, `kid` in the header.
+
+Claims: `iss`, `aud` (the resource), `sub`, `client_id`, `scope`, `exp`, `iat`, `jti`, and `act`
+after an RFC 8693 exchange by another client. The database keeps only the token's checksum (as
+for opaque tokens), so revocation and introspection work the same for both formats.
+"""
+
+import json
+import secrets
+from typing import Any
+
+from jwcrypto import jwk, jws, jwt
+from jwcrypto.common import JWException
+
+from projects.models import SigningKey
+
+TYP = "at+jwt"  # RFC 9068 §2.1
+
+
+def encode(project, claims: dict[str, Any]) -> str:
+    """Sign `claims` (plus a fresh `jti` unless given) with the project's current ES256 key."""
+    key = SigningKey.current(project)
+    claims = {**claims}
+    claims.setdefault("jti", secrets.token_urlsafe(16))
+    header = {"alg": "ES256", "typ": TYP, "kid": key.kid}
+    token = jwt.JWT(header=header, claims=claims)
+    token.make_signed_token(key.private_jwk())
+    return token.serialize()
+
+
+def looks_like_jwt(value: str) -> bool:
+    return value.count(".") == 2 and not value.startswith("mcp")
+
+
+def verify(project, token: str) -> dict[str, Any] | None:
+    """The claims of `token` if one of the project's published keys signed it, else None.
+
+    Used by tests and resource servers in-process; introspection trusts the stored checksum.
+    """
+    try:
+        parsed = jws.JWS()
+        parsed.deserialize(token)
+        kid = parsed.jose_header.get("kid")
+        row = SigningKey.objects.published(project).filter(kid=kid).first()
+        if row is None:
+            return None
+        checked = jwt.JWT(jwt=token, key=jwk.JWK(**row.public_jwk), algs=["ES256"], expected_type="JWS")
+        return json.loads(checked.claims)
+    except (JWException, ValueError, TypeError):
+        return None

@@ -1,0 +1,51 @@
+"""Token endpoint (RFC 6749 §3.2, RFC 7636, RFC 8707, RFC 8693): the toolkit's TokenView, per project.
+
+`POST {issuer}/oauth/token` with `authorization_code`, `refresh_token`, `client_credentials` and
+`urn:ietf:params:oauth:grant-type:token-exchange`. The policy lives in `oauth.validator` (hooks)
+and `oauth.tokens` (values, lifetimes, audience); this module wires them into oauthlib's server
+and runs each request in one transaction.
+"""
+
+from django.db import transaction
+from django.http import HttpResponse
+from oauth2_provider.views import TokenView as ToolkitTokenView
+from oauthlib.oauth2 import Server as OAuthlibServer
+
+from . import tokens
+from .endpoint import oauth_endpoint
+from .token_exchange import GRANT_TYPE as TOKEN_EXCHANGE, TokenExchangeGrant
+
+
+class Server(OAuthlibServer):
+    """OAUTH2_SERVER_CLASS: per-project lifetimes, our grants only, audience bound before minting."""
+
+    def __init__(self, request_validator, token_expires_in=None, token_generator=None,
+                 refresh_token_generator=None, *args, **kwargs):
+        super().__init__(request_validator, tokens.access_token_lifetime,
+                         token_generator or tokens.generate_access_token,
+                         refresh_token_generator or tokens.generate_refresh_token, *args, **kwargs)
+        self.token_exchange_grant = TokenExchangeGrant(request_validator)
+        # No password, implicit or device grants (RFC 9700 §2.4; MCP needs none of them).
+        self._grant_types = {
+            "authorization_code": self.auth_grant,
+            "refresh_token": self.refresh_grant,
+            "client_credentials": self.credentials_grant,
+            TOKEN_EXCHANGE: self.token_exchange_grant,
+        }
+        for grant in (self.auth_grant, self.refresh_grant, self.credentials_grant):
+            grant.custom_validators.post_token.append(tokens.bind_audience)
+
+
+class TokenView(ToolkitTokenView):
+    """The toolkit's token view, run in one transaction (code and refresh-token rows are locked)."""
+
+    def post(self, request, *args, **kwargs):
+        with transaction.atomic():
+            _, headers, body, status = self.create_token_response(request)
+        response = HttpResponse(body, status=status, content_type="application/json")
+        for name, value in headers.items():
+            response[name] = value
+        return response
+
+
+token = oauth_endpoint(("POST",))(TokenView.as_view())

@@ -1,0 +1,284 @@
+"""Token service (RFC 6749 §5.1, RFC 8707, RFC 9068, RFC 7662 cache): minting, audience, revocation.
+
+Everything that creates, finds or ends an access or refresh token goes through here, whether the
+request came through oauthlib (the token endpoint) or not (the mcpauth exchange):
+
+- values: opaque `mcpat_…`/`mcprt_…` (projects.secrets) or an RFC 9068 JWT (oauth.jwt_tokens);
+  the database keeps only the toolkit's sha256 `token_checksum` (COMPLIANT_BCP_RFC9700_TOKEN_STORAGE);
+- lifetimes come from the project (`access_token_ttl`, `refresh_token_ttl`);
+- audience: the granted resource, narrowed by a `resource` parameter, within `project.resources`;
+- introspection answers are cached by checksum in the Django cache (Redis) and replaced by a
+  tombstone whenever a token is revoked, so a resource server may introspect on every request.
+"""
+
+import hashlib
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+from oauth2_provider.models import set_token_value
+
+from projects import secrets
+from projects.models import Project
+
+from . import jwt_tokens
+from .backend import issuer_of, project_of
+from .errors import InvalidTarget
+from .models import AccessToken, Application, RefreshToken
+
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # RFC 8693 §3
+CLIENT_TOUCH_RESOLUTION = timedelta(hours=1)  # bounds `last_used_at` writes on the hot path
+
+
+def checksum(value: str) -> str:
+    """The toolkit's lookup checksum of a token (sha256 hex); the only thing the database keeps."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+# --- lifetimes and values (oauthlib's BearerToken hooks) -------------------------------------------
+def access_token_lifetime(request) -> int:
+    """oauthlib `token_expires_in`: the project's TTL, capped for exchanged tokens (never outlive the subject)."""
+    ttl = project_of(request).access_token_ttl
+    cap = getattr(request, "expires_in_cap", None)
+    return max(1, min(ttl, cap)) if cap is not None else ttl
+
+
+def generate_access_token(request) -> str:
+    """ACCESS_TOKEN_GENERATOR: opaque `mcpat_…` or, for a JWT project, a signed RFC 9068 token."""
+    return new_access_token(
+        project_of(request), issuer_of(request), request.client, getattr(request, "user", None),
+        scope=" ".join(request.scopes or []), audience=getattr(request, "audience", []),
+        expires_in=request.expires_in, claims=getattr(request, "token_claims", {}),
+    )
+
+
+def generate_refresh_token(request) -> str:
+    """REFRESH_TOKEN_GENERATOR: refresh tokens are always opaque."""
+    return secrets.generate(secrets.REFRESH_TOKEN_PREFIX)
+
+
+def subject_for(client: Application, user, claims: dict[str, Any] | None = None) -> str:
+    """`sub`: the end user's subject; for client_credentials tokens, the client itself."""
+    claims = claims or {}
+    if claims.get("sub"):
+        return claims["sub"]
+    return user.subject if user is not None else client.client_id
+
+
+def audience_claim(resources: list[str]) -> str | list[str] | None:
+    if not resources:
+        return None
+    return resources[0] if len(resources) == 1 else list(resources)
+
+
+def new_access_token(project: Project, issuer: str, client: Application, user, *, scope: str,
+                     audience: list[str], expires_in: int, claims: dict[str, Any] | None = None) -> str:
+    if project.token_format != Project.TokenFormat.JWT:
+        return secrets.generate(secrets.ACCESS_TOKEN_PREFIX)
+    now = int(timezone.now().timestamp())
+    body: dict[str, Any] = {"iss": issuer, "sub": subject_for(client, user, claims), "client_id": client.client_id,
+                            "scope": scope, "iat": now, "exp": now + int(expires_in)}
+    if audience:
+        body["aud"] = audience_claim(audience)
+    if claims and claims.get("act"):
+        body["act"] = claims["act"]
+    return jwt_tokens.encode(project, body)
+
+
+# --- audience (RFC 8707) --------------------------------------------------------------------------
+def requested_resources(request) -> list[str]:
+    """Every `resource` parameter of an oauthlib request (RFC 8707 allows repeating it)."""
+    values = [v for k, v in (getattr(request, "decoded_body", None) or []) if k == "resource"]
+    return list(dict.fromkeys(v.strip() for v in values if v and v.strip()))
+
+
+def resolve_audience(project: Project, requested: list[str], granted: list[str] | None) -> list[str]:
+    """The token's audience: what was requested, within what was granted and what the project serves.
+
+    Nothing requested keeps the grant's resource, or else the project's default resource.
+    """
+    served = set(project.resources)
+    for resource in requested:
+        if resource not in served:
+            raise InvalidTarget("The resource is not served by this issuer.", reason=f"unknown resource {resource!r}")
+        if granted and resource not in granted:
+            raise InvalidTarget("The resource was not granted.", reason=f"resource {resource!r} beyond the grant")
+    if requested:
+        return requested
+    if granted:
+        if not served.issuperset(granted):
+            raise InvalidTarget("The granted resource is no longer served.", reason="grant resource retired")
+        return list(granted)
+    return [project.default_resource] if project.default_resource else []
+
+
+def bind_audience(request) -> None:
+    """oauthlib post_token validator: fix `request.audience` before the token value is generated."""
+    if request.grant_type == "authorization_code":
+        granted = request.grant_instance.resource
+    elif request.grant_type == "refresh_token":
+        granted = request.refresh_token_instance.resource
+    else:
+        granted = None
+    request.audience = resolve_audience(project_of(request), requested_resources(request), granted)
+
+
+# --- storage --------------------------------------------------------------------------------------
+def store_access_token(raw: str, *, client: Application, user, scope: str, expires: datetime,
+                       audience: list[str], claims: dict[str, Any] | None = None,
+                       source_refresh_token: RefreshToken | None = None) -> AccessToken:
+    row = AccessToken(user=user, application=client, scope=scope, expires=expires, resource=list(audience),
+                      claims=dict(claims or {}), source_refresh_token=source_refresh_token)
+    set_token_value(row, raw)  # only the checksum is stored
+    row.save()
+    return row
+
+
+def store_refresh_token(raw: str, *, client: Application, user, scope: str, audience: list[str],
+                        access_token: AccessToken, family: uuid.UUID) -> RefreshToken:
+    row = RefreshToken(user=user, application=client, scope=scope, resource=list(audience),
+                       access_token=access_token, token_family=family)
+    set_token_value(row, raw)
+    row.save()
+    return row
+
+
+def touch_client(client: Application) -> None:
+    now = timezone.now()
+    if client.last_used_at is None or now - client.last_used_at > CLIENT_TOUCH_RESOLUTION:
+        Application.objects.filter(pk=client.pk).update(last_used_at=now)
+        client.last_used_at = now
+
+
+@transaction.atomic
+def mint(project: Project, issuer: str, client: Application, user, *, scopes: list[str], audience: list[str],
+         refresh: bool = True, claims: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Issue an access (and refresh) token outside oauthlib; returns the RFC 6749 §5.1 response body."""
+    scope = " ".join(scopes)
+    expires_in = project.access_token_ttl
+    raw = new_access_token(project, issuer, client, user, scope=scope, audience=audience,
+                           expires_in=expires_in, claims=claims)
+    access = store_access_token(raw, client=client, user=user, scope=scope, audience=audience, claims=claims,
+                                expires=timezone.now() + timedelta(seconds=expires_in))
+    body: dict[str, Any] = {"access_token": raw, "token_type": "Bearer", "expires_in": expires_in, "scope": scope}
+    if refresh:
+        body["refresh_token"] = secrets.generate(secrets.REFRESH_TOKEN_PREFIX)
+        store_refresh_token(body["refresh_token"], client=client, user=user, scope=scope, audience=audience,
+                            access_token=access, family=uuid.uuid4())
+    touch_client(client)
+    return body
+
+
+def refresh_token_expired(row: RefreshToken, project: Project) -> bool:
+    return row.created + timedelta(seconds=project.refresh_token_ttl) <= timezone.now()
+
+
+# --- finding and ending tokens --------------------------------------------------------------------
+def live_access_token(project: Project, raw: str) -> AccessToken | None:
+    """The unexpired access token `raw` of `project` (any of its clients), else None."""
+    row = (AccessToken.objects.select_related("application", "user")
+           .filter(token_checksum=checksum(raw), application__project=project).first())
+    if row is None or row.is_expired() or row.application.disabled_at is not None:
+        return None
+    return row
+
+
+def revoke_family(family: uuid.UUID | None) -> None:
+    """End a whole grant: every refresh token of the family and every access token they carry."""
+    if not family:
+        return
+    members = RefreshToken.objects.filter(token_family=family).values("access_token_id")
+    doomed = list(AccessToken.objects.filter(pk__in=members).values_list("token_checksum", flat=True))
+    RefreshToken.revoke_family(family)  # the toolkit's set-based sweep: revokes the rows, deletes their access tokens
+    forget(doomed)
+
+
+def revoke_refresh_token(row: RefreshToken) -> None:
+    """RFC 7009 §2.1: revoking a refresh token ends its family (every token of the grant)."""
+    if row.token_family:
+        revoke_family(row.token_family)
+        return
+    doomed = list(AccessToken.objects.filter(pk=row.access_token_id).values_list("token_checksum", flat=True))
+    row.revoke()
+    forget(doomed)
+
+
+def revoke_access_token(row: AccessToken) -> None:
+    """End one access token and, when it came with a refresh token, the grant it belongs to."""
+    family = RefreshToken.objects.filter(access_token=row).values_list("token_family", flat=True).first()
+    if family is None and row.source_refresh_token_id:
+        family = RefreshToken.objects.filter(pk=row.source_refresh_token_id).values_list("token_family", flat=True).first()
+    if family:
+        revoke_family(family)
+    AccessToken.objects.filter(pk=row.pk).delete()
+    forget([row.token_checksum])
+
+
+def revoke_client_tokens(client: Application) -> None:
+    """For callers that disable or delete a client: drop its tokens and their cached introspection."""
+    doomed = list(AccessToken.objects.filter(application=client).values_list("token_checksum", flat=True))
+    RefreshToken.objects.filter(application=client, revoked__isnull=True).update(revoked=timezone.now())
+    AccessToken.objects.filter(application=client).delete()
+    forget(doomed)
+
+
+# --- introspection cache (RFC 7662) ---------------------------------------------------------------
+INACTIVE: dict[str, Any] = {"active": False}
+_TOMBSTONE = {"project": None}
+
+
+def _cache_seconds() -> int:
+    return int(getattr(settings, "INTROSPECTION_CACHE_SECONDS", 60))
+
+
+def cache_key(token_checksum: str) -> str:
+    return f"introspect:{token_checksum}"
+
+
+def forget(checksums: Iterable[str]) -> None:
+    """Tombstone cached introspection answers now and again at commit (a reader may refill in between)."""
+    keys = [cache_key(c) for c in checksums if c]
+    if not keys:
+        return
+
+    def bury() -> None:
+        cache.set_many(dict.fromkeys(keys, _TOMBSTONE), _cache_seconds())
+
+    bury()
+    transaction.on_commit(bury)
+
+
+def _entry(row: AccessToken | None) -> tuple[dict[str, Any], int]:
+    if row is None or row.application is None or row.application.disabled_at is not None or row.is_expired():
+        return _TOMBSTONE, _cache_seconds()
+    exp = int(row.expires.timestamp())
+    body: dict[str, Any] = {
+        "active": True, "scope": row.scope, "client_id": row.application.client_id,
+        "sub": subject_for(row.application, row.user, row.claims), "exp": exp,
+        "iat": int(row.created.timestamp()), "token_type": "Bearer",
+    }
+    if row.resource:
+        body["aud"] = audience_claim(row.resource)
+    if row.claims.get("act"):
+        body["act"] = row.claims["act"]
+    remaining = exp - int(timezone.now().timestamp())
+    return {"project": row.application.project_id, "body": body}, max(1, min(_cache_seconds(), remaining))
+
+
+def introspect(project: Project, issuer: str, raw: str) -> dict[str, Any]:
+    """The RFC 7662 answer for `raw` as seen by `project`: active fields, or exactly {"active": false}."""
+    key = cache_key(checksum(raw))
+    entry = cache.get(key)
+    if entry is None:
+        row = (AccessToken.objects.select_related("application", "user")
+               .filter(token_checksum=checksum(raw)).first())
+        entry, seconds = _entry(row)
+        cache.add(key, entry, seconds)  # add, not set: a concurrent revocation's tombstone wins
+    if entry.get("project") != project.pk or entry["body"]["exp"] <= timezone.now().timestamp():
+        return dict(INACTIVE)
+    return {**entry["body"], "iss": issuer}

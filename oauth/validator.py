@@ -1,0 +1,224 @@
+"""The project's OAuth2Validator (RFC 6749, 7636, 7009, 8707): the toolkit's, scoped to one tenant.
+
+Set as OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"]. It overrides only the hooks where mcpauth's
+policy differs from the toolkit's defaults:
+
+- clients are found through `oauth.clients.load_client(project, ...)`, never globally;
+- grant types and scopes come from the client and the project's catalog;
+- codes are locked, single use, and kept after redemption so a replay revokes what they issued;
+- refresh tokens rotate on every use under a row lock; a spent token replayed after the grace
+  window (REFRESH_TOKEN_GRACE_PERIOD_SECONDS) revokes its whole family;
+- lifetimes, audience and token values come from `oauth.tokens`.
+
+Every hook runs inside the token view's transaction (select_for_update needs it).
+"""
+
+import base64
+import binascii
+import uuid
+from datetime import timedelta
+from urllib.parse import unquote_plus
+
+from django.db.models import F
+from django.utils import timezone
+from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING, OAuth2Validator
+from oauth2_provider.settings import oauth2_settings
+
+from projects.models import AuditEvent
+
+from . import tokens
+from .backend import django_request, project_of
+from .clients import load_client
+from .models import AccessToken, Application, Grant, RefreshToken
+
+CLIENT_CREDENTIALS_PATHS = (Application.Path.SECRET, Application.Path.DASHBOARD)
+
+
+def allowed_scopes(client: Application, project) -> list[str]:
+    """The scopes `client` may hold: its registered `scope` within the catalog, else the whole catalog."""
+    catalog = project.scope_names
+    registered = (client.metadata or {}).get("scope") if isinstance(client.metadata, dict) else None
+    if isinstance(registered, str) and registered.strip():
+        return [s for s in registered.split() if s in catalog]
+    return catalog
+
+
+class Validator(OAuth2Validator):
+    # --- clients ------------------------------------------------------------------------------
+    def _load_application(self, client_id, request):
+        """Toolkit hook: the usable client `client_id` of this request's project, cached on the request."""
+        project = project_of(request)
+        cached = request.client
+        if isinstance(cached, Application) and project is not None and cached.client_id == client_id \
+                and cached.project_id == project.pk:
+            return cached
+        request.client = None
+        if project is None or not isinstance(client_id, str):
+            return None
+        try:
+            request.client = load_client(project, client_id, django_request(request))
+        except ValueError:  # e.g. a NUL byte PostgreSQL refuses to compare: no such client
+            return None
+        return request.client
+
+    def _basic_client_id(self, request) -> str | None:
+        auth = self._extract_basic_auth(request)
+        if not auth:
+            return None
+        try:
+            return unquote_plus(base64.b64decode(auth).decode("utf-8").split(":", 1)[0])
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+
+    def authenticate_client(self, request, *args, **kwargs):
+        """RFC 6749 §2.3.1 (basic, then post); a body client_id naming another client fails auth."""
+        basic_id = self._basic_client_id(request)
+        if basic_id is not None and request.client_id and request.client_id != basic_id:
+            return False
+        return super().authenticate_client(request, *args, **kwargs)
+
+    def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs):
+        if grant_type not in GRANT_TYPE_MAPPING or grant_type == "password":
+            return False
+        if grant_type == "client_credentials" and (
+            client.client_type != Application.CLIENT_CONFIDENTIAL
+            or client.registration_path not in CLIENT_CREDENTIALS_PATHS
+        ):
+            return False
+        return client.allows_grant_type(*GRANT_TYPE_MAPPING[grant_type])
+
+    # --- scopes -------------------------------------------------------------------------------
+    def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
+        return set(scopes).issubset(allowed_scopes(client, project_of(request)))
+
+    def get_default_scopes(self, client_id, request, *args, **kwargs):
+        return allowed_scopes(request.client, project_of(request))
+
+    # --- authorization codes ------------------------------------------------------------------
+    def validate_code(self, client_id, code, client, request, *args, **kwargs):
+        """Lock the code; a redeemed one is a replay (RFC 6749 §4.1.2: revoke what it issued)."""
+        grant = Grant.objects.select_for_update().filter(code=code, application=client).first()
+        if grant is None:
+            return False
+        if grant.redeemed_at is not None:
+            self._code_replayed(grant, request)
+            return False
+        if grant.is_expired() or grant.code_challenge_method != Grant.CODE_CHALLENGE_S256:
+            return False
+        request.grant_instance = grant
+        request.scopes = grant.scope.split()
+        request.user = grant.user
+        return True
+
+    def _code_replayed(self, grant: Grant, request) -> None:
+        tokens.revoke_family(grant.token_family)
+        AuditEvent.record(project_of(request), "token.code_replayed", client_id=grant.application.client_id,
+                          request=django_request(request), grant=grant.pk)
+
+    def _grant(self, code, request) -> Grant:
+        grant = getattr(request, "grant_instance", None)
+        return grant if grant is not None and grant.code == code else Grant.objects.get(code=code, application=request.client)
+
+    def get_code_challenge(self, code, request):
+        return self._grant(code, request).code_challenge or None
+
+    def get_code_challenge_method(self, code, request):
+        return self._grant(code, request).code_challenge_method or None
+
+    def get_default_redirect_uri(self, client_id, request, *args, **kwargs):
+        """OAuth 2.1 §4.1.3: with PKCE a client may omit redirect_uri; it is then the code's own."""
+        grant = getattr(request, "grant_instance", None)
+        return grant.redirect_uri if grant is not None else super().get_default_redirect_uri(client_id, request)
+
+    def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs):
+        return self._grant(code, request).redirect_uri_allowed(redirect_uri)
+
+    def get_authorization_code_nonce(self, client_id, code, redirect_uri, request):
+        return self._grant(code, request).nonce or None
+
+    def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs):
+        """Mark the code spent (not deleted) and remember the family it started."""
+        Grant.objects.filter(pk=request.grant_instance.pk).update(
+            redeemed_at=timezone.now(), token_family=getattr(request, "token_family", None))
+
+    # --- refresh tokens -----------------------------------------------------------------------
+    def rotate_refresh_token(self, request):
+        return True  # every use, every client (OAuth 2.1 §4.3.1)
+
+    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
+        """Lock the presented token; concurrent refreshes with it serialize here."""
+        row = (RefreshToken.objects.select_for_update()
+               .filter(token_checksum=tokens.checksum(refresh_token), application=client)
+               .order_by(F("revoked").desc(nulls_first=True)).first())
+        if row is None:
+            return False
+        if row.revoked is not None and not self._within_grace(row):
+            self._refresh_reused(row, request)
+            return False
+        if row.revoked is None and tokens.refresh_token_expired(row, project_of(request)):
+            return False
+        request.user = row.user
+        request.refresh_token = refresh_token
+        request.refresh_token_instance = row
+        return True
+
+    def _within_grace(self, row: RefreshToken) -> bool:
+        """A spent token stays usable briefly, only if it was rotated (not revoked on purpose)."""
+        grace = timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
+        if row.revoked <= timezone.now() - grace:
+            return False
+        return AccessToken.objects.filter(source_refresh_token=row).exists()
+
+    def _refresh_reused(self, row: RefreshToken, request) -> None:
+        tokens.revoke_family(row.token_family)
+        AuditEvent.record(project_of(request), "token.refresh_reuse_detected", client_id=row.application.client_id,
+                          request=django_request(request), family=str(row.token_family))
+
+    def get_original_scopes(self, refresh_token, request, *args, **kwargs):
+        return request.refresh_token_instance.scope.split()
+
+    def is_within_original_scope(self, request_scopes, refresh_token, request, *args, **kwargs):
+        return False  # a refresh never widens scope
+
+    # --- issuing ------------------------------------------------------------------------------
+    def _save_bearer_token(self, token, request, *args, **kwargs):
+        """Store what oauthlib generated: checksums only, the project's lifetimes, the bound audience."""
+        now = timezone.now()
+        previous = getattr(request, "refresh_token_instance", None)
+        source = None
+        if previous is not None and previous.revoked is None:
+            RefreshToken.objects.filter(pk=previous.pk).update(revoked=now, updated=now)
+            source = previous  # a grace-window sibling has no source: the first successor holds it
+        user = None if request.grant_type == "client_credentials" else request.user
+        scope = token.get("scope", " ".join(request.scopes or []))
+        audience = getattr(request, "audience", [])
+        access = tokens.store_access_token(
+            token["access_token"], client=request.client, user=user, scope=scope, audience=audience,
+            expires=now + timedelta(seconds=token["expires_in"]), claims=getattr(request, "token_claims", {}),
+            source_refresh_token=source,
+        )
+        if token.get("refresh_token"):
+            request.token_family = previous.token_family if previous is not None else uuid.uuid4()
+            tokens.store_refresh_token(token["refresh_token"], client=request.client, user=user, scope=scope,
+                                       audience=audience, access_token=access, family=request.token_family)
+        tokens.touch_client(request.client)
+
+    # --- revocation (RFC 7009) ----------------------------------------------------------------
+    def revoke_token(self, token, token_type_hint, request, *args, **kwargs):
+        """Only the authenticated client's own tokens; unknown ones are silently fine (§2.2)."""
+        client = request.client
+        if not isinstance(client, Application):
+            return
+        digest = tokens.checksum(token)
+        access = AccessToken.objects.filter(token_checksum=digest, application=client).first()
+        if access is not None:
+            tokens.revoke_access_token(access)
+            kind = "access_token"
+        else:
+            refresh = RefreshToken.objects.filter(token_checksum=digest, application=client).first()
+            if refresh is None:
+                return
+            tokens.revoke_refresh_token(refresh)
+            kind = "refresh_token"
+        AuditEvent.record(client.project, "token.revoked", client_id=client.client_id,
+                          request=django_request(request), token_type=kind)
