@@ -8,7 +8,7 @@ PORT ?= 8000
 WORKERS ?= 2
 export PUBLIC_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: install run test migrate lint clean
+.PHONY: install run test migrate lint clean bench bench-scale bench-soak bench-wrk
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,22 @@ run: migrate
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (docs/performance.md): own database (BENCH_DATABASE_URL, default mcpauth_bench) and
+# Redis db (BENCH_REDIS_URL, default db 9); loopback only; results in var/bench/.
+bench-wrk:
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& echo "installing wrk (Debian package)" && apt-get install -y -qq wrk >/dev/null; } \
+		|| { echo "make bench needs wrk: apt-get install -y wrk (Debian/Ubuntu), or brew install wrk"; exit 1; }
+
+bench: install bench-wrk
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-scale: install bench-wrk
+	$(BIN)/python -m bench.run --scale $(BENCH_ARGS)
+
+bench-soak: install bench-wrk
+	$(BIN)/python -m bench.run --soak 300 $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles var .pytest_cache

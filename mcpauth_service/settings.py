@@ -211,6 +211,9 @@ INTROSPECTION_CACHE_SECONDS = env_int("INTROSPECTION_CACHE_SECONDS", 60)
 # Outbound fetches (CIMD). Tests relax the private-address guard explicitly; nothing else does.
 OUTBOUND_ALLOW_PRIVATE_ADDRESSES = env_bool("OUTBOUND_ALLOW_PRIVATE_ADDRESSES", False)
 
+# `make bench` only: route /bench/hello, the hello-world ceiling the benchmark compares against.
+BENCH_HELLO = env_bool("BENCH_HELLO", False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import include, path
 
 from oauth import discovery
@@ -13,6 +14,11 @@ urlpatterns = [
     path("p/<slug:project_slug>/", include("oauth.urls")),
     path("", include("dashboard.urls")),
 ]
+
+if settings.BENCH_HELLO:  # the benchmark's ceiling (make bench); off unless BENCH_HELLO=true
+    from . import hello
+
+    urlpatterns.insert(0, path("bench/hello", hello.hello))
 
 handler404 = "mcpauth_service.errors.not_found"
 handler500 = "mcpauth_service.errors.server_error"

@@ -1,0 +1,134 @@
+"""CPU and queries per request, in process: where a hot path spends its time.
+
+    python -m bench.profile                        # every scenario: CPU µs/request, queries/request
+    python -m bench.profile --cprofile refresh     # and the top functions of one scenario
+
+Calls the WSGI application directly (no sockets, no load generator), so the numbers are CPU time
+of this process (`time.process_time`) and hold up on a busy machine better than req/s under wrk.
+Uses the bench database (recreated) and the same seeding as bench/run.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from urllib.parse import quote
+
+from . import run
+
+
+def wsgi_environ(method: str, path: str, headers: dict[str, str], body: str, port: int) -> dict:
+    data = body.encode()
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": str(port), "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": f"127.0.0.1:{port}", "wsgi.input": io.BytesIO(data), "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": True,
+        "wsgi.run_once": False, "wsgi.version": (1, 0), "CONTENT_LENGTH": str(len(data)),
+    }
+    for name, value in headers.items():
+        if name.lower() == "content-type":
+            environ["CONTENT_TYPE"] = value
+        elif value:
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+    return environ
+
+
+def call(app, environ: dict) -> tuple[int, bytes]:
+    status = []
+
+    def start_response(s, h, exc_info=None):
+        status.append(int(s.split()[0]))
+
+    chunks = app(environ, start_response)
+    try:
+        body = b"".join(chunks)
+    finally:
+        if hasattr(chunks, "close"):
+            chunks.close()
+    return status[0], body
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=300, help="requests per scenario")
+    parser.add_argument("--cprofile", default="", help="scenario to profile with cProfile")
+    parser.add_argument("--only", default="")
+    args = parser.parse_args(argv)
+    cfg = run.parse_args(["--port", "8097"])
+    run.configure_environment(cfg)
+    run.recreate_database(cfg.database_url)
+    run.flush_redis(cfg.redis_url)
+    run.setup_django()
+
+    from django.core.wsgi import get_wsgi_application
+    from django.db import connection
+
+    from . import seed
+
+    app = get_wsgi_application()
+    world = seed.create_world()
+    seed.background_tokens(world, 1000, [c.pk for c in world.cc_clients])
+    warm = seed.access_tokens(world, 50, world.cc_clients[0])
+    only = [s for s in args.only.split(",") if s]
+    queries: list[str] = []
+
+    def count(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    print(f"{'scenario':<20} {'CPU µs/req':>11} {'queries/req':>12}  status", flush=True)
+    for name in run.ORDER:
+        if only and name not in only and name != "hello":
+            continue
+        scenario = run.SCENARIOS[name]
+        n = args.n
+        lines = run.values_for(scenario, world, n + 5, warm)
+        if name == "authorization_code":
+            lines = [[c, v, quote(seed.REDIRECT_URI, safe=""), cid] for c, v, _u, cid in lines]
+
+        def environ_for(i: int) -> dict:
+            fields = lines[i % len(lines)] if lines else []
+            path = scenario.path if scenario.origin else world.base_path + scenario.fill(scenario.path, fields)
+            headers = {k: scenario.fill(v, fields) for k, v in scenario.headers.items()}
+            return wsgi_environ(scenario.method, path, headers, scenario.fill(scenario.body, fields), cfg.port)
+
+        # Warm: first calls import modules and fill caches (one-shot scenarios spend a value each).
+        warmups = 0 if scenario.once else 20
+        for i in range(warmups):
+            call(app, environ_for(i))
+        offset = 1 if scenario.once else 0
+        environs = [environ_for(i + offset) for i in range(n)]
+        queries.clear()
+        statuses: dict[int, int] = {}
+        profiler = cProfile.Profile() if name == args.cprofile else None
+        with connection.execute_wrapper(count):
+            started = time.process_time()
+            if profiler:
+                profiler.enable()
+            for environ in environs:
+                status, _ = call(app, environ)
+                statuses[status] = statuses.get(status, 0) + 1
+            if profiler:
+                profiler.disable()
+            cpu = time.process_time() - started
+        print(f"{name:<20} {cpu / n * 1e6:>11.0f} {len(queries) / n:>12.2f}  {statuses}", flush=True)
+        if profiler:
+            stream = io.StringIO()
+            pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(45)
+            print(stream.getvalue())
+            shown = {}
+            for sql in queries[: len(queries) // n * 3]:
+                shown[sql[:160]] = shown.get(sql[:160], 0) + 1
+            print("queries of the first requests:")
+            for sql in list(shown)[:40]:
+                print("   ", sql)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
