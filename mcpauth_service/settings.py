@@ -202,6 +202,15 @@ OAUTH2_PROVIDER = {
     "OAUTH2_SERVER_CLASS": "oauth.token.Server",
     "ACCESS_TOKEN_GENERATOR": "oauth.tokens.generate_access_token",
     "REFRESH_TOKEN_GENERATOR": "oauth.tokens.generate_refresh_token",
+    # CIMD: the toolkit's fetcher hook, made to go through oauth.outbound; per-project resolution
+    # is ours (oauth.cimd.resolve), so the toolkit's global CIMD_ENABLED stays off.
+    "CIMD_METADATA_FETCHER": "oauth.cimd.OutboundMetadataFetcher",
+    "CIMD_MAX_DOCUMENT_SIZE": 5 * 1024,
+    "CIMD_FETCH_TIMEOUT_SECONDS": env_int("CIMD_FETCH_TIMEOUT_SECONDS", 5),
+    "CIMD_METADATA_MIN_AGE_SECONDS": env_int("CIMD_METADATA_MIN_AGE_SECONDS", 300),
+    "CIMD_METADATA_MAX_AGE_SECONDS": env_int("CIMD_METADATA_MAX_AGE_SECONDS", 24 * 3600),
+    "CIMD_FAILURE_BACKOFF_SECONDS": env_int("CIMD_FAILURE_BACKOFF_SECONDS", 60),
+    "CIMD_MAX_CONCURRENT_FETCHES": 10,
 }
 
 # Introspection answers are cached this long (bounded by the token's own lifetime); revocation
@@ -213,6 +222,19 @@ OUTBOUND_ALLOW_PRIVATE_ADDRESSES = env_bool("OUTBOUND_ALLOW_PRIVATE_ADDRESSES", 
 
 # `make bench` only: route /bench/hello, the hello-world ceiling the benchmark compares against.
 BENCH_HELLO = env_bool("BENCH_HELLO", False)
+# Extra CA certificates (a PEM file) trusted for outbound TLS; tests trust their local server this way.
+OUTBOUND_CA_BUNDLE = env_str("OUTBOUND_CA_BUNDLE", "")
+OUTBOUND_TIMEOUT_SECONDS = env_int("OUTBOUND_TIMEOUT_SECONDS", 5)
+
+# Registration rate limits, {scope: [(window_seconds, limit), ...]}; see oauth/ratelimit.py.
+RATE_LIMITS: dict[str, list[tuple[int, int]]] = {}
+
+# The reaper (oauth/reaper.py): unused and idle open/CIMD clients, expired codes and tokens.
+CELERY_BEAT_SCHEDULE = {
+    "reap-clients-and-tokens": {"task": "oauth.tasks.reap", "schedule": env_int("REAPER_INTERVAL_SECONDS", 3600)},
+    # Signing keys older than their project's key_rotation_days are rotated (projects/tasks.py).
+    "rotate-signing-keys": {"task": "projects.tasks.rotate_due_signing_keys", "schedule": 3600},
+}
 
 LOGGING = {
     "version": 1,

@@ -36,11 +36,40 @@ class Application(AbstractApplication):
     last_used_at = models.DateTimeField(null=True, blank=True)
     # Same software, name and redirect URIs hash alike: repeated registrations group as one.
     fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
+    # RFC 7592 registration access token, as a keyed digest (the token itself is shown once).
+    registration_token_digest = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
         indexes = [models.Index(fields=["project", "registration_path"], name="client_project_path")]
         constraints = [models.UniqueConstraint(fields=["project", "client_id"], name="client_id_unique_per_project")]
+
+    # RFC 7591 grant type names -> the toolkit's grant constants.
+    TOOLKIT_GRANTS = {
+        "authorization_code": AbstractApplication.GRANT_AUTHORIZATION_CODE,
+        "client_credentials": AbstractApplication.GRANT_CLIENT_CREDENTIALS,
+    }
+
+    @property
+    def grant_types(self) -> list[str]:
+        """The RFC 7591 `grant_types` this client registered (its metadata), else its toolkit grant."""
+        registered = self.metadata.get("grant_types") if isinstance(self.metadata, dict) else None
+        if registered:
+            return list(registered)
+        names = [name for name, grant in self.TOOLKIT_GRANTS.items() if grant == self.authorization_grant_type]
+        return names + (["refresh_token"] if "authorization_code" in names else [])
+
+    def allows_grant_type(self, *grant_types: str) -> bool:
+        """Toolkit hook: a client may hold several grants (code and client_credentials), not just one."""
+        allowed = {self.TOOLKIT_GRANTS.get(name, name) for name in self.grant_types}
+        return any(grant in allowed for grant in grant_types)
+
+    def get_allowed_schemes(self) -> list[str]:
+        """Toolkit hook: http(s) plus the private-use schemes (RFC 8252 §7.1) this native client registered."""
+        from .client_metadata import is_private_use_scheme
+
+        schemes = {uri.split(":", 1)[0].lower() for uri in self.redirect_uris.split() if ":" in uri}
+        return ["http", "https", *sorted(s for s in schemes if is_private_use_scheme(s))]
 
 
 class Grant(AbstractGrant):

@@ -13,6 +13,7 @@ from oauthlib.oauth2 import Server as OAuthlibServer
 
 from . import tokens
 from .endpoint import oauth_endpoint
+from .errors import InvalidRequest
 from .token_exchange import GRANT_TYPE as TOKEN_EXCHANGE, TokenExchangeGrant
 
 
@@ -36,10 +37,17 @@ class Server(OAuthlibServer):
             grant.custom_validators.post_token.append(tokens.bind_audience)
 
 
+def require_grant_type(request) -> None:
+    """RFC 6749 §5.2: a request without grant_type is malformed (oauthlib would guess one)."""
+    if not request.POST.get("grant_type"):
+        raise InvalidRequest("grant_type is required.")
+
+
 class TokenView(ToolkitTokenView):
     """The toolkit's token view, run in one transaction (code and refresh-token rows are locked)."""
 
     def post(self, request, *args, **kwargs):
+        require_grant_type(request)
         with transaction.atomic():
             _, headers, body, status = self.create_token_response(request)
         response = HttpResponse(body, status=status, content_type="application/json")

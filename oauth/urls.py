@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import discovery, jwks
+from . import discovery, jwks, registration
 from . import introspection, revocation, token, token_exchange  # issue 5: tokens
 
 app_name = "oauth"
@@ -17,4 +17,6 @@ urlpatterns = [
     path("oauth/introspect", introspection.introspect, name="introspect"),
     path("api/oauth/introspect", introspection.introspect, name="api-introspect"),
     path("api/oauth/token/exchange", token_exchange.exchange, name="token-exchange"),
+    path("api/oauth/register", registration.register, name="register"),
+    path("api/oauth/register/<str:client_id>", registration.manage, name="register-manage"),
 ]
