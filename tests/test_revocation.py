@@ -1,0 +1,106 @@
+"""Revocation endpoint (RFC 7009): client-authenticated, 200 for unknown tokens, families end together."""
+
+from django.core.cache import cache
+
+from oauth.models import AccessToken, RefreshToken
+from oauth.tokens import cache_key, checksum
+from projects.models import AuditEvent
+from tests.token_support import basic, introspect, make_code, post_form, redeem, refresh
+
+
+def revoke_url(project) -> str:
+    return f"/p/{project.slug}/oauth/revoke"
+
+
+def tokens_for(http, client, user):
+    code, verifier = make_code(client, user)
+    return redeem(http, client, code, verifier).json()
+
+
+def active(http, project, token) -> bool:
+    return introspect(http, project, token, project.registration_secret).json()["active"]
+
+
+def test_it_revokes_a_refresh_token_and_its_whole_family(client, public_client_a, end_user_a, project_a):
+    first = tokens_for(client, public_client_a, end_user_a)
+    second = refresh(client, public_client_a, first["refresh_token"]).json()
+
+    response = post_form(client, revoke_url(project_a), {"token": second["refresh_token"],
+                                                         "client_id": public_client_a.client_id})
+
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert not RefreshToken.objects.filter(revoked__isnull=True).exists()
+    assert not AccessToken.objects.exists()
+    assert not active(client, project_a, first["access_token"])
+    assert not active(client, project_a, second["access_token"])
+    assert refresh(client, public_client_a, second["refresh_token"]).json()["error"] == "invalid_grant"
+    assert AuditEvent.objects.filter(project=project_a, kind="token.revoked").count() == 1
+
+
+def test_it_revokes_an_access_token_and_invalidates_its_cached_introspection(client, confidential_client_a,
+                                                                             end_user_a, project_a):
+    issued = tokens_for(client, confidential_client_a, end_user_a)
+    assert active(client, project_a, issued["access_token"])  # now cached
+    assert cache.get(cache_key(checksum(issued["access_token"])))["project"] == project_a.pk
+
+    response = post_form(client, revoke_url(project_a), {"token": issued["access_token"],
+                                                         "token_type_hint": "access_token"},
+                         HTTP_AUTHORIZATION=basic(confidential_client_a))
+
+    assert response.status_code == 200
+    assert not AccessToken.objects.exists()
+    assert not active(client, project_a, issued["access_token"])
+    assert refresh(client, confidential_client_a, issued["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_it_answers_200_for_an_unknown_token(client, public_client_a, project_a):
+    response = post_form(client, revoke_url(project_a), {"token": "mcpat_unknown", "client_id": public_client_a.client_id})
+
+    assert response.status_code == 200
+    assert not AuditEvent.objects.filter(kind="token.revoked").exists()
+
+
+def test_it_requires_client_authentication(client, confidential_client_a, end_user_a, project_a):
+    issued = tokens_for(client, confidential_client_a, end_user_a)
+
+    anonymous = post_form(client, revoke_url(project_a), {"token": issued["access_token"]})
+    wrong = post_form(client, revoke_url(project_a), {"token": issued["access_token"]},
+                      HTTP_AUTHORIZATION=basic(confidential_client_a, "mcpcs_wrong"))
+
+    assert anonymous.status_code == 401 and anonymous.json()["error"] == "invalid_client"
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+    assert active(client, project_a, issued["access_token"])
+
+
+def test_it_requires_the_token_parameter(client, public_client_a, project_a):
+    response = post_form(client, revoke_url(project_a), {"client_id": public_client_a.client_id})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_a_client_cannot_revoke_another_clients_token(client, public_client_a, confidential_client_a,
+                                                      end_user_a, project_a):
+    issued = tokens_for(client, public_client_a, end_user_a)
+
+    response = post_form(client, revoke_url(project_a), {"token": issued["access_token"]},
+                         HTTP_AUTHORIZATION=basic(confidential_client_a))
+
+    assert response.status_code == 200
+    assert active(client, project_a, issued["access_token"])
+
+
+def test_a_token_of_project_a_cannot_be_revoked_through_project_b(client, public_client_a, confidential_client_b,
+                                                                  end_user_a, project_a, project_b):
+    issued = tokens_for(client, public_client_a, end_user_a)
+
+    through_b = post_form(client, revoke_url(project_b), {"token": issued["refresh_token"]},
+                          HTTP_AUTHORIZATION=basic(confidential_client_b))
+    a_client_at_b = post_form(client, revoke_url(project_b), {"token": issued["refresh_token"],
+                                                               "client_id": public_client_a.client_id})
+
+    assert through_b.status_code == 200
+    assert a_client_at_b.status_code == 401 and a_client_at_b.json()["error"] == "invalid_client"
+    assert RefreshToken.objects.get().revoked is None
+    assert active(client, project_a, issued["access_token"])
