@@ -3,10 +3,15 @@
 import functools
 
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from projects.models import Project
+
+READ = ("owner", "admin", "viewer")
+WRITE = ("owner", "admin")
+OWNER = ("owner",)
 
 
 def operator_required(view):
@@ -19,10 +24,33 @@ def operator_required(view):
     return wrapper
 
 
-def project_for(request, slug: str, roles: tuple[str, ...] = ("owner", "admin", "viewer")) -> tuple[Project, str]:
+def project_for(request, slug: str, roles: tuple[str, ...] = READ) -> tuple[Project, str]:
     """The project `slug` if the operator is a member with one of `roles`; another's is a 404."""
     project = get_object_or_404(Project.objects.visible_to(request.user), slug=slug)
     role = project.role_of(request.user)
     if role not in roles:
         raise Http404("no such project")
     return project, role
+
+
+def project_view(roles: tuple[str, ...] = READ):
+    """A view of one project: `view(request, project, ...)`, with `request.role` set.
+
+    Not a member: 404 (the project's existence is not revealed). A member without one of
+    `roles` (a viewer attempting a change): 403.
+    """
+
+    def decorator(view):
+        @operator_required
+        @functools.wraps(view)
+        def wrapper(request, slug: str, *args, **kwargs):
+            project, role = project_for(request, slug, READ)
+            if role not in roles:
+                raise PermissionDenied("your role cannot do this")
+            request.role = role
+            request.can_write = role in WRITE
+            return view(request, project, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "oauth2_provider",
     "mcpauth_service.apps.McpauthServiceConfig",
     "projects",
@@ -168,6 +169,24 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# Operator dashboard: anyone may sign up as an operator unless OPERATOR_SIGNUP=false.
+OPERATOR_SIGNUP_ENABLED = env_bool("OPERATOR_SIGNUP", True)
+# OpenAPI for the management API and the OAuth endpoints (/api/schema, /docs/endpoints).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "mcpauth API",
+    "DESCRIPTION": "The management API (operator API tokens, `Authorization: Bearer mcpop_…`) "
+                   "and the per-project OAuth 2.1 endpoints under `/p/{slug}`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "/" + STATIC_URL + "dashboard/vendor/swagger-ui",  # vendored: CSP allows 'self' only
+    "SWAGGER_UI_FAVICON_HREF": None,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "dashboard.api_schema.add_oauth_endpoints",
+    ],
 }
 
 # Behaviour of django-oauth-toolkit. Per-project policy lives on the Project row; this is the

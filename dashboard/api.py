@@ -1,0 +1,392 @@
+"""Management REST API: what the dashboard does, for scripts, authenticated by operator API tokens.
+
+`Authorization: Bearer mcpop_…` acts as the token's operator with their project roles: another
+operator's project is a 404, a viewer's change is a 403. Errors are `{"error", "error_description"}`.
+Validation is the dashboard's own (the same forms), so both paths accept exactly the same values.
+"""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, QueryDict
+from django.shortcuts import get_object_or_404
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from oauth.models import Application
+from projects.models import Project, ProjectSecret
+
+from . import actions, audit, clients
+from .decorators import READ, WRITE
+from .forms import ClientForm, ProjectForm, SecretForm, SettingsForm
+from .models import OperatorToken
+
+
+class OperatorTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer mcpop_…` (RFC 6750 §2.1)."""
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != b"bearer":
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header.")
+        token = OperatorToken.authenticate(parts[1].decode("latin-1"))
+        if token is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API token.")
+        return token.user, token
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="mcpauth"'
+
+
+class OperatorTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "dashboard.api.OperatorTokenAuthentication"
+    name = "operatorToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "An operator API token `mcpop_…` (Account page)"}
+
+
+class IsOperator(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_operator)
+
+
+ERROR_CODES = {400: "invalid_request", 401: "invalid_token", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 415: "unsupported_media_type", 429: "rate_limited"}
+
+
+def error_handler(exc, context):
+    """The one place management-API errors become JSON."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound("Not found.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied("Your role in this project cannot do this.")
+    if not isinstance(exc, exceptions.APIException):
+        return None  # unexpected: Django logs it and answers 500 without a trace
+    body = {"error": ERROR_CODES.get(exc.status_code, "invalid_request")}
+    if isinstance(exc.detail, dict):
+        body["error_description"] = "Some fields are invalid."
+        body["fields"] = exc.detail
+    else:
+        body["error_description"] = str(exc.detail)
+    response = Response(body, status=exc.status_code)
+    if exc.status_code == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="mcpauth", error="invalid_token"'
+    return response
+
+
+class ManagementView(APIView):
+    authentication_classes = [OperatorTokenAuthentication]
+    permission_classes = [IsOperator]
+
+    def get_exception_handler(self):
+        return error_handler
+
+    def project(self, slug: str, roles: tuple[str, ...] = READ) -> Project:
+        """`slug` if the operator is a member (else 404) with one of `roles` (else 403)."""
+        project = get_object_or_404(Project.objects.visible_to(self.request.user), slug=slug)
+        if project.role_of(self.request.user) not in roles:
+            raise exceptions.PermissionDenied("Your role in this project cannot do this.")
+        return project
+
+
+def form_errors(form) -> exceptions.ValidationError:
+    return exceptions.ValidationError({name: [str(e) for e in errs] for name, errs in form.errors.items()})
+
+
+def as_form_data(values: dict) -> QueryDict:
+    """JSON values as the dashboard's form would post them (lists repeat; booleans are "on"/absent)."""
+    data = QueryDict(mutable=True)
+    for name, value in values.items():
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        elif isinstance(value, list):
+            data.setlist(name, [str(v) for v in value])
+        elif value is not None:
+            data[name] = str(value)
+    return data
+
+
+# --- Serializers (shapes of responses) ---------------------------------------------------------
+
+class ScopeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    issuer = serializers.CharField(read_only=True)
+    scopes = ScopeSerializer(many=True)
+    resources = serializers.ListField(child=serializers.URLField())
+
+    class Meta:
+        model = Project
+        fields = ["slug", "name", "issuer", "resources", "scopes", "cimd_enabled", "open_registration_enabled",
+                  "secret_registration_enabled", "login_mode", "login_url", "signup_enabled", "token_format",
+                  "access_token_ttl", "refresh_token_ttl", "display_name", "logo_url", "accent_color",
+                  "created_at", "updated_at"]
+
+
+class ProjectCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    slug = serializers.CharField(max_length=50)
+    resource = serializers.CharField(required=False, allow_blank=True, help_text="Default resource (MCP server URL)")
+
+
+class ProjectCreatedSerializer(ProjectSerializer):
+    registration_secret = serializers.CharField(help_text="Shown once: store it now.")
+
+    class Meta(ProjectSerializer.Meta):
+        fields = ProjectSerializer.Meta.fields + ["registration_secret"]
+
+
+class SettingsPatchSerializer(ProjectSerializer):
+    class Meta(ProjectSerializer.Meta):
+        fields = [f for f in ProjectSerializer.Meta.fields if f not in ("slug", "name", "issuer", "created_at",
+                                                                         "updated_at")]
+        extra_kwargs = {f: {"required": False} for f in fields}
+
+
+class ClientSerializer(serializers.ModelSerializer):
+    redirect_uris = serializers.SerializerMethodField()
+    live_tokens = serializers.IntegerField(read_only=True)
+    disabled = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Application
+        fields = ["id", "client_id", "name", "registration_path", "client_type", "redirect_uris", "first_party",
+                  "disabled", "disabled_at", "created", "last_used_at", "live_tokens", "fingerprint", "metadata"]
+
+    def get_redirect_uris(self, client) -> list[str]:
+        return client.redirect_uris.split()
+
+    def get_disabled(self, client) -> bool:
+        return client.disabled_at is not None
+
+
+class ClientCreateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    redirect_uris = serializers.ListField(child=serializers.CharField(), required=False)
+    client_type = serializers.ChoiceField(choices=["public", "confidential"], default="public")
+    grant_types = serializers.ListField(child=serializers.ChoiceField(
+        choices=["authorization_code", "refresh_token", "client_credentials"]))
+    first_party = serializers.BooleanField(default=False)
+
+
+class ClientCreatedSerializer(ClientSerializer):
+    client_secret = serializers.CharField(required=False, help_text="Confidential clients only; shown once.")
+
+    class Meta(ClientSerializer.Meta):
+        fields = ClientSerializer.Meta.fields + ["client_secret"]
+
+
+class SecretSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ProjectSecret
+        fields = ["id", "name", "prefix", "permissions", "created_at", "last_used_at", "revoked_at"]
+
+
+class SecretCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    permissions = serializers.ListField(child=serializers.ChoiceField(choices=list(ProjectSecret.PERMISSIONS)))
+
+
+class SecretCreatedSerializer(SecretSerializer):
+    secret = serializers.CharField(help_text="Shown once: store it now.")
+
+    class Meta(SecretSerializer.Meta):
+        fields = SecretSerializer.Meta.fields + ["secret"]
+
+
+class AuditEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    actor = serializers.CharField()
+    client_id = serializers.CharField()
+    ip = serializers.CharField(allow_null=True)
+    detail = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class AuditPageSerializer(serializers.Serializer):
+    results = AuditEventSerializer(many=True)
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+    count = serializers.IntegerField()
+
+
+# --- Views -----------------------------------------------------------------------------------
+
+class ProjectsView(ManagementView):
+    @extend_schema(tags=["projects"], summary="Projects you are a member of",
+                   responses=ProjectSerializer(many=True))
+    def get(self, request):
+        projects = Project.objects.visible_to(request.user).order_by("name")
+        return Response(ProjectSerializer(projects, many=True).data)
+
+    @extend_schema(tags=["projects"], summary="Create a project (you become its owner)",
+                   request=ProjectCreateSerializer, responses={201: ProjectCreatedSerializer})
+    def post(self, request):
+        form = ProjectForm(as_form_data(request.data if isinstance(request.data, dict) else {}))
+        if not form.is_valid():
+            raise form_errors(form)
+        data = form.cleaned_data
+        project, secret = Project.objects.create_project(
+            owner=request.user, name=data["name"], slug=data["slug"],
+            resources=[data["resource"]] if data["resource"] else [],
+        )
+        body = ProjectSerializer(project).data | {"registration_secret": secret}
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+
+
+class ProjectView(ManagementView):
+    @extend_schema(tags=["projects"], summary="A project and its settings", responses=ProjectSerializer)
+    def get(self, request, slug):
+        return Response(ProjectSerializer(self.project(slug)).data)
+
+    @extend_schema(tags=["projects"], summary="Change settings (audited as settings.changed)",
+                   request=SettingsPatchSerializer, responses=ProjectSerializer)
+    def patch(self, request, slug):
+        project = self.project(slug, WRITE)
+        patch = request.data if isinstance(request.data, dict) else {}
+        form = SettingsForm(as_form_data(self.settings_values(project, patch)), instance=project)
+        if not form.is_valid():
+            raise form_errors(form)
+        changed = form.apply()
+        if changed:
+            actions.update_settings(form.instance, changed, request)
+        return Response(ProjectSerializer(form.instance).data)
+
+    @staticmethod
+    def settings_values(project: Project, patch: dict) -> dict:
+        values = {name: getattr(project, name) for name in SettingsForm.Meta.fields}
+        values |= {k: v for k, v in patch.items() if k in SettingsForm.Meta.fields}
+        resources = patch.get("resources", project.resources)
+        scopes = patch.get("scopes", project.scopes)
+        if not isinstance(resources, list) or not isinstance(scopes, list):
+            raise exceptions.ValidationError({"resources": ["A list."], "scopes": ["A list."]})
+        values["resources_text"] = "\n".join(str(r) for r in resources)
+        values["scopes_text"] = "\n".join(
+            (f"{s.get('name', '')} — {s['description']}" if s.get("description") else str(s.get("name", "")))
+            if isinstance(s, dict) else str(s)
+            for s in scopes
+        )
+        return values
+
+
+class RotateKeyView(ManagementView):
+    @extend_schema(tags=["projects"], summary="Rotate the signing key", request=None,
+                   responses=inline_serializer("RotatedKey", {"kid": serializers.CharField()}))
+    def post(self, request, slug):
+        project = self.project(slug, WRITE)
+        key = project.rotate_signing_key(actor=request.user.email)
+        return Response({"kid": key.kid})
+
+
+class ClientsView(ManagementView):
+    @extend_schema(tags=["clients"], summary="Clients (filters as in the dashboard)",
+                   parameters=[OpenApiParameter(n, OpenApiTypes.STR) for n in
+                               ("q", "path", "software", "status", "fingerprint")],
+                   responses=ClientSerializer(many=True))
+    def get(self, request, slug):
+        found, _ = clients.filtered_clients(self.project(slug), request.query_params)
+        return Response(ClientSerializer(found[:500], many=True).data)
+
+    @extend_schema(tags=["clients"], summary="Create a pre-registered client", request=ClientCreateSerializer,
+                   responses={201: ClientCreatedSerializer})
+    def post(self, request, slug):
+        project = self.project(slug, WRITE)
+        values = dict(request.data) if isinstance(request.data, dict) else {}
+        if isinstance(values.get("redirect_uris"), list):
+            values["redirect_uris"] = "\n".join(str(u) for u in values["redirect_uris"])
+        form = ClientForm(as_form_data(values))
+        if not form.is_valid():
+            raise form_errors(form)
+        client, secret = actions.create_client(project, request, **form.cleaned_data)
+        client = actions.clients_of(project).get(pk=client.pk)
+        body = ClientSerializer(client).data | ({"client_secret": secret} if secret else {})
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+
+
+class ClientView(ManagementView):
+    def client(self, slug, pk, roles=READ):
+        project = self.project(slug, roles)
+        return project, get_object_or_404(actions.clients_of(project), pk=pk)
+
+    @extend_schema(tags=["clients"], summary="One client", responses=ClientSerializer)
+    def get(self, request, slug, pk):
+        return Response(ClientSerializer(self.client(slug, pk)[1]).data)
+
+    @extend_schema(tags=["clients"], summary="Delete a client (its tokens go with it)", responses={204: None})
+    def delete(self, request, slug, pk):
+        project, client = self.client(slug, pk, WRITE)
+        actions.delete_client(project, client, request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ClientActionView(ClientView):
+    action = ""
+
+    @extend_schema(tags=["clients"], request=None,
+                   responses=inline_serializer("ClientActionResult", {"ok": serializers.BooleanField()}))
+    def post(self, request, slug, pk):
+        project, client = self.client(slug, pk, WRITE)
+        if self.action == "revoke-tokens":
+            actions.revoke_client_tokens(project, client, request)
+        else:
+            actions.set_client_disabled(project, client, self.action == "disable", request)
+        return Response({"ok": True})
+
+
+class SecretsView(ManagementView):
+    @extend_schema(tags=["secrets"], summary="Project secrets (never their values)",
+                   responses=SecretSerializer(many=True))
+    def get(self, request, slug):
+        project = self.project(slug)
+        return Response(SecretSerializer(project.secrets.order_by("-created_at"), many=True).data)
+
+    @extend_schema(tags=["secrets"], summary="Create a secret (its value is shown once)",
+                   request=SecretCreateSerializer, responses={201: SecretCreatedSerializer})
+    def post(self, request, slug):
+        project = self.project(slug, WRITE)
+        form = SecretForm(as_form_data(request.data if isinstance(request.data, dict) else {}))
+        if not form.is_valid():
+            raise form_errors(form)
+        row, value = ProjectSecret.issue(project, form.cleaned_data["name"], form.cleaned_data["permissions"],
+                                         created_by=request.user)
+        return Response(SecretSerializer(row).data | {"secret": value}, status=status.HTTP_201_CREATED,
+                        headers={"Cache-Control": "no-store"})
+
+
+class SecretView(ManagementView):
+    @extend_schema(tags=["secrets"], summary="Revoke a secret", responses={204: None})
+    def delete(self, request, slug, pk):
+        project = self.project(slug, WRITE)
+        secret = get_object_or_404(ProjectSecret, project=project, pk=pk)
+        secret.revoke(actor=request.user.email)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AuditEventsView(ManagementView):
+    @extend_schema(tags=["audit"], summary="Audit events, newest first, 100 a page",
+                   parameters=[OpenApiParameter("kind", OpenApiTypes.STR),
+                               OpenApiParameter("client", OpenApiTypes.STR, description="client_id"),
+                               OpenApiParameter("since", OpenApiTypes.DATE),
+                               OpenApiParameter("until", OpenApiTypes.DATE),
+                               OpenApiParameter("page", OpenApiTypes.INT)],
+                   responses=AuditPageSerializer)
+    def get(self, request, slug):
+        events, _ = audit.filtered_events(self.project(slug), request.query_params)
+        page = Paginator(events, 100).get_page(request.query_params.get("page"))
+        return Response({"results": AuditEventSerializer(page.object_list, many=True).data,
+                         "page": page.number, "pages": page.paginator.num_pages, "count": page.paginator.count})
+
+

@@ -1,0 +1,26 @@
+"""Routes of the management API (/api/v1/...), its OpenAPI schema and the rendered docs."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from . import api
+
+P = "api/v1/projects/<slug:slug>"
+
+urlpatterns = [
+    path("api/schema", SpectacularAPIView.as_view(), name="api_schema"),
+    path("docs/endpoints", SpectacularSwaggerSplitView.as_view(url_name="dashboard:api_schema",
+                                                              title="mcpauth API"), name="api_docs"),
+    path("api/v1/projects", api.ProjectsView.as_view(), name="api_projects"),
+    path(P, api.ProjectView.as_view(), name="api_project"),
+    path(P + "/rotate-key", api.RotateKeyView.as_view(), name="api_rotate_key"),
+    path(P + "/clients", api.ClientsView.as_view(), name="api_clients"),
+    path(P + "/clients/<int:pk>", api.ClientView.as_view(), name="api_client"),
+    path(P + "/clients/<int:pk>/revoke-tokens", api.ClientActionView.as_view(action="revoke-tokens"),
+         name="api_client_revoke_tokens"),
+    path(P + "/clients/<int:pk>/disable", api.ClientActionView.as_view(action="disable"), name="api_client_disable"),
+    path(P + "/clients/<int:pk>/enable", api.ClientActionView.as_view(action="enable"), name="api_client_enable"),
+    path(P + "/secrets", api.SecretsView.as_view(), name="api_secrets"),
+    path(P + "/secrets/<int:pk>", api.SecretView.as_view(), name="api_secret"),
+    path(P + "/audit-events", api.AuditEventsView.as_view(), name="api_audit_events"),
+]
