@@ -175,7 +175,7 @@ class ClientSerializer(serializers.ModelSerializer):
 class ClientCreateSerializer(serializers.Serializer):
     name = serializers.CharField()
     redirect_uris = serializers.ListField(child=serializers.CharField(), required=False)
-    client_type = serializers.ChoiceField(choices=["public", "confidential"], default="public")
+    client_type = serializers.ChoiceField(choices=Application.CLIENT_TYPES, default=Application.CLIENT_PUBLIC)
     grant_types = serializers.ListField(child=serializers.ChoiceField(
         choices=["authorization_code", "refresh_token", "client_credentials"]))
     first_party = serializers.BooleanField(default=False)
@@ -316,11 +316,13 @@ class ClientsView(ManagementView):
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
 
-class ClientView(ManagementView):
+class ClientLookup:
     def client(self, slug, pk, roles=READ):
         project = self.project(slug, roles)
         return project, get_object_or_404(actions.clients_of(project), pk=pk)
 
+
+class ClientView(ClientLookup, ManagementView):
     @extend_schema(tags=["clients"], summary="One client", responses=ClientSerializer)
     def get(self, request, slug, pk):
         return Response(ClientSerializer(self.client(slug, pk)[1]).data)
@@ -332,17 +334,25 @@ class ClientView(ManagementView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ClientActionView(ClientView):
-    action = ""
+ACTION_RESULT = inline_serializer("ClientActionResult", {"ok": serializers.BooleanField()})
 
-    @extend_schema(tags=["clients"], request=None,
-                   responses=inline_serializer("ClientActionResult", {"ok": serializers.BooleanField()}))
+
+class RevokeClientTokensView(ClientLookup, ManagementView):
+    @extend_schema(tags=["clients"], summary="Revoke every token of a client", request=None, responses=ACTION_RESULT)
     def post(self, request, slug, pk):
         project, client = self.client(slug, pk, WRITE)
-        if self.action == "revoke-tokens":
-            actions.revoke_client_tokens(project, client, request)
-        else:
-            actions.set_client_disabled(project, client, self.action == "disable", request)
+        actions.revoke_client_tokens(project, client, request)
+        return Response({"ok": True})
+
+
+class DisableClientView(ClientLookup, ManagementView):
+    disabled = True
+
+    @extend_schema(tags=["clients"], summary="Disable a client (revokes its tokens) or enable it again",
+                   request=None, responses=ACTION_RESULT)
+    def post(self, request, slug, pk):
+        project, client = self.client(slug, pk, WRITE)
+        actions.set_client_disabled(project, client, self.disabled, request)
         return Response({"ok": True})
 
 

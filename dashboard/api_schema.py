@@ -4,6 +4,8 @@ They are function views outside DRF, so drf-spectacular cannot see them; this ho
 from the contract so `/docs/endpoints` covers the whole service.
 """
 
+import re
+
 SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"},
         "description": "The project's slug: the issuer is `{PUBLIC_URL}/p/{slug}`."}
 ERROR = {"$ref": "#/components/schemas/OAuthError"}
@@ -94,7 +96,12 @@ SCHEMES = {
 
 def add_oauth_endpoints(result, generator, request, public):
     """drf-spectacular postprocessing hook: the OAuth endpoints and the security schemes."""
-    result.setdefault("paths", {}).update(ENDPOINTS)
+    paths = result.setdefault("paths", {})
+    for path, item in ENDPOINTS.items():
+        for method, operation in item.items():
+            words = re.sub(r"[^a-z0-9]+", "_", path.removeprefix("/p/{slug}/").lower()).strip("_")
+            operation["operationId"] = f"{method}_{words}"
+        paths[path] = item
     components = result.setdefault("components", {})
     components.setdefault("schemas", {})["OAuthError"] = {
         "type": "object", "required": ["error"],

@@ -129,7 +129,8 @@ class SettingsForm(forms.ModelForm):
         help_text="MCP server URLs this project protects, one per line. The first is the default.",
     )
     login_url = forms.URLField(label="Login URL (handoff mode)", required=False, max_length=2000,
-                               assume_scheme="https")
+                               assume_scheme="https",
+                               help_text="Handoff mode sends the browser here with ?authorization_request={id}.")
     logo_url = forms.URLField(label="Logo URL", required=False, max_length=2000, assume_scheme="https")
     scopes_text = forms.CharField(
         label="Scopes catalog", widget=forms.Textarea(attrs={"rows": 5}),
@@ -159,6 +160,10 @@ class SettingsForm(forms.ModelForm):
             "accent_color": "Accent colour",
         }
         widgets = {"accent_color": forms.TextInput(attrs={"type": "color"})}
+        help_texts = {
+            "access_token_ttl": "60 seconds to 24 hours (3600 = one hour).",
+            "refresh_token_ttl": "5 minutes to 365 days (2592000 = 30 days).",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
