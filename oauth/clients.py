@@ -7,12 +7,22 @@ allows them.
 
 from django.http import HttpRequest
 
+from . import cimd
 from .models import Application
 
 
 def load_client(project, client_id: str, request: HttpRequest | None = None) -> Application | None:
-    """The usable client `client_id` of `project`, or None (unknown, deleted or disabled)."""
-    if not client_id or len(client_id) > 255:
+    """The usable client `client_id` of `project`, or None (unknown, deleted or disabled).
+
+    An https URL that no registered client of the project owns is a CIMD client: its document
+    is fetched (or taken from the cache) and the project's row for it created or refreshed.
+    This may do network I/O and a write; it never raises for a bad document (None instead).
+    """
+    if not isinstance(client_id, str) or not client_id or len(client_id) > 255:
         return None
-    client = Application.objects.filter(project=project, client_id=client_id, disabled_at__isnull=True).first()
+    client = Application.objects.filter(project=project, client_id=client_id).first()
+    if client is not None and client.disabled_at is not None:
+        return None
+    if cimd.is_cimd_client_id(client_id) and (client is None or client.registration_path == Application.Path.CIMD):
+        return cimd.resolve(project, client_id, existing=client)
     return client

@@ -1,0 +1,163 @@
+"""The one outbound HTTP client (used for CIMD documents), hardened against SSRF.
+
+- The host is resolved once; every address must be public, and the socket's actual peer is
+  checked again right after connect, so a DNS answer that changes between checks (rebinding)
+  cannot steer us to a private, loopback, link-local or cloud-metadata address.
+- No redirects are followed (a 3xx is returned as is, and callers refuse it).
+- At most `max_bytes` of body are read; more is an error, not a truncation.
+- One deadline bounds resolve + connect + TLS + every read.
+
+The address guard is relaxed only by `settings.OUTBOUND_ALLOW_PRIVATE_ADDRESSES` (tests set it
+explicitly, and a system check warns when it is on outside DEBUG). `settings.OUTBOUND_CA_BUNDLE`
+names extra trusted CA certificates (tests trust their own local TLS server through it).
+"""
+
+import http.client
+import ipaddress
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from email.message import Message
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from oauth2_provider.cimd import _ip_is_public  # the toolkit's check, IPv4-in-IPv6 forms included
+
+DEFAULT_MAX_BYTES = 5 * 1024
+DEFAULT_TIMEOUT = 5.0
+USER_AGENT = "mcpauth (+client-metadata-fetcher)"
+
+
+class OutboundError(Exception):
+    """The fetch was refused or failed. The message is for logs only, never for clients."""
+
+
+@dataclass
+class OutboundResponse:
+    status: int
+    headers: Message
+    body: bytes
+
+    def read(self, amount: int | None = None) -> bytes:
+        """File-like access for readers written against urllib3 responses."""
+        return self.body if amount is None else self.body[:amount]
+
+
+def address_allowed(ip: str) -> bool:
+    """Globally routable unicast only (`is_global` alone lets multicast such as 224.0.0.1 through)."""
+    if settings.OUTBOUND_ALLOW_PRIVATE_ADDRESSES:
+        return True
+    try:
+        multicast = ipaddress.ip_address(ip.split("%", 1)[0]).is_multicast
+    except ValueError:
+        return False
+    return _ip_is_public(ip) and not multicast
+
+
+def get(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float | None = None,
+        headers: dict[str, str] | None = None, schemes: tuple[str, ...] = ("https",)) -> OutboundResponse:
+    """GET `url` under every guard above; raises `OutboundError` for any refusal or failure."""
+    parts = _check_url(url, schemes)
+    deadline = time.monotonic() + (timeout or getattr(settings, "OUTBOUND_TIMEOUT_SECONDS", DEFAULT_TIMEOUT))
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    sock = _connect(parts.hostname or "", port, deadline)
+    try:
+        if parts.scheme == "https":
+            sock = _tls_context().wrap_socket(sock, server_hostname=parts.hostname)
+        return _exchange(sock, parts, headers or {}, max_bytes, deadline)
+    except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+        raise OutboundError(f"fetch failed: {exc.__class__.__name__}: {exc}") from None
+    finally:
+        sock.close()
+
+
+def _check_url(url: str, schemes: tuple[str, ...]):
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise OutboundError("malformed URL") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise OutboundError("URL scheme or host not allowed")
+    if parts.username is not None or parts.password is not None:
+        raise OutboundError("URL carries credentials")
+    return parts
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise OutboundError("timed out")
+    return left
+
+
+def _resolve(host: str, port: int) -> list[tuple]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise OutboundError(f"could not resolve host: {exc}") from None
+    refused = [info[4][0] for info in infos if not address_allowed(info[4][0])]
+    if refused or not infos:
+        # One private answer refuses the host: a mixed answer must not smuggle a connection in.
+        raise OutboundError(f"host resolves to a non-public address ({refused[:1]})")
+    return infos
+
+
+def _connect(host: str, port: int, deadline: float) -> socket.socket:
+    last: Exception | None = None
+    for family, socktype, proto, _, address in _resolve(host, port):
+        sock = socket.socket(family, socktype, proto)
+        try:
+            sock.settimeout(_remaining(deadline))
+            sock.connect(address)
+            peer = sock.getpeername()[0]
+            if not address_allowed(peer):  # checked on the connected socket itself
+                raise OutboundError(f"connected to a non-public address ({peer})")
+            return sock
+        except OutboundError:
+            sock.close()
+            raise
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise OutboundError(f"could not connect: {last}")
+
+
+def _tls_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    bundle = getattr(settings, "OUTBOUND_CA_BUNDLE", "")
+    if bundle:
+        context.load_verify_locations(cafile=bundle)
+    return context
+
+
+class _Connection(http.client.HTTPConnection):
+    """http.client over a socket we connected and checked ourselves (it never dials on its own)."""
+
+    def __init__(self, sock: socket.socket, host: str):
+        super().__init__(host)
+        self.sock = sock
+
+    def connect(self) -> None:
+        raise OutboundError("the connection was closed")
+
+
+def _exchange(sock: socket.socket, parts, headers: dict[str, str], max_bytes: int,
+              deadline: float) -> OutboundResponse:
+    connection = _Connection(sock, parts.netloc)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    sock.settimeout(_remaining(deadline))
+    connection.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity",
+                                             "Connection": "close", **headers})
+    response = connection.getresponse()
+    body = b""
+    while len(body) <= max_bytes:
+        sock.settimeout(_remaining(deadline))  # one deadline for the whole body, not per read
+        chunk = response.read1(max_bytes + 1 - len(body)) if hasattr(response, "read1") else b""
+        if not chunk:
+            break
+        body += chunk
+    if len(body) > max_bytes:
+        raise OutboundError(f"response larger than {max_bytes} bytes")
+    return OutboundResponse(status=response.status, headers=response.msg, body=body)

@@ -1,0 +1,194 @@
+"""RFC 7591 dynamic client registration and RFC 7592 client management, per project.
+
+`POST {issuer}/api/oauth/register` and `GET|PUT|DELETE {issuer}/api/oauth/register/{client_id}`.
+
+These are our own function views rather than subclasses of the toolkit's
+DynamicClientRegistrationView: its policy is global (DCR_ENABLED, one permission-class list),
+its lookups are global (client_id, registration-token checksum), it keeps registration tokens
+in the access-token table (where introspection would see them) and it allows one grant type
+per client. Ours decide per project, keep the registration access token as a keyed digest on
+the client row, and share the client metadata rules of `oauth.client_metadata` with CIMD.
+"""
+
+import json
+from urllib.parse import quote
+
+from django.contrib.auth.hashers import check_password
+from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from projects import secrets as tokens
+from projects.models import AuditEvent, Project
+
+from . import client_metadata, ratelimit
+from .client_metadata import ClientMetadata
+from .credentials import require_secret
+from .endpoint import oauth_endpoint
+from .errors import InvalidClientMetadata, InvalidToken, TooManyRequests
+from .models import Application
+
+MAX_BODY_BYTES = 64 * 1024
+OPEN_CAP_RETRY_AFTER = 3600
+MANAGED_PATHS = (Application.Path.OPEN, Application.Path.SECRET)
+# RFC 7592 §2.2: values the server controls; a client sending them back changes nothing.
+SERVER_FIELDS = ("registration_access_token", "registration_client_uri", "client_secret_expires_at",
+                 "client_id_issued_at")
+
+
+@oauth_endpoint(methods=("POST",))
+def register(request: HttpRequest) -> HttpResponse:
+    """RFC 7591 §3: register a client; 201 with its information, the secret and token shown once."""
+    ratelimit.limit_registration(request)
+    path = registration_path(request)
+    cleaned = client_metadata.validate(read_json(request), request.project, path)
+    client, secret, token = create_client(request.project, cleaned, path)
+    AuditEvent.record(request.project, "client.registered", actor=path, client_id=client.client_id,
+                      request=request, path=path, fingerprint=client.fingerprint)
+    return JsonResponse(client_information(request, client, secret=secret, token=token), status=201)
+
+
+@oauth_endpoint(methods=("GET", "PUT", "DELETE"))
+def manage(request: HttpRequest, client_id: str) -> HttpResponse:
+    """RFC 7592 §2: read, update or delete a client with its registration access token."""
+    client = authenticate_registration(request, client_id)
+    if request.method == "PUT":
+        return update(request, client)
+    if request.method == "DELETE":
+        return delete(request, client)
+    return JsonResponse(client_information(request, client))
+
+
+# -- the checks, in the RFCs' order -------------------------------------------------------------
+
+def registration_path(request: HttpRequest) -> str:
+    """API.md "Registration": a project secret holding `register`, else open DCR, else 401."""
+    project = request.project
+    if request.META.get("HTTP_AUTHORIZATION"):
+        if not project.secret_registration_enabled:
+            raise InvalidToken("Registration with a project secret is turned off.", reason="secret DCR off")
+        require_secret(request, "register")
+        return Application.Path.SECRET
+    if project.open_registration_enabled:
+        return Application.Path.OPEN
+    raise InvalidToken("Open registration is turned off; a project secret is required.", reason="open DCR off")
+
+
+def read_json(request: HttpRequest) -> object:
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise InvalidClientMetadata("The request body is too large.") from None
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidClientMetadata("The request body is too large.")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise InvalidClientMetadata("The request body must be valid JSON.") from None
+
+
+def check_open_cap(project: Project) -> None:
+    """The per-project cap on open-registered clients; the caller holds the project row lock."""
+    count = Application.objects.filter(project=project, registration_path=Application.Path.OPEN).count()
+    if count >= project.open_client_cap:
+        raise TooManyRequests(OPEN_CAP_RETRY_AFTER, "This project accepts no more open registrations for now.",
+                              reason=f"open client cap {project.open_client_cap} reached")
+
+
+def authenticate_registration(request: HttpRequest, client_id: str) -> Application:
+    """RFC 7592 §2: the bearer must be this client's registration access token, in this project.
+
+    Unknown clients, clients of other projects and wrong tokens are refused alike (401), so the
+    answer does not tell whether a client_id exists.
+    """
+    presented = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, token = presented.partition(" ")
+    token = token.strip()
+    client = Application.objects.filter(project=request.project, client_id=client_id,
+                                        registration_path__in=MANAGED_PATHS).first()
+    stored = client.registration_token_digest if client is not None else ""
+    if scheme.lower() != "bearer" or not token or not tokens.matches(token, stored or "-"):
+        raise InvalidToken("The registration access token is not valid for this client.",
+                           reason="registration token refused")
+    assert client is not None
+    return client
+
+
+# -- what the checks lead to ----------------------------------------------------------------------
+
+def new_client_secret(client: Application) -> str:
+    """A high-entropy secret; hashed by the fast keyed hasher when the row is saved, shown once."""
+    secret = tokens.generate(tokens.CLIENT_SECRET_PREFIX)
+    client.client_secret = secret
+    client.hash_client_secret = True
+    return secret
+
+
+def new_registration_token(client: Application) -> str:
+    token = tokens.generate(tokens.REGISTRATION_TOKEN_PREFIX)
+    client.registration_token_digest = tokens.digest(token)
+    return token
+
+
+def create_client(project: Project, cleaned: ClientMetadata, path: str) -> tuple[Application, str | None, str]:
+    client = Application(project=project, registration_path=path,
+                         registration_source=Application.RegistrationSource.DCR)
+    cleaned.apply_to(client)
+    secret = new_client_secret(client) if cleaned.confidential else None
+    token = new_registration_token(client)
+    with transaction.atomic():
+        if path == Application.Path.OPEN:
+            Project.objects.select_for_update().filter(pk=project.pk).first()  # serializes the cap check
+            check_open_cap(project)
+        client.save()
+    return client, secret, token
+
+
+def update(request: HttpRequest, client: Application) -> HttpResponse:
+    """RFC 7592 §2.2: a full replacement of the metadata; the registration token is rotated."""
+    data = read_json(request)
+    if not isinstance(data, dict) or data.get("client_id") != client.client_id:
+        raise InvalidClientMetadata("The request must carry this client's client_id.")
+    if "client_secret" in data and not _secret_matches(data["client_secret"], client):
+        raise InvalidClientMetadata("client_secret does not match the issued secret.")
+    fields = {k: v for k, v in data.items() if k not in SERVER_FIELDS}
+    cleaned = client_metadata.validate(fields, request.project, client.registration_path)
+    was_confidential = client.client_type == Application.CLIENT_CONFIDENTIAL
+    cleaned.apply_to(client)
+    # A client turning confidential gets its secret now; one staying confidential keeps its own.
+    secret = new_client_secret(client) if cleaned.confidential and not was_confidential else None
+    token = new_registration_token(client)
+    with transaction.atomic():
+        client.save()
+        AuditEvent.record(request.project, "client.updated", actor="registration_access_token",
+                          client_id=client.client_id, request=request)
+    return JsonResponse(client_information(request, client, secret=secret, token=token))
+
+
+def delete(request: HttpRequest, client: Application) -> HttpResponse:
+    """RFC 7592 §2.3: the client, its grants and tokens are gone; 204."""
+    with transaction.atomic():
+        AuditEvent.record(request.project, "client.deleted", actor="registration_access_token",
+                          client_id=client.client_id, request=request, path=client.registration_path)
+        client.delete()
+    return HttpResponse(status=204)
+
+
+def _secret_matches(value: object, client: Application) -> bool:
+    return isinstance(value, str) and client.client_type == Application.CLIENT_CONFIDENTIAL and check_password(
+        value, client.client_secret)
+
+
+def client_information(request: HttpRequest, client: Application, *, secret: str | None = None,
+                       token: str | None = None) -> dict:
+    """RFC 7591 §3.2.1 client information response (RFC 7592 §3 for reads and updates)."""
+    body = {"client_id": client.client_id, "client_id_issued_at": int(client.created.timestamp())}
+    body.update(client.metadata)
+    if client.client_type == Application.CLIENT_CONFIDENTIAL:
+        if secret:
+            body["client_secret"] = secret
+        body["client_secret_expires_at"] = 0  # does not expire
+    if token:
+        body["registration_access_token"] = token
+    body["registration_client_uri"] = f"{request.issuer}/api/oauth/register/{quote(client.client_id, safe='')}"
+    return body

@@ -1,0 +1,52 @@
+from django.core.management.base import CommandError
+from django.db import transaction
+
+from oauth import client_metadata
+from oauth.errors import OAuthError
+from oauth.models import Application
+from oauth.registration import new_client_secret
+from projects.models import AuditEvent
+
+from ._base import JsonCommand
+
+
+class Command(JsonCommand):
+    help = "Create a pre-registered client (the dashboard's way in); prints its secret once."
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument("--project", required=True, help="project slug")
+        parser.add_argument("--name", required=True, help="client name shown on the consent page")
+        parser.add_argument("--redirect-uri", action="append", default=[], dest="redirect_uris",
+                            help="a redirect URI (repeat for more)")
+        parser.add_argument("--confidential", action="store_true", help="issue a client secret")
+        parser.add_argument("--first-party", action="store_true", help="skip the consent screen")
+        parser.add_argument("--grant", action="append", default=[], choices=["client_credentials"],
+                            help="an extra grant type (client_credentials implies --confidential)")
+        parser.add_argument("--scope", default=None, help="space-separated scopes (default: the whole catalog)")
+
+    def handle(self, *args, **options):
+        project = self.project(options["project"])
+        confidential = options["confidential"] or "client_credentials" in options["grant"]
+        grants = (["authorization_code", "refresh_token"] if options["redirect_uris"] else []) + options["grant"]
+        if not grants:
+            raise CommandError("give at least one --redirect-uri, or --grant client_credentials")
+        requested = {
+            "client_name": options["name"], "redirect_uris": options["redirect_uris"], "grant_types": grants,
+            "token_endpoint_auth_method": "client_secret_basic" if confidential else "none",
+            "first_party": options["first_party"], "scope": options["scope"],
+        }
+        try:
+            cleaned = client_metadata.validate(requested, project, Application.Path.DASHBOARD)
+        except OAuthError as exc:
+            raise CommandError(f"{exc.error}: {exc.description}") from None
+        client = Application(project=project, registration_path=Application.Path.DASHBOARD)
+        cleaned.apply_to(client)
+        secret = new_client_secret(client) if cleaned.confidential else None
+        with transaction.atomic():
+            client.save()
+            AuditEvent.record(project, "client.registered", actor="createclient", client_id=client.client_id,
+                              path=Application.Path.DASHBOARD)
+        payload = {"client_id": client.client_id, **({"client_secret": secret} if secret else {})}
+        human = f"Client {client.client_id}" + (f" (secret, shown once: {secret})" if secret else "")
+        self.emit(options, payload, human)

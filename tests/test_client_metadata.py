@@ -1,0 +1,229 @@
+"""RFC 7591 §2 client metadata: each validation rule answers its RFC 7591 §3.2.2 error, writes nothing."""
+
+import json
+
+import pytest
+
+from oauth.models import Application
+
+URL_A = "/p/alpha/api/oauth/register"
+BASE = {"client_name": "MCP client", "redirect_uris": ["https://app.example/callback"],
+        "token_endpoint_auth_method": "none"}
+
+
+def register(client, body, secret=None):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"} if secret else {}
+    return client.post(URL_A, data=json.dumps(body), content_type="application/json", **headers)
+
+
+def assert_refused(response, error):
+    assert response.status_code == 400
+    assert response.json()["error"] == error
+    assert response.json()["error_description"]
+    assert Application.objects.count() == 0
+
+
+# -- redirect_uris -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("uri", [
+    "https://app.example/callback",
+    "https://app.example:8443/cb?tenant=1",
+    "http://127.0.0.1/callback",
+    "http://127.0.0.1:33418/callback",
+    "http://[::1]:8080/callback",
+    "http://localhost:6274/oauth/callback",
+    "com.example.app:/oauth2redirect",
+    "cursor.app:/oauth/callback",
+])
+def test_it_accepts_the_redirect_uris_api_md_allows(client, project_a, uri):
+    response = register(client, {**BASE, "redirect_uris": [uri]})
+    assert response.status_code == 201
+    assert response.json()["redirect_uris"] == [uri]
+    assert Application.objects.get(project=project_a).redirect_uris == uri
+
+
+@pytest.mark.parametrize("uri", [
+    "http://app.example/callback",          # plain http off loopback
+    "http://127.0.0.2.example/callback",
+    "https://app.example/callback#frag",    # fragment (RFC 6749 §3.1.2)
+    "https://app.example/callback#",
+    "https://*.app.example/callback",       # wildcard
+    "https://app.example/*",
+    "javascript:alert(1)",
+    "data:text/html,hi",
+    "file:///etc/passwd",
+    "ftp://app.example/cb",
+    "myapp:/callback",                      # private-use scheme without a reverse domain
+    "com.example.app://host/callback",      # private-use with an authority
+    "https:///no-host",
+    "https://user:pass@app.example/cb",     # credentials
+    "https://app.example/has space",
+    "",
+    "https://app.example:99999/cb",
+    "https://" + "a" * 2100 + ".example/cb",
+])
+def test_it_refuses_redirect_uris_api_md_forbids(client, project_a, uri):
+    assert_refused(register(client, {**BASE, "redirect_uris": [uri]}), "invalid_redirect_uri")
+
+
+@pytest.mark.parametrize("value", ["https://app.example/cb", [1], [None], {"a": 1}])
+def test_it_refuses_redirect_uris_that_are_not_an_array_of_strings(client, project_a, value):
+    assert_refused(register(client, {**BASE, "redirect_uris": value}), "invalid_redirect_uri")
+
+
+def test_it_requires_redirect_uris_for_the_code_grant(client, project_a):
+    body = {k: v for k, v in BASE.items() if k != "redirect_uris"}
+    assert_refused(register(client, body), "invalid_redirect_uri")
+
+
+def test_it_refuses_too_many_redirect_uris(client, project_a):
+    uris = [f"https://app.example/cb{i}" for i in range(21)]
+    assert_refused(register(client, {**BASE, "redirect_uris": uris}), "invalid_redirect_uri")
+
+
+# -- grant_types and response_types -----------------------------------------------------------------
+
+@pytest.mark.parametrize("grants", [["implicit"], ["password"], ["authorization_code", "implicit"],
+                                    ["urn:ietf:params:oauth:grant-type:device_code"], ["refresh_token"],
+                                    [], "authorization_code", [7]])
+def test_it_refuses_grant_types_it_does_not_offer(client, project_a, grants):
+    assert_refused(register(client, {**BASE, "grant_types": grants}), "invalid_client_metadata")
+
+
+@pytest.mark.parametrize("types", [["token"], ["code", "token"], ["id_token"], "code"])
+def test_it_refuses_response_types_other_than_code(client, project_a, types):
+    assert_refused(register(client, {**BASE, "response_types": types}), "invalid_client_metadata")
+
+
+def test_it_refuses_code_response_type_without_the_code_grant(client, project_a):
+    body = {**BASE, "grant_types": ["client_credentials"], "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_basic"}
+    assert_refused(register(client, body, secret=project_a.registration_secret), "invalid_client_metadata")
+
+
+def test_it_refuses_the_code_grant_without_the_code_response_type(client, project_a):
+    assert_refused(register(client, {**BASE, "response_types": []}), "invalid_client_metadata")
+
+
+def test_it_refuses_client_credentials_for_a_public_client_even_with_a_secret(client, project_a):
+    body = {**BASE, "grant_types": ["client_credentials"], "response_types": []}
+    assert_refused(register(client, body, secret=project_a.registration_secret), "invalid_client_metadata")
+
+
+# -- token_endpoint_auth_method ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["private_key_jwt", "client_secret_jwt", "tls_client_auth", "", 1])
+def test_it_refuses_unsupported_auth_methods(client, project_a, method):
+    assert_refused(register(client, {**BASE, "token_endpoint_auth_method": method},
+                            secret=project_a.registration_secret), "invalid_client_metadata")
+
+
+# -- scope -------------------------------------------------------------------------------------------
+
+def test_it_accepts_scopes_of_the_catalog(client, project_a):
+    response = register(client, {**BASE, "scope": "mcp:tools offline_access mcp:tools"})
+    assert response.status_code == 201
+    assert response.json()["scope"] == "mcp:tools offline_access"
+
+
+@pytest.mark.parametrize("scope", ["admin", "mcp:tools admin", ["mcp:tools"], 3])
+def test_it_refuses_scopes_outside_the_catalog(client, project_a, scope):
+    assert_refused(register(client, {**BASE, "scope": scope}), "invalid_client_metadata")
+
+
+def test_it_judges_scope_against_the_project_of_the_url(client, project_a, project_b):
+    project_b.scopes = [{"name": "files:read", "description": ""}]
+    project_b.save()
+    ok = client.post("/p/bravo/api/oauth/register", data=json.dumps({**BASE, "scope": "files:read"}),
+                     content_type="application/json")
+    assert ok.status_code == 201
+    refused = register(client, {**BASE, "scope": "files:read"})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_client_metadata"
+    assert not Application.objects.filter(project=project_a).exists()
+
+
+# -- descriptive fields -----------------------------------------------------------------------------
+
+def test_it_keeps_the_descriptive_fields(client, project_a):
+    body = {**BASE, "client_uri": "https://app.example", "logo_uri": "https://app.example/logo.png",
+            "tos_uri": "https://app.example/tos", "policy_uri": "https://app.example/privacy",
+            "software_id": "4NRB1-0XZABZI9E6-5SM3R", "software_version": "2.1",
+            "contacts": ["admin@app.example"]}
+    response = register(client, body)
+    assert response.status_code == 201
+    stored = Application.objects.get(project=project_a).metadata
+    for name in ("client_uri", "logo_uri", "tos_uri", "policy_uri", "software_id", "software_version", "contacts"):
+        assert response.json()[name] == body[name]
+        assert stored[name] == body[name]
+
+
+@pytest.mark.parametrize("name", ["client_uri", "logo_uri", "tos_uri", "policy_uri"])
+@pytest.mark.parametrize("value", ["http://app.example", "javascript:alert(1)", "https://", "not a url",
+                                   "https://app.example/" + "x" * 2001, 42])
+def test_it_refuses_descriptive_uris_that_are_not_short_https_urls(client, project_a, name, value):
+    assert_refused(register(client, {**BASE, name: value}), "invalid_client_metadata")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("client_name", "x" * 201), ("client_name", 5), ("client_name", "evil\nname"),
+    ("software_id", "x" * 201), ("software_id", ["a"]),
+    ("software_version", "x" * 101), ("software_version", 2),
+    ("contacts", "admin@app.example"), ("contacts", [1]), ("contacts", [f"a{i}@b.example" for i in range(11)]),
+    ("contacts", ["x" * 321]),
+])
+def test_it_refuses_descriptive_fields_of_the_wrong_type_or_length(client, project_a, field, value):
+    assert_refused(register(client, {**BASE, field: value}), "invalid_client_metadata")
+
+
+# -- application_type ---------------------------------------------------------------------------------
+
+def test_it_infers_web_for_https_redirects(client, project_a):
+    assert register(client, BASE).json()["application_type"] == "web"
+
+
+def test_it_infers_native_for_private_use_schemes(client, project_a):
+    response = register(client, {**BASE, "redirect_uris": ["com.example.app:/cb"]})
+    assert response.json()["application_type"] == "native"
+
+
+def test_it_refuses_private_use_schemes_for_web_applications(client, project_a):
+    body = {**BASE, "application_type": "web", "redirect_uris": ["com.example.app:/cb"]}
+    assert_refused(register(client, body), "invalid_redirect_uri")
+
+
+@pytest.mark.parametrize("value", ["service", "", 1])
+def test_it_refuses_unknown_application_types(client, project_a, value):
+    assert_refused(register(client, {**BASE, "application_type": value}), "invalid_client_metadata")
+
+
+def test_it_accepts_a_native_app_with_https_and_loopback(client, project_a):
+    body = {**BASE, "application_type": "native",
+            "redirect_uris": ["https://app.example/cb", "http://127.0.0.1/cb"]}
+    assert register(client, body).status_code == 201
+
+
+# -- unknown fields ------------------------------------------------------------------------------------
+
+def test_it_ignores_unknown_fields(client, project_a):
+    response = register(client, {**BASE, "x_custom": {"deep": [1, 2]}, "client_name#ja": "名前",
+                                 "jwks_uri": "https://app.example/jwks"})
+    assert response.status_code == 201
+    body = response.json()
+    assert "x_custom" not in body and "client_name#ja" not in body and "jwks_uri" not in body
+    assert "x_custom" not in Application.objects.get(project=project_a).metadata
+
+
+def test_it_accepts_a_redirect_uri_at_the_length_cap(client, project_a):
+    uri = "https://app.example/" + "p" * (2000 - len("https://app.example/"))
+    assert register(client, {**BASE, "redirect_uris": [uri]}).status_code == 201
+
+
+def test_it_lets_the_toolkit_match_private_use_redirects_exactly(client, project_a):
+    register(client, {**BASE, "redirect_uris": ["com.example.app:/cb", "http://127.0.0.1/cb"]})
+    app = Application.objects.get(project=project_a)
+    app.full_clean(exclude=["client_secret"], validate_unique=False)  # the toolkit's own model checks agree
+    assert app.redirect_uri_allowed("com.example.app:/cb")
+    assert app.redirect_uri_allowed("http://127.0.0.1:49152/cb")  # loopback: any port (RFC 8252 §7.3)
+    assert not app.redirect_uri_allowed("com.example.app:/other")
+    assert not app.redirect_uri_allowed("com.evil.app:/cb")
