@@ -398,3 +398,27 @@ def test_the_wrapper_returns_a_redirect_without_following_it(docs):
     response = outbound.get(docs.serve("/r.json", b"", status=301, headers={"Location": target}))
     assert response.status == 301
     assert "/target.json" not in docs.hits
+
+
+# -- the endpoints that take a client_id --------------------------------------------------------------------
+
+def test_it_works_at_the_authorize_and_token_endpoints(docs, client, project_a, end_user_a):
+    from oauth.models import Consent
+    from tests.authz import LOOPBACK_REDIRECT, authorize_path, query_of, sign_in_as
+    from tests.token_support import make_code, post_form, token_url
+
+    url = docs.serve_client(redirect_uris=["http://127.0.0.1/callback"], scope="mcp:tools")
+    sign_in_as(client, end_user_a)
+    first = client.get(authorize_path(project_a, Application(client_id=url), scope="mcp:tools"))
+    assert first.status_code in (200, 302)  # the consent page (or a redirect to it), not the 400 error page
+    row = Application.objects.get(project=project_a, client_id=url)
+    Consent.remember(end_user_a, row, ["mcp:tools"])
+    second = client.get(authorize_path(project_a, row, scope="mcp:tools"))
+    assert second.status_code == 302 and "code" in query_of(second["Location"])
+    code, verifier = make_code(row, end_user_a, scope="mcp:tools", redirect_uri=LOOPBACK_REDIRECT)
+    issued = post_form(client, token_url(project_a), {
+        "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+        "redirect_uri": LOOPBACK_REDIRECT, "client_id": url})
+    assert issued.status_code == 200
+    assert issued.json()["token_type"] == "Bearer"
+    assert docs.hits["/client.json"] == 1
