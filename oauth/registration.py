@@ -83,7 +83,7 @@ def read_json(request: HttpRequest) -> object:
         raise InvalidClientMetadata("The request body is too large.")
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a deeply nested body
         raise InvalidClientMetadata("The request body must be valid JSON.") from None
 
 

@@ -283,7 +283,8 @@ def test_it_caps_open_registered_clients_per_project(client, project_a, project_
 
 # -- malformed requests never 500 ------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]", b'"string"', b"\xff\xfe\x00", b"{" * 5000])
+@pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]", b'"string"', b"\xff\xfe\x00", b"{" * 5000,
+                                 b"[" * 30000 + b"]" * 30000])
 def test_it_answers_invalid_client_metadata_to_a_body_that_is_not_a_json_object(client, project_a, raw):
     response = client.post(URL_A, data=raw, content_type="application/json")
     assert response.status_code == 400
