@@ -1,0 +1,15 @@
+"""Resource-server checks for MCP servers protected by mcpauth (RFC 7662, RFC 9068, RFC 8707, RFC 9728).
+
+    from mcpauth_rs import ResourceServer
+    rs = ResourceServer(issuer="https://auth.example.com/p/acme", resource="https://mcp.example.com/mcp",
+                        introspection_secret="mcps_...", required_scopes=["mcp:tools"])
+    token = rs.verify(bearer)        # VerifiedToken, or raises TokenRejected / InsufficientScope
+
+Adapters: `mcpauth_rs.mcp.McpauthTokenVerifier` (the `mcp` SDK's TokenVerifier) and
+`mcpauth_rs.drf.McpauthAuthentication` (Django REST framework). Only the standard library and
+`jwcrypto` are needed here; each adapter imports its framework lazily.
+"""
+
+from .core import InsufficientScope, ResourceServer, TokenRejected, VerifiedToken
+
+__all__ = ["InsufficientScope", "ResourceServer", "TokenRejected", "VerifiedToken"]

@@ -1,0 +1,198 @@
+"""End-to-end harness: our issuer (gunicorn) and the example MCP server as real processes on loopback.
+
+The issuer runs against its own PostgreSQL database (`<test database>_e2e`, created and migrated
+once per session) and its own Redis key prefix, so the suite's other tests never see its rows.
+Projects, operators and end users are made with the operator command line, as a script would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+PASSWORD = "correct horse battery staple"
+STARTUP_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, log: Path) -> None:
+    """Poll until `url` answers (any HTTP status); fail with the process log if it dies first."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{url}: process exited {process.returncode}\n{log.read_text()[-4000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"{url} did not answer within {STARTUP_SECONDS}s\n{log.read_text()[-4000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _e2e_database_url() -> str:
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith(("postgres://", "postgresql://")):
+        pytest.fail("end-to-end tests need DATABASE_URL pointing at PostgreSQL (see .ci/run)")
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_e2e"))
+
+
+def _recreate_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+@dataclass
+class Issuer:
+    """The running issuer: its origin, and the operator command line against its database."""
+
+    url: str
+    env: dict[str, str]
+    workdir: Path
+    operator: str = "e2e-operator@example.com"
+    _processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def manage(self, *args: str) -> dict:
+        done = subprocess.run([PYTHON, "manage.py", *args, "--json"], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            pytest.fail(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
+        return json.loads(done.stdout)
+
+    def shell(self, code: str) -> str:
+        done = subprocess.run([PYTHON, "manage.py", "shell", "-v", "0", "-c", code], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            pytest.fail(f"manage.py shell failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout.strip()
+
+    def create_project(self, slug: str, resources: list[str], token_format: str = "opaque",
+                       access_token_ttl: int | None = None) -> dict:
+        project = self.manage("createproject", "--owner", self.operator, "--name", f"E2E {slug}",
+                              "--slug", slug, *[arg for r in resources for arg in ("--resource", r)])
+        updates = {"token_format": token_format}
+        if access_token_ttl:
+            updates["access_token_ttl"] = access_token_ttl
+        # No command-line flag for these policies (the dashboard sets them): save() so caches follow.
+        self.shell("from projects.models import Project; p = Project.objects.get(slug=%r); "
+                   "[setattr(p, k, v) for k, v in %r.items()]; p.save()" % (slug, updates))
+        return project
+
+    def create_end_user(self, slug: str, email: str) -> str:
+        """An end user of the project who signs in on the hosted page; returns their `sub`."""
+        return self.manage("createenduser", "--project", slug, "--email", email, "--password", PASSWORD)["subject"]
+
+
+@pytest.fixture(scope="session")
+def issuer(tmp_path_factory) -> Iterator[Issuer]:
+    workdir = tmp_path_factory.mktemp("e2e")
+    database_url = _e2e_database_url()
+    _recreate_database(database_url)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "PUBLIC_URL": url,
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or "e2e-" + secrets.token_urlsafe(48),
+        "CACHE_KEY_PREFIX": "mcpauth-e2e-" + secrets.token_hex(4),
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+        "MCPAUTH_VAR_DIR": str(workdir / "var"),
+        # CIMD documents come from a TLS server on loopback that this harness starts.
+        "OUTBOUND_ALLOW_PRIVATE_ADDRESSES": "true",
+        "OUTBOUND_CA_BUNDLE": str(workdir / "ca.pem"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+    if migrate.returncode != 0:
+        pytest.fail(f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
+    log = workdir / "issuer.log"
+    gunicorn = shutil.which("gunicorn", path=str(Path(PYTHON).parent)) or "gunicorn"
+    process = subprocess.Popen(
+        [gunicorn, "mcpauth_service.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+         "--error-logfile", "-", "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_http(f"{url}/healthz", process, log)
+        server = Issuer(url=url, env=env, workdir=workdir)
+        server.manage("createoperator", "--email", server.operator, "--password", PASSWORD)
+        yield server
+    finally:
+        stop(process)
+
+
+@dataclass
+class McpServer:
+    url: str
+    metadata_url: str
+    process: subprocess.Popen
+    log: Path
+
+
+@pytest.fixture
+def start_mcp_server(issuer: Issuer) -> Iterator:
+    """Starts `examples/mcp_server.py` as its own process; returns its URL once it answers."""
+    started: list[McpServer] = []
+
+    def start(issuer_url: str, port: int, *, secret: str | None = None, extra: tuple[str, ...] = ()) -> McpServer:
+        env = {**os.environ, "MCPAUTH_CACHE_SECONDS": "0", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+        env.pop("MCPAUTH_INTROSPECTION_SECRET", None)
+        if secret:
+            env["MCPAUTH_INTROSPECTION_SECRET"] = secret
+        log = issuer.workdir / f"mcp-{port}.log"
+        process = subprocess.Popen(
+            [PYTHON, str(ROOT / "examples" / "mcp_server.py"), "--issuer", issuer_url, "--port", str(port), *extra],
+            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        )
+        server = McpServer(url=f"http://127.0.0.1:{port}/mcp",
+                           metadata_url=f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp",
+                           process=process, log=log)
+        started.append(server)
+        wait_for_http(server.metadata_url, process, log)
+        return server
+
+    yield start
+    for server in started:
+        stop(server.process)
