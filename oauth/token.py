@@ -14,7 +14,8 @@ from oauthlib.oauth2 import Server as OAuthlibServer
 from . import tokens
 from .endpoint import oauth_endpoint
 from .errors import InvalidRequest
-from .token_exchange import GRANT_TYPE as TOKEN_EXCHANGE, TokenExchangeGrant
+from .token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
+from .token_exchange import TokenExchangeGrant
 
 
 class Server(OAuthlibServer):
