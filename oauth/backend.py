@@ -6,12 +6,16 @@ the validator. Each entry point binds the Django request to a context variable f
 the call; `django_request(oauthlib_request)` gives it back inside validator hooks.
 """
 
+import base64
+import binascii
 import contextlib
 import contextvars
 from collections.abc import Iterator
 
 from django.http import HttpRequest
 from oauth2_provider.oauth2_backends import OAuthLibCore
+
+from .errors import InvalidClient, InvalidRequest
 
 _current: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar("mcpauth_django_request", default=None)
 
@@ -45,6 +49,20 @@ def issuer_of(oauthlib_request=None) -> str:
         return issuer
     project = project_of(oauthlib_request)
     return project.issuer if project is not None else ""
+
+
+def refuse_nul_bytes(request: HttpRequest) -> None:
+    """PostgreSQL text cannot hold NUL: refuse it up front instead of failing in a query (a 500)."""
+    if any("\x00" in value for values in request.POST.lists() for value in values[1]):
+        raise InvalidRequest("Parameters must not contain NUL characters.")
+    scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return
+        if b"\x00" in decoded or b"%00" in decoded:
+            raise InvalidClient(reason="NUL in basic credentials")
 
 
 class TenantOAuthLibCore(OAuthLibCore):

@@ -12,7 +12,7 @@ from django.http import HttpRequest, JsonResponse
 from oauthlib.common import Request as OAuthlibRequest
 
 from . import tokens
-from .backend import TenantOAuthLibCore, bound
+from .backend import TenantOAuthLibCore, bound, refuse_nul_bytes
 from .credentials import bearer_token, require_secret
 from .endpoint import oauth_endpoint
 from .errors import InvalidClient, InvalidRequest
@@ -53,6 +53,7 @@ def presented_token(request: HttpRequest) -> str:
 
 @oauth_endpoint(("POST",))
 def introspect(request: HttpRequest) -> JsonResponse:
+    refuse_nul_bytes(request)
     authenticate_caller(request)
     token = presented_token(request)
     return JsonResponse(tokens.introspect(request.project, request.issuer, token))

@@ -9,11 +9,13 @@ from django.db import transaction
 from django.http import HttpResponse
 from oauth2_provider.views import RevokeTokenView as ToolkitRevokeTokenView
 
+from .backend import refuse_nul_bytes
 from .endpoint import oauth_endpoint
 
 
 class RevokeTokenView(ToolkitRevokeTokenView):
     def post(self, request, *args, **kwargs):
+        refuse_nul_bytes(request)
         with transaction.atomic():
             _, headers, body, status = self.create_revocation_response(request)
         response = HttpResponse(body or "", status=status, content_type="application/json" if body else None)

@@ -12,6 +12,7 @@ from oauth2_provider.views import TokenView as ToolkitTokenView
 from oauthlib.oauth2 import Server as OAuthlibServer
 
 from . import tokens
+from .backend import refuse_nul_bytes
 from .endpoint import oauth_endpoint
 from .errors import InvalidRequest
 from .token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
@@ -48,6 +49,7 @@ class TokenView(ToolkitTokenView):
     """The toolkit's token view, run in one transaction (code and refresh-token rows are locked)."""
 
     def post(self, request, *args, **kwargs):
+        refuse_nul_bytes(request)
         require_grant_type(request)
         with transaction.atomic():
             _, headers, body, status = self.create_token_response(request)

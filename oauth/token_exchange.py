@@ -112,6 +112,16 @@ class TokenExchangeGrant(GrantTypeBase):
 
 
 # --- mcpauth trusted-subject exchange -------------------------------------------------------------
+def contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(v) for v in value)
+    return False
+
+
 def read_json(request: HttpRequest) -> dict[str, Any]:
     try:
         body = json.loads(request.body or b"{}")
@@ -119,6 +129,8 @@ def read_json(request: HttpRequest) -> dict[str, Any]:
         raise InvalidRequest("The body must be a JSON object.") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.")
+    if contains_nul(body):  # PostgreSQL text cannot hold NUL
+        raise InvalidRequest("Values must not contain NUL characters.")
     return body
 
 
