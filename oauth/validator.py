@@ -97,7 +97,8 @@ class Validator(OAuth2Validator):
     # --- authorization codes ------------------------------------------------------------------
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         """Lock the code; a redeemed one is a replay (RFC 6749 §4.1.2: revoke what it issued)."""
-        grant = Grant.objects.select_for_update().filter(code=code, application=client).first()
+        grant = (Grant.objects.select_for_update(of=("self",)).select_related("user")
+                 .filter(code=code, application=client).first())
         if grant is None:
             return False
         if grant.redeemed_at is not None:
@@ -147,7 +148,7 @@ class Validator(OAuth2Validator):
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         """Lock the presented token; concurrent refreshes with it serialize here."""
-        row = (RefreshToken.objects.select_for_update()
+        row = (RefreshToken.objects.select_for_update(of=("self",)).select_related("user")
                .filter(token_checksum=tokens.checksum(refresh_token), application=client)
                .order_by(F("revoked").desc(nulls_first=True)).first())
         if row is None:
