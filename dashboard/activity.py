@@ -7,6 +7,7 @@ from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from oauth.models import AccessToken
 from projects.models import AuditEvent, Project
 
 DAYS = 14
@@ -14,7 +15,7 @@ DAYS = 14
 
 def series_of(kind: str) -> str | None:
     """Which chart an audit event kind counts towards (kinds are `<subject>.<verb>`)."""
-    if any(word in kind for word in ("fail", "denied", "invalid", "reuse", "refused", "rejected", "error")):
+    if any(word in kind for word in ("fail", "denied", "invalid", "reuse", "replay", "refused", "rejected", "error")):
         return "failures"
     if kind.startswith(("client.registered", "registration.", "cimd.")):
         return "registrations"
@@ -60,6 +61,14 @@ def charts(project: Project, days: int = DAYS) -> list[Chart]:
         key = series_of(row["kind"])
         if key:
             counts[key][row["day"]] = counts[key].get(row["day"], 0) + row["n"]
+    # Token issuance may not be audited event by event; access-token rows still in the table
+    # count too (per day, the larger of the two, so nothing is counted twice).
+    issued = (
+        AccessToken.objects.filter(application__project=project, created__date__gte=first)
+        .annotate(day=TruncDate("created")).values("day").annotate(n=Count("id"))
+    )
+    for row in issued:
+        counts["tokens"][row["day"]] = max(counts["tokens"].get(row["day"], 0), row["n"])
     span = [first + timedelta(days=i) for i in range(days)]
     result = []
     for key, title in SERIES:

@@ -123,13 +123,20 @@ def test_it_shows_the_protected_resource_metadata_and_header_to_serve(as_alice, 
     assert '<code id="issuer">http://127.0.0.1:8000/p/alpha</code>' in html
 
 
-def test_it_charts_activity_per_day_from_the_audit_log(as_alice, project_a):
+def test_it_charts_activity_per_day_from_the_audit_log(as_alice, project_a, public_client_a, end_user_a,
+                                                       public_client_b, end_user_b):
     AuditEvent.record(project_a, "client.registered", client_id="c1")
-    AuditEvent.record(project_a, "token.issued", client_id="c1")
+    AuditEvent.record(project_a, "consent.allowed", client_id="c1")
+    AuditEvent.record(project_a, "token.exchanged", client_id="c1")
     AuditEvent.record(project_a, "token.refresh_reuse_detected", client_id="c1")
+    AuditEvent.record(project_a, "consent.denied", client_id="c1")
+    _tokens(public_client_a, end_user_a, 3)  # three access tokens issued today, one of them by the exchange
+    _tokens(public_client_b, end_user_b, 2)  # another project's: not counted
     response = as_alice.get("/projects/alpha")
     charts = {c.key: c.total for c in response.context["charts"]}
-    assert charts == {"registrations": 1, "authorizations": 0, "tokens": 1, "failures": 1}
+    assert charts == {"registrations": 1, "authorizations": 1, "tokens": 3, "failures": 2}
+    today = response.context["charts"][2].bars[-1]
+    assert (today.count, today.height) == (3, 100)
 
 
 # --- Tenancy and roles --------------------------------------------------------------------------
