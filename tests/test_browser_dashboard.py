@@ -190,6 +190,13 @@ def _seed(project, client, person) -> None:
                                expires=timezone.now() + timedelta(hours=1), scope="mcp:tools")
 
 
+# Every visible form control has a label (or an aria-label): the ids of those that do not.
+UNLABELLED_CONTROLS = """
+[...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute("aria-label"))
+  .map(el => el.id || el.name)
+"""
+
 MAIN_PAGES = [
     ("projects", "/"),
     ("overview", "/projects/alpha"),
@@ -220,6 +227,29 @@ def test_each_main_page_renders_on_a_laptop_and_a_phone(live_server, browser, pr
             assert response.status == 200, path
             # Nothing spills sideways: the page is no wider than the viewport.
             assert page.evaluate("document.documentElement.scrollWidth") <= size["width"] + 1, name
+            assert page.evaluate(UNLABELLED_CONTROLS) == [], name
             screenshot(page, f"dashboard-{name}-{viewport}")
     finally:
         context.close()
+
+
+def test_the_dashboard_is_usable_with_the_keyboard_alone(live_server, page, project_a):
+    page.goto(f"{live_server.url}/login")
+    page.keyboard.type("alice@example.com")  # the email field has focus on arrival
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Projects").wait_for()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+
+    page.goto(f"{live_server.url}/projects/alpha/secrets")
+    page.get_by_label("Secret name").focus()
+    page.keyboard.type("Keyboard secret")
+    page.keyboard.press("Tab")  # to the first permission checkbox
+    page.keyboard.press("Space")
+    page.get_by_role("button", name="Create secret").focus()
+    page.keyboard.press("Enter")
+    value = page.locator("#new-secret").input_value()
+    row = ProjectSecret.authenticate(project_a, value, "register")
+    assert row is not None and row.name == "Keyboard secret" and "register" in row.permissions
