@@ -220,6 +220,8 @@ def test_each_main_page_renders_on_a_laptop_and_a_phone(live_server, browser, pr
     context = browser.new_context(viewport=size)
     page = context.new_page()
     try:
+        page.goto(f"{live_server.url}/login")
+        screenshot(page, f"dashboard-sign-in-{viewport}")
         sign_in(page, live_server.url, "alice@example.com")
         for name, path in MAIN_PAGES:
             path = path or f"/projects/alpha/clients/{confidential_client_a.pk}"
