@@ -2,8 +2,19 @@
 
 from django.urls import path
 
-from . import discovery, jwks, registration
-from . import introspection, revocation, token, token_exchange  # issue 5: tokens
+from . import (
+    authorize,
+    consent,
+    discovery,
+    handoff,
+    introspection,
+    jwks,
+    registration,
+    revocation,
+    signin,
+    token,
+    token_exchange,
+)
 
 app_name = "oauth"
 
@@ -11,6 +22,17 @@ urlpatterns = [
     path(".well-known/oauth-authorization-server", discovery.metadata, name="metadata"),
     path(".well-known/openid-configuration", discovery.metadata, name="openid-configuration"),
     path(".well-known/jwks.json", jwks.jwks, name="jwks"),
+    # Authorization (issue 4)
+    path("oauth/authorize", authorize.authorize, name="authorize"),
+    path("oauth/signin", signin.signin, name="signin"),
+    path("oauth/signup", signin.signup, name="signup"),
+    path("oauth/consent", consent.consent, name="consent"),
+    path("api/oauth/authorization-requests/<str:authorization_id>", handoff.authorization_request,
+         name="authorization-request"),
+    path("api/oauth/authorization-requests/<str:authorization_id>/complete", handoff.complete,
+         name="authorization-request-complete"),
+    path("api/oauth/authorization-requests/<str:authorization_id>/deny", handoff.deny_request,
+         name="authorization-request-deny"),
     # Tokens (issue 5)
     path("oauth/token", token.token, name="token"),
     path("oauth/revoke", revocation.revoke, name="revoke"),

@@ -1,0 +1,47 @@
+"""End users' sessions at an issuer: who is signed in for which project, and which requests are theirs.
+
+End users are never Django-auth-logged-in (the dashboard's backend loads operators only). Their
+identity lives in the session under a per-project key, so an end user of project A is nobody at
+project B or at the dashboard. Pending authorization requests are bound to the browser session
+that started them, so a leaked request id is useless in another browser.
+"""
+
+from django.http import HttpRequest
+
+from projects.models import Project, User
+
+REMEMBERED_REQUESTS = 20  # pending authorizations one browser may juggle per project
+
+
+def _user_key(project: Project) -> str:
+    return f"enduser:{project.pk}"
+
+
+def _requests_key(project: Project) -> str:
+    return f"authz:{project.pk}"
+
+
+def current_end_user(request: HttpRequest) -> User | None:
+    """The end user signed in to `request.project` in this browser, if any (active, same project)."""
+    pk = request.session.get(_user_key(request.project))
+    if pk is None:
+        return None
+    return User.objects.filter(pk=pk, project=request.project, is_active=True).first()
+
+
+def sign_in(request: HttpRequest, user: User) -> None:
+    """Sign `user` in to their project in this browser, on a fresh session key (no fixation)."""
+    assert user.project_id == request.project.pk, "an end user signs in to their own project only"
+    request.session.cycle_key()
+    request.session[_user_key(request.project)] = user.pk
+
+
+def bind_request(request: HttpRequest, authorization_id: str) -> None:
+    """Remember that this browser started the pending authorization `authorization_id`."""
+    key = _requests_key(request.project)
+    ids = [i for i in request.session.get(key, []) if i != authorization_id]
+    request.session[key] = [*ids, authorization_id][-REMEMBERED_REQUESTS:]
+
+
+def owns_request(request: HttpRequest, authorization_id: str) -> bool:
+    return authorization_id in request.session.get(_requests_key(request.project), [])

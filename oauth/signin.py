@@ -1,0 +1,169 @@
+"""Hosted sign-in for a project's end users (API.md "Authorization", login mode `hosted`).
+
+Email and password (Django's password hasher), optional sign-up per project, failures throttled
+per account and per IP in the cache (Redis). A signed-in end user is remembered in the session
+under their project's key only (oauth.endusers), never as a Django-auth login.
+"""
+
+import hashlib
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from mcpauth_service.security import client_ip
+from projects.models import Project, User
+
+from .authorize import (
+    AuthorizationRequest,
+    ErrorPage,
+    branding,
+    continue_url,
+    error_page,
+    page_url,
+    pending_for_browser,
+    redirect_browser,
+)
+from .endusers import sign_in
+from .errors import OAuthError
+
+WINDOW = 15 * 60  # seconds a failure counts against its account and address
+ACCOUNT_LIMIT = 5  # failed sign-ins per account (project + email) per window
+IP_LIMIT = 20  # failed sign-ins or sign-ups per client address per window, across projects
+BAD_CREDENTIALS = "That email and password do not match an account."
+THROTTLED = "Too many attempts. Wait a few minutes and try again."
+
+
+class Throttle:
+    """Failure counters in the cache: `blocked` before the work, `fail` after a failure."""
+
+    def __init__(self, *keys: tuple[str, int]):
+        self.keys = keys
+
+    @classmethod
+    def for_signin(cls, request: HttpRequest, email: str) -> "Throttle":
+        account = hashlib.sha256(f"{request.project.pk}:{email}".encode()).hexdigest()
+        return cls((f"signin:account:{account}", ACCOUNT_LIMIT), (f"signin:ip:{client_ip(request)}", IP_LIMIT))
+
+    @classmethod
+    def for_signup(cls, request: HttpRequest) -> "Throttle":
+        return cls((f"signin:ip:{client_ip(request)}", IP_LIMIT))
+
+    def blocked(self) -> bool:
+        counts = cache.get_many([key for key, _ in self.keys])
+        return any(counts.get(key, 0) >= limit for key, limit in self.keys)
+
+    def fail(self) -> None:
+        for key, _ in self.keys:
+            cache.add(key, 0, WINDOW)
+            try:
+                cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.set(key, 1, WINDOW)
+
+
+def authenticate_end_user(project: Project, email: str, password: str) -> User | None:
+    """The active end user of `project` with this email and password, else None (same work either way)."""
+    user = User.objects.filter(project=project, email=email, is_active=True).first() if email else None
+    if user is None:
+        User().set_password(password)  # no account enumeration by timing
+        return None
+    return user if user.check_password(password) else None
+
+
+def _form(request: HttpRequest, pending: AuthorizationRequest, template: str, *, error: str = "",
+          email: str = "", status: int = 200) -> HttpResponse:
+    context = {
+        **branding(request.project), "pending": pending, "client_name": client_name(pending.client),
+        "error": error, "email": email, "signup_enabled": request.project.signup_enabled,
+        "signin_url": page_url(pending, "signin"), "signup_url": page_url(pending, "signup"),
+    }
+    response = render(request, template, context, status=status)
+    if status == 429:
+        response["Retry-After"] = str(WINDOW)
+    return response
+
+
+def client_name(client) -> str:
+    return client.name or (client.metadata or {}).get("client_name") or client.client_id
+
+
+def _signed_in(request: HttpRequest, pending: AuthorizationRequest, user: User) -> HttpResponse:
+    sign_in(request, user)
+    pending.user = user
+    pending.save(update_fields=["user"])
+    try:
+        return redirect_browser(pending, continue_url(request, pending))
+    except OAuthError:
+        raise ErrorPage("This link has expired or was already used. Go back to the application and try again.")
+
+
+def _hosted_request(request: HttpRequest) -> AuthorizationRequest:
+    if request.project.login_mode != Project.LoginMode.HOSTED:
+        raise ErrorPage("This project signs people in on its own site.", status=404, title="Not found")
+    return pending_for_browser(request, request.GET.get("request"))
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def signin(request: HttpRequest) -> HttpResponse:
+    try:
+        pending = _hosted_request(request)
+        if request.method == "GET":
+            return _form(request, pending, "oauth/signin.html")
+        email = request.POST.get("email", "").strip().lower()[:254]
+        throttle = Throttle.for_signin(request, email)
+        if throttle.blocked():
+            return _form(request, pending, "oauth/signin.html", error=THROTTLED, email=email, status=429)
+        user = authenticate_end_user(request.project, email, request.POST.get("password", ""))
+        if user is None:
+            throttle.fail()
+            return _form(request, pending, "oauth/signin.html", error=BAD_CREDENTIALS, email=email, status=400)
+        return _signed_in(request, pending, user)
+    except ErrorPage as page:
+        return error_page(request, page)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    try:
+        pending = _hosted_request(request)
+        if not request.project.signup_enabled:
+            raise ErrorPage("This project does not allow new accounts.", status=404, title="Not found")
+        if request.method == "GET":
+            return _form(request, pending, "oauth/signup.html")
+        email = request.POST.get("email", "").strip().lower()[:254]
+        throttle = Throttle.for_signup(request)
+        if throttle.blocked():
+            return _form(request, pending, "oauth/signup.html", error=THROTTLED, email=email, status=429)
+        throttle.fail()  # every sign-up attempt counts: accounts are cheap to make, so addresses are limited
+        user, error = create_account(request.project, email, request.POST.get("password", ""))
+        if user is None:
+            return _form(request, pending, "oauth/signup.html", error=error, email=email, status=400)
+        return _signed_in(request, pending, user)
+    except ErrorPage as page:
+        return error_page(request, page)
+
+
+def create_account(project: Project, email: str, password: str) -> tuple[User | None, str]:
+    """A new end user of `project`, or None and the reason to show."""
+    try:
+        User._meta.get_field("email").run_validators(email)
+        if not email:
+            raise ValidationError("Enter an email address.")
+        validate_password(password)
+    except ValidationError as exc:
+        return None, " ".join(exc.messages)
+    try:
+        with transaction.atomic():
+            if User.objects.filter(project=project, email=email).exists():
+                raise IntegrityError("taken")
+            return User.objects.create_end_user(project, email, password), ""
+    except IntegrityError:
+        return None, "An account with this email already exists. Sign in instead."

@@ -1,0 +1,197 @@
+"""Hosted sign-in for a project's end users (API.md "Authorization", login mode `hosted`)."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import SESSION_KEY
+from django.test import Client
+from django.utils import timezone
+
+from oauth import signin
+from oauth.models import AuthorizationRequest, Grant
+from projects.models import Project, User
+from tests.authz import authorize_path, first_party_client, query_of
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def start(client, project, app) -> str:
+    """Begin an authorization signed out; the sign-in page's path."""
+    response = client.get(authorize_path(project, app))
+    assert response["Location"].startswith(f"/p/{project.slug}/oauth/signin?request=")
+    return response["Location"]
+
+
+def post(client, path: str, email: str, password: str):
+    return client.post(path, {"email": email, "password": password})
+
+
+def test_it_shows_the_form_with_the_contract_labels(client, project_a, public_client_a):
+    response = client.get(start(client, project_a, public_client_a))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<label for="email">Email</label>' in html
+    assert '<label for="password">Password</label>' in html
+    assert '<button class="primary" type="submit">Sign in</button>' in html
+    assert "Project ALPHA" in html and "Public MCP client" in html
+    assert "/oauth/signup" not in html
+    assert response["X-Frame-Options"] == "DENY"
+
+
+def test_it_links_to_sign_up_when_the_project_allows_it(client, project_a, public_client_a):
+    Project.objects.filter(pk=project_a.pk).update(signup_enabled=True)
+    path = start(client, project_a, public_client_a)
+    html = client.get(path).content.decode()
+    assert f'href="{path.replace("signin", "signup")}"' in html
+
+
+def test_it_signs_an_end_user_in_and_continues_to_consent(client, project_a, public_client_a, end_user_a):
+    path = start(client, project_a, public_client_a)
+    before = client.session.session_key
+    response = post(client, path, "Eve@Example.com", PASSWORD)
+    pending = AuthorizationRequest.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/p/alpha/oauth/consent?request={pending.pk}"
+    assert pending.user == end_user_a
+    session = client.session
+    assert session[f"enduser:{project_a.pk}"] == end_user_a.pk
+    assert session.session_key != before  # rotated on sign-in
+    assert SESSION_KEY not in session  # never a Django-auth login
+
+
+def test_it_goes_straight_back_to_a_first_party_client(client, project_a, end_user_a):
+    app = first_party_client(project_a)
+    response = post(client, start(client, project_a, app), "eve@example.com", PASSWORD)
+    assert set(query_of(response["Location"])) == {"code", "state", "iss"}
+    assert Grant.objects.get(application=app).user == end_user_a
+
+
+def test_it_refuses_a_wrong_password(client, project_a, public_client_a, end_user_a):
+    response = post(client, start(client, project_a, public_client_a), "eve@example.com", "wrong password")
+    assert response.status_code == 400
+    assert signin.BAD_CREDENTIALS in response.content.decode()
+    assert f"enduser:{project_a.pk}" not in client.session
+    assert AuthorizationRequest.objects.get().user is None
+
+
+def test_it_refuses_an_end_user_of_another_project(client, project_a, public_client_a, project_b):
+    User.objects.create_end_user(project_b, "only-bravo@example.com", PASSWORD)
+    response = post(client, start(client, project_a, public_client_a), "only-bravo@example.com", PASSWORD)
+    assert response.status_code == 400
+    assert f"enduser:{project_a.pk}" not in client.session
+
+
+def test_it_refuses_an_operator(client, project_a, public_client_a, alice):
+    response = post(client, start(client, project_a, public_client_a), "alice@example.com", PASSWORD)
+    assert response.status_code == 400
+
+
+def test_it_refuses_a_disabled_end_user(client, project_a, public_client_a, end_user_a):
+    User.objects.filter(pk=end_user_a.pk).update(is_active=False)
+    response = post(client, start(client, project_a, public_client_a), "eve@example.com", PASSWORD)
+    assert response.status_code == 400
+
+
+def test_an_end_user_cannot_sign_in_to_the_dashboard(client, end_user_a):
+    response = client.post("/login", {"email": "eve@example.com", "password": PASSWORD})
+    assert response.status_code == 400
+    assert SESSION_KEY not in client.session
+
+
+def test_an_end_user_session_is_not_a_dashboard_session(client, project_a, public_client_a, end_user_a):
+    post(client, start(client, project_a, public_client_a), "eve@example.com", PASSWORD)
+    response = client.get("/")
+    assert response.status_code == 302 and "/login" in response["Location"]
+
+
+def test_it_throttles_failures_per_account(client, project_a, public_client_a, end_user_a):
+    path = start(client, project_a, public_client_a)
+    for _ in range(signin.ACCOUNT_LIMIT):
+        assert post(client, path, "eve@example.com", "wrong password").status_code == 400
+    response = post(client, path, "eve@example.com", PASSWORD)  # even the right password now waits
+    assert response.status_code == 429
+    assert response["Retry-After"] == str(signin.WINDOW)
+    assert signin.THROTTLED in response.content.decode()
+    assert f"enduser:{project_a.pk}" not in client.session
+
+
+def test_it_throttles_failures_per_address(client, project_a, public_client_a, end_user_a):
+    path = start(client, project_a, public_client_a)
+    for n in range(signin.IP_LIMIT):
+        assert post(client, path, f"nobody{n}@example.com", "wrong password").status_code == 400
+    assert post(client, path, "eve@example.com", PASSWORD).status_code == 429
+
+
+def test_one_accounts_failures_do_not_lock_another(client, project_a, public_client_a, end_user_a):
+    User.objects.create_end_user(project_a, "frank@example.com", PASSWORD)
+    path = start(client, project_a, public_client_a)
+    for _ in range(signin.ACCOUNT_LIMIT):
+        post(client, path, "frank@example.com", "wrong password")
+    assert post(client, path, "eve@example.com", PASSWORD).status_code == 302
+
+
+def test_it_refuses_an_expired_request(client, project_a, public_client_a, end_user_a):
+    path = start(client, project_a, public_client_a)
+    AuthorizationRequest.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = post(client, path, "eve@example.com", PASSWORD)
+    assert response.status_code == 400
+    assert "expired" in response.content.decode()
+    assert f"enduser:{project_a.pk}" not in client.session
+
+
+def test_it_refuses_a_request_started_in_another_browser(client, project_a, public_client_a, end_user_a):
+    path = start(client, project_a, public_client_a)
+    response = post(Client(), path, "eve@example.com", PASSWORD)
+    assert response.status_code == 400
+    assert AuthorizationRequest.objects.get().user is None
+
+
+def test_it_is_csrf_protected(project_a, public_client_a, end_user_a):
+    browser = Client(enforce_csrf_checks=True)
+    response = post(browser, start(browser, project_a, public_client_a), "eve@example.com", PASSWORD)
+    assert response.status_code == 403
+    assert AuthorizationRequest.objects.get().user is None
+
+
+def test_it_is_not_there_in_handoff_mode(client, project_a, public_client_a):
+    path = start(client, project_a, public_client_a)
+    project_a.login_mode, project_a.login_url = "handoff", "https://login.alpha.example/"
+    project_a.save()  # and forget the cached row
+    assert client.get(path).status_code == 404
+
+
+# --- Sign-up ---------------------------------------------------------------------------------------
+
+
+def test_sign_up_is_off_by_default(client, project_a, public_client_a):
+    path = start(client, project_a, public_client_a).replace("signin", "signup")
+    assert client.get(path).status_code == 404
+    assert post(client, path, "new@example.com", PASSWORD).status_code == 404
+    assert not User.objects.filter(email="new@example.com").exists()
+
+
+def test_sign_up_creates_an_end_user_of_the_project(client, project_a, public_client_a):
+    Project.objects.filter(pk=project_a.pk).update(signup_enabled=True)
+    path = start(client, project_a, public_client_a).replace("signin", "signup")
+    response = post(client, path, "New@Example.com", PASSWORD)
+    user = User.objects.get(email="new@example.com")
+    assert response.status_code == 302 and "/oauth/consent?request=" in response["Location"]
+    assert user.project == project_a and user.subject.startswith("usr_")
+    assert user.password.startswith("pbkdf2_sha256$") and user.check_password(PASSWORD)
+    assert client.session[f"enduser:{project_a.pk}"] == user.pk
+
+
+def test_sign_up_refuses_a_taken_email(client, project_a, public_client_a, end_user_a):
+    Project.objects.filter(pk=project_a.pk).update(signup_enabled=True)
+    path = start(client, project_a, public_client_a).replace("signin", "signup")
+    response = post(client, path, "eve@example.com", "another long password")
+    assert response.status_code == 400
+    assert User.objects.filter(project=project_a, email="eve@example.com").count() == 1
+
+
+def test_sign_up_refuses_a_weak_password(client, project_a, public_client_a):
+    Project.objects.filter(pk=project_a.pk).update(signup_enabled=True)
+    path = start(client, project_a, public_client_a).replace("signin", "signup")
+    assert post(client, path, "new@example.com", "short").status_code == 400
+    assert not User.objects.filter(email="new@example.com").exists()
