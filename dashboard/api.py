@@ -7,6 +7,7 @@ Validation is the dashboard's own (the same forms), so both paths accept exactly
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -19,11 +20,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from oauth.models import Application
-from projects.models import Project, ProjectSecret
+from projects.models import Project, ProjectMember, ProjectSecret
 
 from . import actions, audit, clients
-from .decorators import READ, WRITE
-from .forms import ClientForm, ProjectForm, SecretForm, SettingsForm
+from .decorators import OWNER, READ, WRITE
+from .forms import ClientForm, MemberForm, ProjectForm, RoleForm, SecretForm, SettingsForm
 from .models import OperatorToken
 
 
@@ -204,6 +205,31 @@ class SecretCreatedSerializer(SecretSerializer):
 
     class Meta(SecretSerializer.Meta):
         fields = SecretSerializer.Meta.fields + ["secret"]
+
+
+class EndUserSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    subject = serializers.CharField()
+    email = serializers.CharField()
+    date_joined = serializers.DateTimeField()
+    last_seen_at = serializers.DateTimeField(allow_null=True)
+    live_tokens = serializers.IntegerField()
+
+
+class MemberSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    email = serializers.CharField(source="user.email")
+    role = serializers.ChoiceField(choices=ProjectMember.Role.choices)
+    created_at = serializers.DateTimeField()
+
+
+class MemberCreateSerializer(serializers.Serializer):
+    email = serializers.EmailField(help_text="An existing operator's email")
+    role = serializers.ChoiceField(choices=ProjectMember.Role.choices)
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=ProjectMember.Role.choices)
 
 
 class AuditEventSerializer(serializers.Serializer):
@@ -400,3 +426,69 @@ class AuditEventsView(ManagementView):
                          "page": page.number, "pages": page.paginator.num_pages, "count": page.paginator.count})
 
 
+
+
+class EndUsersView(ManagementView):
+    @extend_schema(tags=["end users"], summary="End users, most recently seen first (500 at most)",
+                   parameters=[OpenApiParameter("q", OpenApiTypes.STR, description="email or subject contains")],
+                   responses=EndUserSerializer(many=True))
+    def get(self, request, slug):
+        people = actions.end_users_of(self.project(slug)).order_by("-last_seen_at", "-date_joined")
+        q = request.query_params.get("q", "").strip()
+        if q:
+            people = people.filter(Q(email__icontains=q) | Q(subject__icontains=q))
+        return Response(EndUserSerializer(people[:500], many=True).data)
+
+
+class EndUserRevokeView(ManagementView):
+    @extend_schema(tags=["end users"], summary="Revoke everything a person granted (tokens, codes, consent)",
+                   request=None, responses=inline_serializer("RevokedGrants", {"live_tokens": serializers.IntegerField()}))
+    def post(self, request, slug, pk):
+        project = self.project(slug, WRITE)
+        person = get_object_or_404(project.end_users, pk=pk)
+        return Response({"live_tokens": actions.revoke_end_user(project, person, request)})
+
+
+class MembersView(ManagementView):
+    @extend_schema(tags=["members"], summary="Members and their roles", responses=MemberSerializer(many=True))
+    def get(self, request, slug):
+        members = self.project(slug).memberships.select_related("user").order_by("role", "user__email")
+        return Response(MemberSerializer(members, many=True).data)
+
+    @extend_schema(tags=["members"], summary="Add an operator by email (owners only)",
+                   request=MemberCreateSerializer, responses={201: MemberSerializer})
+    def post(self, request, slug):
+        project = self.project(slug, OWNER)
+        form = MemberForm(as_form_data(request.data if isinstance(request.data, dict) else {}))
+        if not form.is_valid():
+            raise form_errors(form)
+        member = actions.add_member(project, form.cleaned_data["email"], form.cleaned_data["role"], request)
+        return Response(MemberSerializer(member).data, status=status.HTTP_201_CREATED)
+
+
+class MemberView(ManagementView):
+    def member(self, slug, pk):
+        project = self.project(slug, OWNER)
+        return project, get_object_or_404(ProjectMember.objects.select_related("user"), project=project, pk=pk)
+
+    def change(self, request, project, member, role):
+        try:
+            actions.change_role(project, member, role, request)
+        except actions.LastOwner:
+            raise exceptions.ValidationError({"role": ["A project needs at least one owner."]})
+
+    @extend_schema(tags=["members"], summary="Change a member's role (owners only)", request=MemberRoleSerializer,
+                   responses=MemberSerializer)
+    def patch(self, request, slug, pk):
+        project, member = self.member(slug, pk)
+        form = RoleForm(as_form_data(request.data if isinstance(request.data, dict) else {}))
+        if not form.is_valid():
+            raise form_errors(form)
+        self.change(request, project, member, form.cleaned_data["role"])
+        return Response(MemberSerializer(member).data)
+
+    @extend_schema(tags=["members"], summary="Remove a member (owners only)", responses={204: None})
+    def delete(self, request, slug, pk):
+        project, member = self.member(slug, pk)
+        self.change(request, project, member, None)
+        return Response(status=status.HTTP_204_NO_CONTENT)

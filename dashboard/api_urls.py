@@ -22,5 +22,9 @@ urlpatterns = [
     path(P + "/clients/<int:pk>/enable", api.DisableClientView.as_view(disabled=False), name="api_client_enable"),
     path(P + "/secrets", api.SecretsView.as_view(), name="api_secrets"),
     path(P + "/secrets/<int:pk>", api.SecretView.as_view(), name="api_secret"),
+    path(P + "/end-users", api.EndUsersView.as_view(), name="api_end_users"),
+    path(P + "/end-users/<int:pk>/revoke", api.EndUserRevokeView.as_view(), name="api_end_user_revoke"),
+    path(P + "/members", api.MembersView.as_view(), name="api_members"),
+    path(P + "/members/<int:pk>", api.MemberView.as_view(), name="api_member"),
     path(P + "/audit-events", api.AuditEventsView.as_view(), name="api_audit_events"),
 ]

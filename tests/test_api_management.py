@@ -172,3 +172,33 @@ def test_the_docs_page_loads_its_assets_from_this_origin(client, db):
     assert "<script>" not in html and "script-src 'self'" in response["Content-Security-Policy"]
     script = client.get("/docs/endpoints", {"script": ""})
     assert script.status_code == 200 and "/api/schema" in script.content.decode()
+
+
+def test_it_lists_end_users_and_revokes_a_persons_grants(client, project_a, public_client_a, end_user_a,
+                                                         end_user_b, alice_token):
+    AccessToken.objects.create(user=end_user_a, application=public_client_a, token="mcpat_api_person",
+                               expires="2999-01-01T00:00:00Z", scope="mcp:tools")
+    people = client.get("/api/v1/projects/alpha/end-users", **bearer(alice_token)).json()
+    assert [(p["subject"], p["live_tokens"]) for p in people] == [(end_user_a.subject, 1)]
+    response = client.post(f"/api/v1/projects/alpha/end-users/{end_user_a.pk}/revoke", **bearer(alice_token))
+    assert response.status_code == 200 and response.json() == {"live_tokens": 1}
+    assert not AccessToken.objects.filter(user=end_user_a).exists()
+    assert client.post(f"/api/v1/projects/alpha/end-users/{end_user_b.pk}/revoke",
+                       **bearer(alice_token)).status_code == 404
+
+
+def test_owners_manage_members_and_the_last_owner_stays(client, project_a, alice, bob, alice_token):
+    response = client.post("/api/v1/projects/alpha/members", {"email": "bob@example.com", "role": "admin"},
+                           content_type="application/json", **bearer(alice_token))
+    assert response.status_code == 201 and project_a.role_of(bob) == "admin"
+    bob_token = OperatorToken.issue(bob, "bob")[1]
+    response = client.post("/api/v1/projects/alpha/members", {"email": "bob@example.com", "role": "owner"},
+                           content_type="application/json", **bearer(bob_token))
+    assert response.status_code == 403 and project_a.role_of(bob) == "admin"
+    own = project_a.memberships.get(user=alice)
+    response = client.patch(f"/api/v1/projects/alpha/members/{own.pk}", {"role": "viewer"},
+                            content_type="application/json", **bearer(alice_token))
+    assert response.status_code == 400 and project_a.role_of(alice) == "owner"
+    bob_member = project_a.memberships.get(user=bob)
+    assert client.delete(f"/api/v1/projects/alpha/members/{bob_member.pk}", **bearer(alice_token)).status_code == 204
+    assert project_a.role_of(bob) is None
