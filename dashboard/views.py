@@ -13,7 +13,6 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
-
 from oauth2_provider.models import get_access_token_model
 
 from projects.models import AuditEvent, Project, User
