@@ -8,7 +8,7 @@ PORT ?= 8000
 WORKERS ?= 2
 export PUBLIC_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: install run test migrate lint clean bench bench-scale bench-soak bench-wrk
+.PHONY: install run test migrate lint clean demo bench bench-scale bench-soak bench-wrk
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,20 @@ run: migrate
 	$(BIN)/gunicorn mcpauth_service.wsgi:application --bind $(HOST):$(PORT) --workers $(WORKERS) \
 		--access-logfile - --error-logfile - --log-level warning
 
-test: install
+# The end-to-end tests also run the official MCP TypeScript SDK under Node 20 (git-ignored node_modules).
+E2E_TS := tests/e2e/ts
+
+test: install $(E2E_TS)/node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(E2E_TS)/node_modules/.installed: $(E2E_TS)/package-lock.json
+	npm ci --prefix $(E2E_TS) --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The issuer plus examples/mcp_server.py (port 8001), printing how to connect MCP Inspector or Claude.
+demo: migrate
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python examples/demo.py --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # Benchmarks (docs/performance.md): own database (BENCH_DATABASE_URL, default mcpauth_bench) and
 # Redis db (BENCH_REDIS_URL, default db 9); loopback only; results in var/bench/.

@@ -22,11 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx2
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 PASSWORD = "correct horse battery staple"
+REDIRECT_URI = "http://127.0.0.1:33418/callback"  # loopback: any port matches (RFC 8252)
+ACCESS_TOKEN_TTL = 4  # seconds: short, so the SDK refreshes on its own after a real wait
 STARTUP_SECONDS = 60
 
 
@@ -196,3 +199,59 @@ def start_mcp_server(issuer: Issuer) -> Iterator:
     yield start
     for server in started:
         stop(server.process)
+
+
+def raw_mcp_post(server_url: str, token: str | None) -> httpx2.Response:
+    """One JSON-RPC POST as any HTTP client would send it; the auth decision is in the status."""
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
+               "MCP-Protocol-Version": "2025-11-25"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "raw", "version": "0"}}}
+    return httpx2.post(server_url, json=body, headers=headers, timeout=30)
+
+
+def introspect(issuer_url: str, secret: str, token: str) -> dict:
+    response = httpx2.post(f"{issuer_url}/oauth/introspect", data={"token": token},
+                           headers={"Authorization": f"Bearer {secret}"}, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# --- a project with its MCP server -------------------------------------------------------------------
+@dataclass
+class Deployment:
+    issuer: str
+    slug: str
+    server_url: str
+    other_resource: str
+    registration_secret: str
+    introspection_secret: str
+    email: str
+    subject: str
+
+
+def deploy(issuer: Issuer, start_mcp_server, slug: str, *, token_format: str = "opaque") -> Deployment:
+    port = free_port()
+    server_url = f"http://127.0.0.1:{port}/mcp"
+    other_resource = f"http://127.0.0.1:{free_port()}/mcp"
+    project = issuer.create_project(slug, [server_url, other_resource], token_format,
+                                     access_token_ttl=ACCESS_TOKEN_TTL)
+    email = f"eve@{slug}.example"
+    subject = issuer.create_end_user(slug, email)
+    # Least privilege on the MCP server's side: a secret that can only introspect.
+    secret = issuer.manage("createsecret", "--project", slug, "--name", "MCP server",
+                           "--permissions", "introspect")["secret"]
+    extra = ("--check-revocation",) if token_format == "jwt" else ()
+    start_mcp_server(project["issuer"], port, secret=secret, extra=extra)
+    return Deployment(project["issuer"], slug, server_url, other_resource, project["registration_secret"],
+                      secret, email, subject)
+
+
+@pytest.fixture
+def deployment_factory(issuer, start_mcp_server):
+    def make(slug: str, token_format: str = "opaque") -> Deployment:
+        return deploy(issuer, start_mcp_server, slug, token_format=token_format)
+    return make
