@@ -320,7 +320,7 @@ class RotateKeyView(ManagementView):
 class ClientsView(ManagementView):
     @extend_schema(tags=["clients"], summary="Clients (filters as in the dashboard)",
                    parameters=[OpenApiParameter(n, OpenApiTypes.STR) for n in
-                               ("q", "path", "software", "status", "fingerprint")],
+                               ("q", "path", "software", "status", "used", "live", "fingerprint")],
                    responses=ClientSerializer(many=True))
     def get(self, request, slug):
         found, _ = clients.filtered_clients(self.project(slug), request.query_params)

@@ -2,12 +2,13 @@
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import F, Q, QuerySet
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -18,6 +19,7 @@ from . import actions
 from .decorators import WRITE, project_view
 from .forms import ClientForm
 
+USED_WITHIN = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=30)}
 GROUP_SCAN_LIMIT = 2000  # newest clients considered when grouping repeats on one page
 
 
@@ -55,7 +57,8 @@ def group_repeats(clients) -> list[ClientGroup]:
 
 def filtered_clients(project, params) -> tuple[QuerySet, dict]:
     clients = actions.clients_of(project)
-    chosen = {name: params.get(name, "").strip() for name in ("q", "path", "software", "status", "fingerprint")}
+    names = ("q", "path", "software", "status", "used", "live", "fingerprint")
+    chosen = {name: params.get(name, "").strip() for name in names}
     if chosen["q"]:
         clients = clients.filter(Q(name__icontains=chosen["q"]) | Q(client_id__icontains=chosen["q"]))
     if chosen["path"] in Application.Path.values:
@@ -66,8 +69,14 @@ def filtered_clients(project, params) -> tuple[QuerySet, dict]:
         clients = clients.filter(disabled_at__isnull=True)
     elif chosen["status"] == "disabled":
         clients = clients.filter(disabled_at__isnull=False)
-    elif chosen["status"] == "unused":
+    if chosen["used"] == "never":
         clients = clients.filter(last_used_at__isnull=True)
+    elif chosen["used"] in USED_WITHIN:
+        clients = clients.filter(last_used_at__gte=timezone.now() - USED_WITHIN[chosen["used"]])
+    if chosen["live"] == "yes":
+        clients = clients.filter(live_tokens__gt=0)
+    elif chosen["live"] == "no":
+        clients = clients.filter(live_tokens=0)
     if chosen["fingerprint"]:
         clients = clients.filter(fingerprint=chosen["fingerprint"])
     return clients.order_by(F("last_used_at").desc(nulls_last=True), "-created"), chosen

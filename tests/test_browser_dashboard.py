@@ -178,7 +178,7 @@ def test_the_api_docs_render_under_the_content_security_policy(live_server, page
 
 
 def _seed(project, client, person) -> None:
-    for i, kind in enumerate(["client.registered", "consent.granted", "token.issued", "token.issued",
+    for i, kind in enumerate(["client.registered", "consent.allowed", "token.issued", "token.issued",
                               "token.refreshed", "token.refresh_reuse_detected"] * 3):
         event = AuditEvent.record(project, kind, actor="system", client_id=client.client_id)
         AuditEvent.objects.filter(pk=event.pk).update(created_at=timezone.now() - timedelta(days=i % 9))

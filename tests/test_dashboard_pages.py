@@ -223,6 +223,14 @@ def test_it_lists_clients_with_search_filters_and_live_token_counts(as_alice, pr
     assert [g.first.pk for g in found] == [confidential_client_a.pk]
     found = as_alice.get("/projects/alpha/clients", {"path": "secret"}).context["page"]
     assert [g.first.pk for g in found] == [confidential_client_a.pk]
+    found = as_alice.get("/projects/alpha/clients", {"live": "yes"}).context["page"]
+    assert [g.first.pk for g in found] == [public_client_a.pk]
+    Application.objects.filter(pk=confidential_client_a.pk).update(last_used_at=timezone.now() - timedelta(days=3))
+    found = as_alice.get("/projects/alpha/clients", {"used": "week"}).context["page"]
+    assert [g.first.pk for g in found] == [confidential_client_a.pk]
+    assert as_alice.get("/projects/alpha/clients", {"used": "day"}).context["total"] == 0
+    found = as_alice.get("/projects/alpha/clients", {"used": "never"}).context["page"]
+    assert [g.first.pk for g in found] == [public_client_a.pk]
 
 
 def test_it_groups_repeated_identical_registrations(as_alice, project_a):
