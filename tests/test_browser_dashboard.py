@@ -255,3 +255,18 @@ def test_the_dashboard_is_usable_with_the_keyboard_alone(live_server, page, proj
     value = page.locator("#new-secret").input_value()
     row = ProjectSecret.authenticate(project_a, value, "register")
     assert row is not None and row.name == "Keyboard secret" and "register" in row.permissions
+
+
+def test_revoking_a_persons_grants_updates_their_row_in_place(live_server, page, project_a, public_client_a,
+                                                              end_user_a):
+    AccessToken.objects.create(user=end_user_a, application=public_client_a, token="mcpat_person_row",
+                               expires=timezone.now() + timedelta(hours=1), scope="mcp:tools")
+    accept_dialogs(page)
+    sign_in(page, live_server.url, "alice@example.com")
+    page.goto(f"{live_server.url}/projects/alpha/users")
+    row = page.locator(f"#user-{end_user_a.pk}")
+    assert row.locator("td[data-label='Live tokens']").inner_text() == "1"
+    row.get_by_role("button", name=re.compile("Revoke grants")).click()
+    page.locator(f"#user-{end_user_a.pk} td[data-label='Live tokens']").get_by_text("0").wait_for()
+    assert page.url.endswith("/projects/alpha/users")  # swapped in place, no navigation
+    assert not AccessToken.objects.filter(user=end_user_a).exists()

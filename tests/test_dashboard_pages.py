@@ -465,3 +465,11 @@ def test_it_filters_the_audit_log_by_kind_client_and_date(as_alice, project_a, p
     assert ("token.revoked", "client-1") not in kinds(since=since)
     until = (timezone.now() - timedelta(days=5)).date().isoformat()
     assert kinds(until=until) == [("token.revoked", "client-1")]
+
+
+def test_sign_up_can_be_closed(client, settings, db):
+    settings.OPERATOR_SIGNUP_ENABLED = False
+    assert client.get("/signup").status_code == 404
+    assert client.post("/signup", {"email": "dana@example.com", "password": PASSWORD}).status_code == 404
+    assert not User.objects.filter(username="dana@example.com").exists()
+    assert "Create an operator account" not in client.get("/login").content.decode()
