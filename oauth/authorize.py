@@ -78,6 +78,7 @@ class ErrorPage(Exception):
 @require_GET
 def authorize(request: HttpRequest) -> HttpResponse:
     try:
+        check_characters(request)
         client = check_client(request)
         redirect_uri = check_redirect_uri(request, client)
     except ErrorPage as page:
@@ -107,6 +108,12 @@ def single(request: HttpRequest, name: str) -> str | None:
     if len(values) > 1:
         raise InvalidRequest(f"The {name} parameter is repeated.")
     return values[0] if values else None
+
+
+def check_characters(request: HttpRequest) -> None:
+    """A NUL byte fits no parameter (and PostgreSQL refuses it): nothing in such a request is trusted."""
+    if any("\x00" in value for _, values in request.GET.lists() for value in values):
+        raise ErrorPage("The request is malformed.")
 
 
 def check_client(request: HttpRequest) -> Application:

@@ -8,6 +8,7 @@ The browser is sent to `project.login_url?authorization_request={id}`. The opera
 """
 
 import json
+import re
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -24,13 +25,16 @@ from .models import AuthorizationRequest
 from .signin import client_name
 
 USED = "This authorization request has expired or was already completed."
+REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def load(request: HttpRequest, authorization_id: str) -> AuthorizationRequest:
     """The project's request `authorization_id`, still waiting for the operator's decision."""
     request.secret = require_secret(request, "handoff")
-    pending = (AuthorizationRequest.objects.filter(project=request.project, pk=authorization_id)
-               .select_related("client").first())
+    pending = None
+    if REQUEST_ID.fullmatch(authorization_id):
+        pending = (AuthorizationRequest.objects.filter(project=request.project, pk=authorization_id)
+                   .select_related("client").first())
     if pending is None:
         raise NotFound("No such authorization request.")
     live = AuthorizationRequest.objects.live(request.project).filter(pk=pending.pk, user__isnull=True)
@@ -97,7 +101,7 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
 
 def check_subject(body: dict[str, Any]) -> str:
     subject = body.get("subject")
-    if not isinstance(subject, str) or not subject.strip() or len(subject) > 255:
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > 255 or "\x00" in subject:
         raise InvalidRequest("subject must be a non-empty string of at most 255 characters.")
     return subject
 
@@ -118,7 +122,9 @@ def check_claims(body: dict[str, Any]) -> dict[str, Any]:
     claims = body.get("claims", {})
     if claims is None:
         return {}
-    if not isinstance(claims, dict) or len(json.dumps(claims)) > 8192:
+    encoded = json.dumps(claims)
+    # PostgreSQL's jsonb has no room for NUL characters.
+    if not isinstance(claims, dict) or len(encoded) > 8192 or "\\u0000" in encoded:
         raise InvalidRequest("claims must be a JSON object (at most 8 KB).")
     return claims
 

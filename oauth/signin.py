@@ -69,7 +69,8 @@ class Throttle:
 
 def authenticate_end_user(project: Project, email: str, password: str) -> User | None:
     """The active end user of `project` with this email and password, else None (same work either way)."""
-    user = User.objects.filter(project=project, email=email, is_active=True).first() if email else None
+    usable = email and "\x00" not in email
+    user = User.objects.filter(project=project, email=email, is_active=True).first() if usable else None
     if user is None:
         User().set_password(password)  # no account enumeration by timing
         return None
@@ -155,7 +156,7 @@ def create_account(project: Project, email: str, password: str) -> tuple[User | 
     """A new end user of `project`, or None and the reason to show."""
     try:
         User._meta.get_field("email").run_validators(email)
-        if not email:
+        if not email or "\x00" in email:
             raise ValidationError("Enter an email address.")
         validate_password(password)
     except ValidationError as exc:

@@ -376,3 +376,9 @@ def test_the_code_redeems_at_the_token_endpoint_for_the_resource(signed_in, proj
     introspected = signed_in.post(f"/p/{project_a.slug}/oauth/introspect", {"token": token.json()["access_token"]},
                                   HTTP_AUTHORIZATION=f"Bearer {project_a.registration_secret}")
     assert introspected.json()["aud"] in ("https://files.alpha.example/mcp", ["https://files.alpha.example/mcp"])
+
+
+@pytest.mark.parametrize("param", ["client_id", "state", "scope", "code_challenge"])
+def test_it_answers_a_nul_byte_with_the_error_page(client, project_a, public_client_a, param):
+    response = client.get(authorize_path(project_a, public_client_a, **{param: "x\x00y"}))
+    assert_error_page(response)

@@ -127,3 +127,25 @@ def test_it_sends_a_signed_out_browser_to_sign_in(browser, project_a, public_cli
     response = browser.post(path, {"decision": "allow"})
     assert response["Location"] == path.replace("consent", "signin")
     assert Grant.objects.count() == 0
+
+
+def test_a_client_disabled_meanwhile_gets_nothing(browser, project_a, public_client_a):
+    from django.utils import timezone
+
+    path = consent_path(browser, project_a, public_client_a)
+    public_client_a.disabled_at = timezone.now()
+    public_client_a.save()
+    response = browser.post(path, {"decision": "allow"})
+    assert response.status_code == 400 and "Location" not in response
+    assert Grant.objects.count() == 0
+
+
+def test_a_native_apps_scheme_may_receive_the_form_redirect(browser, project_a, public_client_a):
+    public_client_a.redirect_uris += " com.example.app:/oauth/callback"
+    public_client_a.save()
+    path = consent_path(browser, project_a, public_client_a, redirect_uri="com.example.app:/oauth/callback")
+    page = browser.get(path)
+    assert "form-action 'self' http: https: com.example.app:;" in page["Content-Security-Policy"]
+    assert '<strong id="redirect-host">com.example.app:</strong>' in page.content.decode()
+    response = browser.post(path, {"decision": "allow"})
+    assert response["Location"].startswith("com.example.app:/oauth/callback?code=")

@@ -186,3 +186,18 @@ def test_an_unknown_request_is_not_found(client, handoff_project):
     path = f"/p/{handoff_project.slug}/api/oauth/authorization-requests/nope"
     response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {handoff_project.registration_secret}")
     assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize("body", [{"subject": "a\x00b"}, {"subject": "a", "claims": {"k": "v\x00"}}])
+def test_complete_refuses_nul_characters(client, handoff_project, public_client_a, body):
+    pending = start(client, handoff_project, public_client_a)
+    response = call(client, api(handoff_project, pending, "complete"), handoff_project.registration_secret, body)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    assert AuthorizationRequest.objects.get().user is None
+
+
+def test_a_malformed_request_id_is_not_found(client, handoff_project):
+    path = f"/p/{handoff_project.slug}/api/oauth/authorization-requests/a%00b/complete"
+    response = client.post(path, "{}", content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {handoff_project.registration_secret}")
+    assert response.status_code == 404 and response.json()["error"] == "not_found"

@@ -195,3 +195,8 @@ def test_sign_up_refuses_a_weak_password(client, project_a, public_client_a):
     path = start(client, project_a, public_client_a).replace("signin", "signup")
     assert post(client, path, "new@example.com", "short").status_code == 400
     assert not User.objects.filter(email="new@example.com").exists()
+
+
+def test_it_answers_a_nul_byte_in_the_email_as_bad_credentials(client, project_a, public_client_a, end_user_a):
+    response = post(client, start(client, project_a, public_client_a), "eve@example.com\x00", PASSWORD)
+    assert response.status_code == 400
