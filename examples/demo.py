@@ -24,7 +24,7 @@ END_USER = "user@example.com"
 
 
 def manage(*args: str) -> dict | None:
-    done = subprocess.run([PYTHON, "manage.py", *args, "--json"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([PYTHON, "manage.py", *args, "--json"], cwd=ROOT, capture_output=True, text=True, check=False)
     return json.loads(done.stdout) if done.returncode == 0 else None
 
 
@@ -37,8 +37,11 @@ def credentials(var_dir: Path) -> dict:
         if manage("createenduser", "--project", "demo", "--email", END_USER, "--password", saved["password"]) is None:
             sys.exit(f"{END_USER} already exists in project demo; delete {path.name}'s user or the var/ folder")
     if "secret" not in saved:
-        saved["secret"] = manage("createsecret", "--project", "demo", "--name", "Example MCP server",
-                                 "--permissions", "introspect")["secret"]
+        secret = manage("createsecret", "--project", "demo", "--name", "Example MCP server",
+                        "--permissions", "introspect")
+        if secret is None:
+            sys.exit("createsecret failed")
+        saved["secret"] = secret["secret"]
     var_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(saved))
     path.chmod(0o600)

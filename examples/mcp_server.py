@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout: find mcpauth_rs
 
-import uvicorn  # noqa: E402
-from mcp.server.auth.middleware.auth_context import get_access_token  # noqa: E402
-from mcp.server.mcpserver import MCPServer  # noqa: E402
+import uvicorn
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver import MCPServer
 
-from mcpauth_rs import ResourceServer  # noqa: E402
-from mcpauth_rs.mcp import McpauthTokenVerifier, auth_settings  # noqa: E402
+from mcpauth_rs import ResourceServer
+from mcpauth_rs.mcp import McpauthTokenVerifier, auth_settings
 
 
 def build_server(resource_server: ResourceServer) -> MCPServer:

@@ -50,10 +50,11 @@ class McpauthTokenVerifier:
 
 def auth_settings(resource_server: ResourceServer, **extra) -> AuthSettings:
     """AuthSettings naming our issuer in the PRM and enforcing the audience twice (ours and the SDK's)."""
-    return AuthSettings(
-        issuer_url=resource_server.issuer,
-        resource_server_url=resource_server.resource,
-        required_scopes=list(resource_server.required_scopes) or None,
-        validate_token_resource=True,
+    # Validated from strings so a path-less issuer keeps its exact form (no trailing slash).
+    return AuthSettings.model_validate({
+        "issuer_url": resource_server.issuer,
+        "resource_server_url": resource_server.resource,
+        "required_scopes": list(resource_server.required_scopes) or None,
+        "validate_token_resource": True,
         **extra,
-    )
+    })

@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from typing import ClassVar
 
 import anyio
 import pytest
@@ -57,7 +58,7 @@ def run_async(func, *args):
     def target():
         try:
             outcome["value"] = anyio.run(func, *args)
-        except BaseException as exc:  # re-raised in the test's thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
             outcome["error"] = exc
 
     thread = threading.Thread(target=target)
@@ -258,8 +259,8 @@ def test_it_gives_the_mcp_sdk_an_access_token_or_nothing(issuer_url, introspecti
 
 
 class WhoAmI(APIView):
-    authentication_classes = [McpauthAuthentication]
-    permission_classes = [IsAuthenticated]
+    authentication_classes: ClassVar = [McpauthAuthentication]
+    permission_classes: ClassVar = [IsAuthenticated]
 
     def get(self, request):
         return Response({"subject": request.user.subject, "scopes": list(request.auth.scopes)})

@@ -96,14 +96,14 @@ class Issuer:
 
     def manage(self, *args: str) -> dict:
         done = subprocess.run([PYTHON, "manage.py", *args, "--json"], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
             pytest.fail(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
         return json.loads(done.stdout)
 
     def shell(self, code: str) -> str:
         done = subprocess.run([PYTHON, "manage.py", "shell", "-v", "0", "-c", code], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
             pytest.fail(f"manage.py shell failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout.strip()
@@ -116,8 +116,8 @@ class Issuer:
         if access_token_ttl:
             updates["access_token_ttl"] = access_token_ttl
         # No command-line flag for these policies (the dashboard sets them): save() so caches follow.
-        self.shell("from projects.models import Project; p = Project.objects.get(slug=%r); "
-                   "[setattr(p, k, v) for k, v in %r.items()]; p.save()" % (slug, updates))
+        self.shell(f"from projects.models import Project; p = Project.objects.get(slug={slug!r}); "
+                   f"[setattr(p, k, v) for k, v in {updates!r}.items()]; p.save()")
         return project
 
     def create_end_user(self, slug: str, email: str) -> str:
@@ -147,7 +147,7 @@ def issuer(tmp_path_factory) -> Iterator[Issuer]:
         "PYTHONUNBUFFERED": "1",
     }
     migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=300, check=False)
     if migrate.returncode != 0:
         pytest.fail(f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
     log = workdir / "issuer.log"
@@ -233,7 +233,9 @@ class Deployment:
     subject: str
 
 
-def deploy(issuer: Issuer, start_mcp_server, slug: str, *, token_format: str = "opaque") -> Deployment:
+def deploy(issuer: Issuer, start_mcp_server, slug: str, *, token_format: str = "opaque",
+           jwks_only: bool = False) -> Deployment:
+    """A project protecting one MCP server; `jwks_only`: the server checks JWTs with no credential."""
     port = free_port()
     server_url = f"http://127.0.0.1:{port}/mcp"
     other_resource = f"http://127.0.0.1:{free_port()}/mcp"
@@ -244,14 +246,17 @@ def deploy(issuer: Issuer, start_mcp_server, slug: str, *, token_format: str = "
     # Least privilege on the MCP server's side: a secret that can only introspect.
     secret = issuer.manage("createsecret", "--project", slug, "--name", "MCP server",
                            "--permissions", "introspect")["secret"]
-    extra = ("--check-revocation",) if token_format == "jwt" else ()
-    start_mcp_server(project["issuer"], port, secret=secret, extra=extra)
+    if jwks_only:
+        start_mcp_server(project["issuer"], port, extra=("--token-format", "jwt"))
+    else:
+        extra = ("--check-revocation",) if token_format == "jwt" else ()
+        start_mcp_server(project["issuer"], port, secret=secret, extra=extra)
     return Deployment(project["issuer"], slug, server_url, other_resource, project["registration_secret"],
                       secret, email, subject)
 
 
 @pytest.fixture
 def deployment_factory(issuer, start_mcp_server):
-    def make(slug: str, token_format: str = "opaque") -> Deployment:
-        return deploy(issuer, start_mcp_server, slug, token_format=token_format)
+    def make(slug: str, token_format: str = "opaque", jwks_only: bool = False) -> Deployment:
+        return deploy(issuer, start_mcp_server, slug, token_format=token_format, jwks_only=jwks_only)
     return make

@@ -23,7 +23,12 @@ import pytest
 from mcp.client import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthToken,
+)
 
 from .conftest import ACCESS_TOKEN_TTL, PASSWORD, REDIRECT_URI, Deployment, Issuer, introspect, raw_mcp_post
 from .user_agent import EndUser
@@ -103,10 +108,9 @@ class PythonClient:
         self.log.append(Exchange(request.method, str(request.url), response.status_code, form))
 
     async def call(self, tool: str, arguments: dict) -> dict:
-        async with httpx2.AsyncClient(auth=self.provider, timeout=30,
-                                      event_hooks={"response": [self._record]}) as http:
-            async with Client(streamable_http_client(self.server_url, http_client=http)) as client:
-                result = await client.call_tool(tool, arguments)
+        http = httpx2.AsyncClient(auth=self.provider, timeout=30, event_hooks={"response": [self._record]})
+        async with http, Client(streamable_http_client(self.server_url, http_client=http)) as client:
+            result = await client.call_tool(tool, arguments)
         assert not result.is_error, result
         if result.structured_content is not None:
             return result.structured_content
@@ -124,7 +128,7 @@ def run_async(func, *args):
     def target():
         try:
             outcome["value"] = anyio.run(func, *args)
-        except BaseException as exc:  # re-raised in the test's thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
             outcome["error"] = exc
 
     thread = threading.Thread(target=target)
@@ -142,13 +146,14 @@ def call_tool(client: PythonClient, tool: str, arguments: dict | None = None) ->
 # --- CIMD: the client's metadata document, served over TLS on loopback -------------------------------
 def _tls_files(workdir) -> tuple[str, str, str]:
     """A throwaway CA and a certificate for 127.0.0.1/localhost signed by it (the issuer trusts the CA)."""
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mcpauth e2e CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
@@ -186,7 +191,7 @@ def cimd_host(issuer: Issuer):
     documents: dict[str, bytes] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             body = documents.get(self.path)
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "application/json")
@@ -249,7 +254,7 @@ def run_full_flow(deployment: Deployment, client: PythonClient, *, cimd: bool) -
     assert authorize["code_challenge_method"] == ["S256"] and authorize["code_challenge"]
     assert authorize["resource"] == [server_url] and authorize["client_id"] == [client_id]
     assert client.callbacks[0]["iss"] == issuer  # RFC 9207 (the SDK checks it too)
-    assert "/p/%s/oauth/signin" % slug in client.user.pages or any("signin" in p for p in client.user.pages)
+    assert {f"/p/{slug}/oauth/signin", f"/p/{slug}/oauth/consent"} <= set(client.user.pages)
     tokens = client.requests("POST", "/oauth/token")
     assert [(t.status, t.form["grant_type"], t.form.get("resource")) for t in tokens] == [
         (200, "authorization_code", server_url)]
@@ -311,8 +316,11 @@ def test_it_completes_the_flow_with_a_jwt_project(deployment_factory):
     assert client.storage.tokens.access_token.count(".") == 2  # an RFC 9068 JWT, checked against the JWKS
 
 
-def test_it_refuses_a_token_meant_for_another_resource_of_the_same_project(issuer, deployment_factory):
-    deployment = deployment_factory("e2e-audience")
+@pytest.mark.parametrize(("token_format", "jwks_only"), [("opaque", False), ("jwt", True)])
+def test_it_refuses_a_token_meant_for_another_resource_of_the_same_project(issuer, deployment_factory,
+                                                                           token_format, jwks_only):
+    # jwt + jwks_only: the MCP server holds no credential and checks `aud` in the signed token itself.
+    deployment = deployment_factory(f"e2e-audience-{token_format}", token_format, jwks_only)
     client = issuer.manage("createclient", "--project", deployment.slug, "--name", "Audience probe",
                            "--redirect-uri", REDIRECT_URI)
 
