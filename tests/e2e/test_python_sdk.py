@@ -297,6 +297,12 @@ def test_it_completes_the_flow_with_open_dcr(deployment_factory):
     client = PythonClient(deployment.server_url, EndUser(deployment.email, PASSWORD))
     run_full_flow(deployment, client, cimd=False)
 
+    # The SDK itself, holding only revoked tokens, is refused and starts over through the browser.
+    seen = len(client.log)
+    assert call_tool(client, "whoami")["subject"] == deployment.subject
+    assert 401 in [e.status for e in client.log[seen:] if e.url == deployment.server_url]
+    assert len(client.authorization_urls) == 2
+
 
 def test_it_completes_the_flow_with_cimd(deployment_factory, cimd_host):
     deployment = deployment_factory("e2e-cimd")
