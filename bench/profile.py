@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=300, help="requests per scenario")
     parser.add_argument("--cprofile", default="", help="scenario to profile with cProfile")
     parser.add_argument("--only", default="")
+    parser.add_argument("--top", type=int, default=60, help="functions listed by cumulative CPU")
     args = parser.parse_args(argv)
     cfg = run.parse_args(["--port", "8097"])
     run.configure_environment(cfg)
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         environs = [environ_for(i + offset) for i in range(n)]
         queries.clear()
         statuses: dict[int, int] = {}
-        profiler = cProfile.Profile() if name == args.cprofile else None
+        profiler = cProfile.Profile(time.process_time) if name == args.cprofile else None  # CPU, not waits
         with connection.execute_wrapper(count):
             started = time.process_time()
             if profiler:
@@ -119,14 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<20} {cpu / n * 1e6:>11.0f} {len(queries) / n:>12.2f}  {statuses}", flush=True)
         if profiler:
             stream = io.StringIO()
-            pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(args.top)
+            pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(25)
             print(stream.getvalue())
-            shown = {}
-            for sql in queries[: len(queries) // n * 3]:
-                shown[sql[:160]] = shown.get(sql[:160], 0) + 1
-            print("queries of the first requests:")
-            for sql in list(shown)[:40]:
-                print("   ", sql)
+            last = max(1, round(len(queries) / n))
+            print(f"queries of the last request (about {last}; BEGIN/COMMIT are not statements here):")
+            for sql in queries[-last:]:
+                print("   ", sql[:160])
     return 0
 
 

@@ -60,14 +60,20 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "projects.tenancy.CustomDomainMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # BROWSER_MIDDLEWARE below, for every route but the OAuth JSON endpoints (see the module).
+    "mcpauth_service.middleware.BrowserMiddleware",
+    "projects.tenancy.TenantMiddleware",
+]
+# Pages people use (dashboard, sign-in, consent, authorize) get all of these, in this order;
+# metadata, JWKS, token, revoke, introspect and /api/oauth/* need none of them.
+BROWSER_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mcpauth_service.security.ContentSecurityPolicyMiddleware",
-    "projects.tenancy.TenantMiddleware",
 ]
 
 ROOT_URLCONF = "mcpauth_service.urls"

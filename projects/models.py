@@ -1,5 +1,6 @@
 """Tenants: projects (one issuer each), their operators, secrets, signing keys and audit trail."""
 
+import copy
 import secrets as pysecrets
 from datetime import timedelta
 
@@ -13,6 +14,10 @@ from django.utils import timezone
 
 from . import keys
 from . import secrets as tokens
+from .localcache import MISS, LocalCache
+
+# Projects read on hot paths, kept in process for seconds (see projects/localcache.py).
+local_cache = LocalCache(ttl=10.0)
 
 DEFAULT_SCOPES = [
     {"name": "mcp:tools", "description": "Use the server's tools"},
@@ -109,20 +114,31 @@ class ProjectManager(models.Manager.from_queryset(ProjectQuerySet)):  # type: ig
     CACHE_TTL = 300
 
     def cached_by_slug(self, slug: str) -> "Project | None":
-        """Tenant lookup for hot paths: a cache hit costs no database query."""
+        """Tenant lookup for hot paths: no database query, and usually no Redis round trip either
+        (projects.localcache keeps it in process, dropped everywhere when the project changes)."""
         key = Project.cache_key_slug(slug)
+        project = local_cache.get(key)
+        if project is not MISS:
+            return copy.copy(project) if project else None  # each request gets its own instance
+        read_at = local_cache.now()
         project = cache.get(key)
         if project is None:
             project = self.filter(slug=slug).first() or False
             cache.set(key, project, self.CACHE_TTL)
-        return project or None
+        local_cache.put(key, project, read_at)
+        return copy.copy(project) if project else None
 
     def cached_slug_for_domain(self, domain: str) -> str | None:
         key = Project.cache_key_domain(domain)
+        slug = local_cache.get(key)
+        if slug is not MISS:
+            return slug or None
+        read_at = local_cache.now()
         slug = cache.get(key)
         if slug is None:
             slug = self.filter(custom_domain=domain).values_list("slug", flat=True).first() or ""
             cache.set(key, slug, self.CACHE_TTL)
+        local_cache.put(key, slug, read_at)
         return slug or None
 
     @transaction.atomic
@@ -223,12 +239,14 @@ class Project(models.Model):
         if self.custom_domain:
             stale.append(self.cache_key_domain(self.custom_domain))
         cache.delete_many(stale)
+        local_cache.forget(*stale)
 
     def save(self, *args, **kwargs) -> None:
         if self.pk:
             previous = Project.objects.filter(pk=self.pk).values_list("custom_domain", flat=True).first()
             if previous and previous != self.custom_domain:
                 cache.delete(self.cache_key_domain(previous))
+                local_cache.forget(self.cache_key_domain(previous))
         super().save(*args, **kwargs)
         # Now for this connection's readers, and again at commit for readers that refilled
         # the cache from the old committed row in between.
@@ -302,17 +320,33 @@ class ProjectSecret(models.Model):
                           secret=row.prefix, permissions=row.permissions)
         return row, value
 
+    @staticmethod
+    def cache_key(project_id: int, prefix: str) -> str:
+        return f"project-secret:{project_id}:{prefix}"
+
+    @classmethod
+    def _live_rows(cls, project: Project, prefix: str) -> list[dict]:
+        """The live rows of `project` with this lookup prefix; kept in process (projects.localcache)
+        until any of them is saved (revoked), touched, or deleted, so a hot secret costs no query."""
+        key = cls.cache_key(project.pk, prefix)
+        rows = local_cache.get(key)
+        if rows is MISS:
+            read_at = local_cache.now()
+            rows = list(cls.objects.filter(project=project, prefix=prefix, revoked_at__isnull=True).values())
+            local_cache.put(key, rows, read_at)
+        return rows
+
     @classmethod
     def authenticate(cls, project: Project, presented: str, permission: str) -> "ProjectSecret | None":
         """The live secret of `project` matching `presented` and holding `permission`, else None."""
         if not presented.startswith(tokens.SECRET_PREFIX):
             return None
-        candidates = cls.objects.filter(project=project, prefix=tokens.lookup_prefix(presented),
-                                        revoked_at__isnull=True)
-        for row in candidates:
-            if tokens.matches(presented, row.digest):
-                if permission not in row.permissions:
+        for fields in cls._live_rows(project, tokens.lookup_prefix(presented)):
+            if tokens.matches(presented, fields["digest"]):
+                if permission not in fields["permissions"]:
                     return None
+                row = cls(**{**fields, "permissions": list(fields["permissions"])})
+                row._state.adding, row._state.db = False, "default"
                 row.touch()
                 return row
         return None
@@ -322,6 +356,21 @@ class ProjectSecret(models.Model):
         if self.last_used_at is None or now - self.last_used_at > self.LAST_USED_RESOLUTION:
             ProjectSecret.objects.filter(pk=self.pk).update(last_used_at=now)
             self.last_used_at = now
+            self.forget_cached()
+
+    def forget_cached(self) -> None:
+        local_cache.forget(self.cache_key(self.project_id, self.prefix))
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        # Now, and again at commit: a reader that refilled from the old row in between must not keep it.
+        self.forget_cached()
+        transaction.on_commit(self.forget_cached)
+
+    def delete(self, *args, **kwargs):
+        self.forget_cached()
+        transaction.on_commit(self.forget_cached)
+        return super().delete(*args, **kwargs)
 
     def revoke(self, actor: str = "system") -> None:
         if self.revoked_at is None:

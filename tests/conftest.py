@@ -114,3 +114,13 @@ def public_client_b(project_b):
 @pytest.fixture
 def confidential_client_b(project_b):
     return _confidential_client(project_b)
+
+
+@pytest.fixture(autouse=True)
+def _clean_local_cache():
+    """Projects kept in process (projects.localcache) do not outlive a test's rolled-back rows."""
+    from projects.models import local_cache
+
+    local_cache.clear()
+    yield
+    local_cache.clear()
