@@ -205,3 +205,15 @@ class Consent(models.Model):
             consent.scopes = sorted(set(consent.scopes) | set(scopes))
             consent.save(update_fields=["scopes", "updated_at"])
         return consent
+
+
+# --- Introspection cache upkeep (issue 5): cached answers die with their client -------------------
+def _forget_client_tokens(sender, instance: Application, **kwargs) -> None:
+    if kwargs.get("signal") is models.signals.pre_delete or instance.disabled_at is not None:
+        from .tokens import forget_client_tokens
+
+        forget_client_tokens(instance)
+
+
+models.signals.pre_delete.connect(_forget_client_tokens, sender=Application, dispatch_uid="oauth_forget_deleted_client")
+models.signals.post_save.connect(_forget_client_tokens, sender=Application, dispatch_uid="oauth_forget_disabled_client")

@@ -219,6 +219,11 @@ def revoke_access_token(row: AccessToken) -> None:
     forget([row.token_checksum])
 
 
+def forget_client_tokens(client: Application) -> None:
+    """A deleted or disabled client's tokens must stop introspecting active at once, cache included."""
+    forget(list(AccessToken.objects.filter(application_id=client.pk).values_list("token_checksum", flat=True)))
+
+
 def revoke_client_tokens(client: Application) -> None:
     """For callers that disable or delete a client: drop its tokens and their cached introspection."""
     doomed = list(AccessToken.objects.filter(application=client).values_list("token_checksum", flat=True))

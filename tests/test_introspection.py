@@ -161,3 +161,20 @@ def test_a_warm_answer_comes_from_the_cache_without_reading_tokens(client, issue
     assert again.json()["active"] is True
     assert not [q for q in queries.captured_queries if "accesstoken" in q["sql"].lower()]
     assert len(queries.captured_queries) <= 1  # the caller's client row only
+
+
+@pytest.mark.parametrize("how", ["deleted", "disabled"])
+def test_a_cached_token_stops_introspecting_active_when_its_client_goes(client, issued, project_a, public_client_a,
+                                                                        how):
+    def ask():
+        return post_form(client, url(project_a), {"token": issued["access_token"]},
+                         HTTP_AUTHORIZATION=f"Bearer {project_a.registration_secret}").json()
+
+    assert ask()["active"] is True  # cached now
+    if how == "deleted":
+        public_client_a.delete()
+    else:
+        public_client_a.disabled_at = timezone.now()
+        public_client_a.save()
+
+    assert ask() == {"active": False}
