@@ -120,6 +120,10 @@ class AuthorizationRequestQuerySet(models.QuerySet):
         """Pending requests of `project` that have not expired (nothing else may be acted on)."""
         return self.filter(project=project, status=AuthorizationRequest.Status.PENDING, expires_at__gt=timezone.now())
 
+    def expired(self, project, now=None) -> "AuthorizationRequestQuerySet":
+        """Requests of `project` past their 10 minutes, answered or not: safe to delete (for the reaper)."""
+        return self.filter(project=project, expires_at__lte=now or timezone.now())
+
 
 class AuthorizationRequest(models.Model):
     """A validated authorization request waiting for the end user (sign-in, handoff, consent).

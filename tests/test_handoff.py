@@ -201,3 +201,9 @@ def test_a_malformed_request_id_is_not_found(client, handoff_project):
     response = client.post(path, "{}", content_type="application/json",
                            HTTP_AUTHORIZATION=f"Bearer {handoff_project.registration_secret}")
     assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+def test_expired_requests_are_listed_for_the_reaper(client, handoff_project, public_client_a):
+    pending = start(client, handoff_project, public_client_a)
+    assert not AuthorizationRequest.objects.expired(handoff_project).exists()
+    assert list(AuthorizationRequest.objects.expired(handoff_project, now=pending.expires_at)) == [pending]
