@@ -440,6 +440,33 @@ def markdown(report: dict) -> str:
     return "\n".join(rows)
 
 
+def markdown_any(report: dict) -> str:
+    """Standard, scale or soak results as Markdown."""
+    env = report.get("environment", {})
+    head = (f"Taken {env.get('when_utc', '?')} at commit {env.get('commit', '?')}; {env.get('cpus', '?')} CPUs, "
+            f"load average {', '.join(f'{x:.1f}' for x in env.get('loadavg_at_start', []))} at start; "
+            f"{env.get('server', '')}; wrk {env.get('connections')} connections, {env.get('duration_s')} s per scenario.")
+    if "scenarios" in report:
+        return head + "\n\n" + markdown(report)
+    if "p99_comparison" in report:
+        rows = ["| scenario | p99 at 1,000 tokens (ms) | p99 at 1,000,000 tokens + 100,000 clients (ms) | factor | "
+                "factor / hello drift | ≤ 1.3 |", "|---|---:|---:|---:|---:|---|"]
+        for name, c in report["p99_comparison"].items():
+            rows.append(f"| {name} | {c['p99_base_ms']:.1f} | {c['p99_scale_ms']:.1f} | {c['factor']:.2f} | "
+                        f"{c.get('factor_vs_hello_drift', float('nan')):.2f} | {'met' if c['target_met'] else '**missed**'} |")
+        return (head + f" Bulk load: {report['load_seconds']} s.\n\n" + "\n".join(rows)
+                + "\n\nBaseline phase:\n\n" + markdown(report["baseline"])
+                + "\n\nScale phase:\n\n" + markdown(report["scale"]))
+    rows = ["| worker | RSS after 30 s (MiB) | RSS at the end (MiB) | max (MiB) | growth | flat (≤ 10 %) |",
+            "|---|---:|---:|---:|---:|---|"]
+    for pid, w in report["workers"].items():
+        rows.append(f"| {pid} | {w['settled_kib'] / 1024:.1f} | {w['last_kib'] / 1024:.1f} | {w['max_kib'] / 1024:.1f} | "
+                    f"{w['growth_after_30s'] * 100:+.2f} % | {'yes' if w['flat'] else '**no**'} |")
+    mix = report["mix"]
+    return (head + f" Mixed load for {mix['duration_s']:.0f} s: {mix['requests']:,} requests, {mix['rps']:,.0f} req/s, "
+            f"answers {mix['statuses']}.\n\n" + "\n".join(rows))
+
+
 # --- modes ------------------------------------------------------------------------------------------------
 
 
@@ -452,7 +479,8 @@ def environment_facts(cfg: Config) -> dict:
 
     return {
         "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "commit": out(["git", "rev-parse", "--short", "HEAD"]),
+        "commit": out(["git", "rev-parse", "--short", "HEAD"])
+        + ("+uncommitted" if out(["git", "status", "--porcelain", "--untracked-files=no"]) else ""),
         "cpus": os.cpu_count(),
         "loadavg_at_start": list(os.getloadavg()),
         "wrk": (out(["wrk", "--version"]).splitlines() or [""])[0],
@@ -584,9 +612,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--markdown", metavar="RESULTS_JSON", help="print a results file as a Markdown table; no run")
     args = parser.parse_args(argv)
     if args.markdown:
-        report = json.loads(Path(args.markdown).read_text())
-        parts = [report] if "scenarios" in report else [report[k] for k in ("baseline", "scale") if k in report]
-        print("\n\n".join(markdown(p) for p in parts))
+        print(markdown_any(json.loads(Path(args.markdown).read_text())))
         raise SystemExit(0)
     only = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = set(only) - set(SCENARIOS)

@@ -243,3 +243,22 @@ def test_it_bulk_loads_background_clients_and_tokens(world):
     assert loaded == 90
     assert Application.objects.filter(project_id=world.project_pk, client_id__startswith="bg").count() == 30
     assert AccessToken.objects.filter(application_id__in=clients).count() == 90
+
+
+# --- the Redis cache backend -----------------------------------------------------------------------------
+
+
+def test_it_reuses_one_redis_client_per_pool_and_still_caches(settings):
+    from django.core.cache import cache as default_cache
+
+    if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
+        pytest.skip("runs against the Redis cache (REDIS_URL)")
+    client = default_cache._cache.get_client()
+
+    default_cache.set("perf:probe", {"n": 1}, 30)
+
+    assert default_cache._cache.get_client() is client
+    assert default_cache._cache.get_client(write=True) is client
+    assert default_cache.get("perf:probe") == {"n": 1}
+    assert default_cache.add("perf:count", 0, 30) is True
+    assert default_cache.incr("perf:count") == 1
