@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from projects.models import AuditEvent, Project
 
-from .models import AccessToken, Application, Grant, RefreshToken
+from .models import AccessToken, Application, AuthorizationRequest, Grant, RefreshToken
 
 REAPED_PATHS = (Application.Path.OPEN, Application.Path.CIMD)
 AUDIT_CLIENT_IDS = 100  # the audit event lists at most this many deleted client_ids
@@ -29,10 +29,12 @@ class ReaperReport:
     grants: int = 0
     access_tokens: int = 0
     refresh_tokens: int = 0
+    authorization_requests: int = 0
 
     @property
     def did_something(self) -> bool:
-        return bool(self.clients or self.grants or self.access_tokens or self.refresh_tokens)
+        return bool(self.clients or self.grants or self.access_tokens or self.refresh_tokens
+                    or self.authorization_requests)
 
 
 def run(now: datetime | None = None) -> dict[str, ReaperReport]:
@@ -46,10 +48,12 @@ def reap_project(project: Project, now: datetime) -> ReaperReport:
     remember_last_use(project)
     report = ReaperReport(clients=reap_clients(project, now))
     report.grants, report.access_tokens, report.refresh_tokens = purge_expired(project, now)
+    report.authorization_requests = _delete(AuthorizationRequest.objects.expired(project, now))
     if report.did_something:
         AuditEvent.record(project, "reaper.run", actor="reaper", clients_deleted=len(report.clients),
                           client_ids=report.clients[:AUDIT_CLIENT_IDS], grants_purged=report.grants,
-                          access_tokens_purged=report.access_tokens, refresh_tokens_purged=report.refresh_tokens)
+                          access_tokens_purged=report.access_tokens, refresh_tokens_purged=report.refresh_tokens,
+                          authorization_requests_purged=report.authorization_requests)
     return report
 
 

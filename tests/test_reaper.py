@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from mcpauth_service.celery import app as celery_app
 from oauth import reaper, tasks
-from oauth.models import AccessToken, Application, Grant, RefreshToken
+from oauth.models import AccessToken, Application, AuthorizationRequest, Grant, RefreshToken
 from projects.models import AuditEvent
 from tests.token_support import make_code, redeem
 
@@ -167,6 +167,22 @@ def test_it_purges_expired_codes_and_tokens_and_keeps_live_ones(project_a, end_u
     assert AccessToken.objects.filter(pk=live_access.pk).exists()
     event = AuditEvent.objects.get(project=project_a, kind="reaper.run")
     assert event.detail["grants_purged"] == 1 and event.detail["access_tokens_purged"] == 1
+
+
+def test_it_purges_expired_authorization_requests_of_that_project_only(project_a, project_b, public_client_a,
+                                                                      public_client_b):
+    now = timezone.now()
+    expired = AuthorizationRequest.objects.create(project=project_a, client=public_client_a,
+                                                  expires_at=now - timedelta(seconds=1))
+    pending = AuthorizationRequest.objects.create(project=project_a, client=public_client_a)
+    other = AuthorizationRequest.objects.create(project=project_b, client=public_client_b,
+                                                expires_at=now - timedelta(seconds=1))
+    reaper.run(now=now)
+    remaining = set(AuthorizationRequest.objects.values_list("pk", flat=True))
+    assert expired.pk not in remaining and pending.pk in remaining
+    assert AuditEvent.objects.get(project=project_a, kind="reaper.run").detail["authorization_requests_purged"] == 1
+    assert other.pk not in remaining  # project B's own run purged its own expired request
+    assert AuditEvent.objects.get(project=project_b, kind="reaper.run").detail["authorization_requests_purged"] == 1
 
 
 def test_it_keeps_revoked_refresh_tokens_until_their_lifetime_passed(project_a, end_user_a, public_client_a):
