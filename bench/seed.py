@@ -278,8 +278,11 @@ def background_tokens(world: World, n: int, client_pks: list[int], batch: int = 
 
 def analyze() -> None:
     """Fresh planner statistics after a bulk load (as autovacuum would do, only now)."""
+    from oauth.models import AccessToken, Application, Grant, RefreshToken
+
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        for model in (AccessToken, RefreshToken, Grant, Application):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
 # --- value files for the Lua scripts --------------------------------------------------------------------
