@@ -1,6 +1,5 @@
 """Tenants: projects (one issuer each), their operators, secrets, signing keys and audit trail."""
 
-import copy
 import secrets as pysecrets
 from datetime import timedelta
 
@@ -110,6 +109,15 @@ class ProjectQuerySet(models.QuerySet):
                 if key.created_at <= now - timedelta(days=key.project.key_rotation_days)]
 
 
+def _clone(row: models.Model) -> models.Model:
+    """A shallow copy of a loaded row (its own attributes and state), cheaper than copy.copy()."""
+    clone = row.__class__.__new__(row.__class__)
+    clone.__dict__ = row.__dict__.copy()
+    clone._state = models.base.ModelState()
+    clone._state.db, clone._state.adding = row._state.db, False
+    return clone
+
+
 class ProjectManager(models.Manager.from_queryset(ProjectQuerySet)):  # type: ignore[misc]
     CACHE_TTL = 300
 
@@ -119,14 +127,14 @@ class ProjectManager(models.Manager.from_queryset(ProjectQuerySet)):  # type: ig
         key = Project.cache_key_slug(slug)
         project = local_cache.get(key)
         if project is not MISS:
-            return copy.copy(project) if project else None  # each request gets its own instance
+            return _clone(project) if project else None  # each request gets its own instance
         read_at = local_cache.now()
         project = cache.get(key)
         if project is None:
             project = self.filter(slug=slug).first() or False
             cache.set(key, project, self.CACHE_TTL)
         local_cache.put(key, project, read_at)
-        return copy.copy(project) if project else None
+        return _clone(project) if project else None
 
     def cached_slug_for_domain(self, domain: str) -> str | None:
         key = Project.cache_key_domain(domain)
