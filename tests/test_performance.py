@@ -60,6 +60,7 @@ def test_it_still_protects_the_operator_sign_in_form_against_csrf(db):
 # --- projects kept in process ------------------------------------------------------------------------------
 
 
+@pytest.mark.redis
 def test_it_serves_a_project_from_process_memory_after_the_first_read(project_a):
     first = Project.objects.cached_by_slug("alpha")
     cache.delete(Project.cache_key_slug("alpha"))  # Redis no longer has it; the process does
@@ -80,6 +81,7 @@ def test_it_forgets_a_saved_project_at_once(project_a):
     assert Project.objects.cached_by_slug("alpha").name == "Renamed"
 
 
+@pytest.mark.redis
 def test_it_broadcasts_a_forget_to_other_processes(project_a):
     other = LocalCache(ttl=60)  # stands for another worker: its own memory, its own subscription
     key = Project.cache_key_slug("alpha")
@@ -111,6 +113,7 @@ def test_it_does_not_keep_a_value_read_before_a_forget(db):
     assert memo.get("k") is MISS
 
 
+@pytest.mark.redis
 def test_it_forgets_unknown_slugs_once_they_exist(alice):
     assert Project.objects.cached_by_slug("late") is None
 
@@ -182,6 +185,7 @@ def form(client, path, data, **headers):
     return client.post(path, body, content_type="application/x-www-form-urlencoded", **headers)
 
 
+@pytest.mark.postgres
 def test_it_seeds_client_credentials_clients_the_token_endpoint_accepts(client, world):
     response = form(client, "/p/benchy/oauth/token", {"grant_type": "client_credentials"},
                     HTTP_AUTHORIZATION=world.cc_clients[0].basic)
@@ -190,6 +194,7 @@ def test_it_seeds_client_credentials_clients_the_token_endpoint_accepts(client, 
     assert response.json()["token_type"] == "Bearer"
 
 
+@pytest.mark.postgres
 def test_it_seeds_access_tokens_introspection_knows(client, world):
     token, = seed.access_tokens(world, 1, world.cc_clients[1])
 
@@ -201,6 +206,7 @@ def test_it_seeds_access_tokens_introspection_knows(client, world):
     assert response.json()["client_id"] == world.cc_clients[1].client_id
 
 
+@pytest.mark.postgres
 def test_it_seeds_codes_that_redeem_with_their_verifier(client, world):
     (code, verifier), = seed.authorization_codes(world, 1)
 
@@ -212,6 +218,7 @@ def test_it_seeds_codes_that_redeem_with_their_verifier(client, world):
     assert set(response.json()) >= {"access_token", "refresh_token"}
 
 
+@pytest.mark.postgres
 def test_it_seeds_refresh_tokens_that_rotate(client, world):
     refresh, = seed.refresh_tokens(world, 1)
 
@@ -222,6 +229,7 @@ def test_it_seeds_refresh_tokens_that_rotate(client, world):
     assert response.json()["refresh_token"] != refresh
 
 
+@pytest.mark.postgres
 def test_it_seeds_tokens_their_client_can_revoke(client, world):
     from oauth.models import AccessToken
 
@@ -233,6 +241,7 @@ def test_it_seeds_tokens_their_client_can_revoke(client, world):
     assert not AccessToken.objects.filter(token_checksum=seed.token_checksum(token)).exists()
 
 
+@pytest.mark.postgres
 def test_it_bulk_loads_background_clients_and_tokens(world):
     from oauth.models import AccessToken, Application
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from django.core.cache import cache
 
 from oauth.models import Application
@@ -28,6 +30,7 @@ def test_it_allows_a_generous_burst_from_one_address_by_default(client, project_
     assert Application.objects.filter(project=project_a).count() == 25
 
 
+@pytest.mark.redis
 def test_it_answers_429_with_retry_after_once_an_address_is_over_its_limit(client, project_a, settings):
     settings.RATE_LIMITS = {"register:ip": [(60, 3)]}
     for _ in range(3):

@@ -9,7 +9,7 @@ from django.test import Client
 from oauth.models import AccessToken, Grant, RefreshToken
 from tests.token_support import introspect, make_code, redeem, refresh
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 
 def concurrently(n, call):

@@ -260,3 +260,4 @@ def deployment_factory(issuer, start_mcp_server):
     def make(slug: str, token_format: str = "opaque", jwks_only: bool = False) -> Deployment:
         return deploy(issuer, start_mcp_server, slug, token_format=token_format, jwks_only=jwks_only)
     return make
+

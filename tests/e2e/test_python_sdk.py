@@ -33,6 +33,9 @@ from mcp.shared.auth import (
 from .conftest import ACCESS_TOKEN_TTL, PASSWORD, REDIRECT_URI, Deployment, Issuer, introspect, raw_mcp_post
 from .user_agent import EndUser
 
+# Real processes share PostgreSQL and Redis with the test run.
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 

@@ -15,6 +15,9 @@ import pytest
 from .conftest import PASSWORD, REDIRECT_URI, introspect
 from .user_agent import EndUser
 
+# Real processes share PostgreSQL and Redis with the test run.
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
 TS = Path(__file__).resolve().parent / "ts"
 NODE_SECONDS = 180
 
