@@ -1,13 +1,15 @@
 """The one decorator for JSON endpoints we own: methods, CORS, caching, and error rendering."""
 
 import functools
+import json
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .errors import MethodNotAllowed, OAuthError, ServerError
+from .errors import InvalidRequest, MethodNotAllowed, OAuthError, ServerError
 
 logger = logging.getLogger("mcpauth.oauth")
 
@@ -22,6 +24,30 @@ def add_cors(response: HttpResponse, methods: Iterable[str]) -> HttpResponse:
     response["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
     response["Access-Control-Max-Age"] = "86400"
     return response
+
+
+def contains_nul(value: Any) -> bool:
+    """True when a string anywhere in a decoded JSON value holds NUL (PostgreSQL text cannot)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(v) for v in value)
+    return False
+
+
+def read_json_object(request) -> dict[str, Any]:
+    """The request body as a JSON object, or `invalid_request` (never a 500 on odd input)."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidRequest("The body must be a JSON object.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    if contains_nul(body):
+        raise InvalidRequest("Values must not contain NUL characters.")
+    return body
 
 
 def render_error(exc: Exception) -> HttpResponse:

@@ -19,7 +19,7 @@ from projects.models import AuditEvent, Project, User
 from .authorize import continue_url, deny
 from .consent import redirect_host, verified_domain
 from .credentials import require_secret
-from .endpoint import oauth_endpoint
+from .endpoint import oauth_endpoint, read_json_object
 from .errors import AccessDenied, InvalidRequest, InvalidScope, NotFound
 from .models import AuthorizationRequest
 from .signin import client_name
@@ -61,7 +61,7 @@ def authorization_request(request: HttpRequest, authorization_id: str) -> JsonRe
 @oauth_endpoint(methods=("POST",), cors=False)
 def complete(request: HttpRequest, authorization_id: str) -> JsonResponse:
     pending = load(request, authorization_id)
-    body = json_body(request)
+    body = read_json_object(request)
     subject, scopes, claims = check_subject(body), check_narrowing(body, pending), check_claims(body)
     user = end_user(request.project, subject)
     with transaction.atomic():
@@ -87,16 +87,6 @@ def deny_request(request: HttpRequest, authorization_id: str) -> JsonResponse:
 def audit(request: HttpRequest, pending: AuthorizationRequest, kind: str, **detail: Any) -> None:
     AuditEvent.record(request.project, kind, actor=f"secret {request.secret.prefix}",
                       client_id=pending.client.client_id, request=request, **detail)
-
-
-def json_body(request: HttpRequest) -> dict[str, Any]:
-    try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("The body must be a JSON object.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The body must be a JSON object.")
-    return body
 
 
 def check_subject(body: dict[str, Any]) -> str:

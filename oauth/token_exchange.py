@@ -24,7 +24,7 @@ from . import tokens
 from .backend import project_of
 from .clients import load_client
 from .credentials import require_secret
-from .endpoint import oauth_endpoint
+from .endpoint import oauth_endpoint, read_json_object
 from .errors import InvalidClient, InvalidRequest, InvalidScope, UnauthorizedClient
 from .models import AccessToken, Application
 from .validator import allowed_scopes
@@ -112,28 +112,6 @@ class TokenExchangeGrant(GrantTypeBase):
 
 
 # --- mcpauth trusted-subject exchange -------------------------------------------------------------
-def contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(contains_nul(v) for v in value)
-    return False
-
-
-def read_json(request: HttpRequest) -> dict[str, Any]:
-    try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("The body must be a JSON object.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The body must be a JSON object.")
-    if contains_nul(body):  # PostgreSQL text cannot hold NUL
-        raise InvalidRequest("Values must not contain NUL characters.")
-    return body
-
-
 def find_client(request: HttpRequest, body: dict[str, Any]) -> Application:
     client_id = body.get("client_id")
     client = load_client(request.project, client_id, request) if isinstance(client_id, str) else None
@@ -181,7 +159,7 @@ def requested_resource(body: dict[str, Any]) -> list[str]:
 @oauth_endpoint(("POST",))
 def exchange(request: HttpRequest) -> JsonResponse:
     secret = require_secret(request, "exchange")
-    body = read_json(request)
+    body = read_json_object(request)
     project = request.project
     client = find_client(request, body)
     scopes = bounded_scopes(client, project, body)
