@@ -31,7 +31,10 @@ run: migrate
 # The end-to-end tests also run the official MCP TypeScript SDK under Node 20 (git-ignored node_modules).
 E2E_TS := tests/e2e/ts
 
-test: install $(E2E_TS)/node_modules/.installed
+lint: install
+	$(BIN)/ruff check .
+
+test: install lint $(E2E_TS)/node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(E2E_TS)/node_modules/.installed: $(E2E_TS)/package-lock.json

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "authorization_code":
             lines = [[c, v, quote(seed.REDIRECT_URI, safe=""), cid] for c, v, _u, cid in lines]
 
-        def environ_for(i: int) -> dict:
+        def environ_for(i: int, lines=lines, scenario=scenario) -> dict:
             fields = lines[i % len(lines)] if lines else []
             path = scenario.path if scenario.origin else world.base_path + scenario.fill(scenario.path, fields)
             headers = {k: scenario.fill(v, fields) for k, v in scenario.headers.items()}

@@ -74,6 +74,6 @@ def charts(project: Project, days: int = DAYS) -> list[Chart]:
     for key, title in SERIES:
         values = [counts[key].get(day, 0) for day in span]
         top = max(values) or 1
-        bars = [Bar(day, n, round(100 * n / top)) for day, n in zip(span, values)]
+        bars = [Bar(day, n, round(100 * n / top)) for day, n in zip(span, values, strict=True)]
         result.append(Chart(key, title, sum(values), bars))
     return result

@@ -475,7 +475,7 @@ class MemberView(ManagementView):
         try:
             actions.change_role(project, member, role, request)
         except actions.LastOwner:
-            raise exceptions.ValidationError({"role": ["A project needs at least one owner."]})
+            raise exceptions.ValidationError({"role": ["A project needs at least one owner."]}) from None
 
     @extend_schema(tags=["members"], summary="Change a member's role (owners only)", request=MemberRoleSerializer,
                    responses=MemberSerializer)

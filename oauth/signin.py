@@ -101,7 +101,7 @@ def _signed_in(request: HttpRequest, pending: AuthorizationRequest, user: User) 
     try:
         return redirect_browser(pending, continue_url(request, pending))
     except OAuthError:
-        raise ErrorPage("This link has expired or was already used. Go back to the application and try again.")
+        raise ErrorPage("This link has expired or was already used. Go back to the application and try again.") from None
 
 
 def _hosted_request(request: HttpRequest) -> AuthorizationRequest:

@@ -14,7 +14,6 @@ from mcpauth_service.middleware import is_machine_route
 from projects.localcache import MISS, LocalCache
 from projects.models import Project, local_cache
 
-
 # --- only the middleware each route needs -------------------------------------------------------------
 
 

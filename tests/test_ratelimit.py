@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from django.core.cache import cache
 
 from oauth.models import Application
