@@ -6,8 +6,10 @@ Use the `page` fixture with pytest-django's `live_server`; tests are marked `bro
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
+import anyio
 import pytest
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -47,3 +49,22 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def run_async(func, *args):
+    """anyio.run in a thread of its own: the session's Playwright (sync API) keeps an event loop
+    running in the main thread once a browser test has started it."""
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = anyio.run(func, *args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")

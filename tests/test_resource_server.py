@@ -4,11 +4,9 @@ Django REST framework adapters."""
 
 import json
 import os
-import threading
 import time
 from typing import ClassVar
 
-import anyio
 import pytest
 from jwcrypto import jwk, jwt
 from rest_framework.permissions import IsAuthenticated
@@ -23,6 +21,7 @@ from mcpauth_rs.mcp import McpauthTokenVerifier, auth_settings
 from oauth import jwt_tokens, tokens
 from oauth.models import AccessToken
 from projects.models import Project, ProjectSecret, SigningKey
+from tests.browser import run_async
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,25 +47,6 @@ def mint(project, client, user, *, audience=(MCP,), scopes=("mcp:tools",)) -> di
 
 def resource_server(issuer_url, secret=None, **options) -> ResourceServer:
     return ResourceServer(issuer_url, MCP, introspection_secret=secret, **options)
-
-
-def run_async(func, *args):
-    """anyio.run in a thread of its own: the session's Playwright (sync API) keeps an event loop
-    running in the main thread once a browser test has started it."""
-    outcome: dict = {}
-
-    def target():
-        try:
-            outcome["value"] = anyio.run(func, *args)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
 
 
 # --- introspection (opaque tokens) -----------------------------------------------------------------

@@ -30,6 +30,8 @@ from mcp.shared.auth import (
     OAuthToken,
 )
 
+from tests.browser import run_async
+
 from .conftest import ACCESS_TOKEN_TTL, PASSWORD, REDIRECT_URI, Deployment, Issuer, introspect, raw_mcp_post
 from .user_agent import EndUser
 
@@ -121,25 +123,6 @@ class PythonClient:
 
     def requests(self, method: str, path_suffix: str) -> list[Exchange]:
         return [e for e in self.log if e.method == method and urlsplit(e.url).path.endswith(path_suffix)]
-
-
-def run_async(func, *args):
-    """anyio.run in a thread of its own: the session's Playwright (sync API) keeps an event loop
-    running in the main thread once a browser test has started it."""
-    outcome: dict = {}
-
-    def target():
-        try:
-            outcome["value"] = anyio.run(func, *args)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
 
 
 def call_tool(client: PythonClient, tool: str, arguments: dict | None = None) -> dict:
