@@ -1,31 +1,20 @@
 """Operator API tokens for the management API: shown once, stored as lookup prefix + keyed digest."""
 
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from projects import secrets as tokens
+from projects.models import HashedCredential
 
 OPERATOR_TOKEN_PREFIX = "mcpop_"
 
 
-class OperatorToken(models.Model):
+class OperatorToken(HashedCredential):
     """A bearer token (`mcpop_…`) that acts as its operator, with the operator's project roles."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=200)
-    prefix = models.CharField(max_length=32, db_index=True)
-    digest = models.CharField(max_length=64)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    LAST_USED_RESOLUTION = timedelta(seconds=60)  # bounds writes on hot paths
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
 
     @classmethod
     def issue(cls, user, name: str) -> tuple["OperatorToken", str]:
@@ -48,12 +37,6 @@ class OperatorToken(models.Model):
                 row.touch()
                 return row
         return None
-
-    def touch(self) -> None:
-        now = timezone.now()
-        if self.last_used_at is None or now - self.last_used_at > self.LAST_USED_RESOLUTION:
-            OperatorToken.objects.filter(pk=self.pk).update(last_used_at=now)
-            self.last_used_at = now
 
     def revoke(self) -> None:
         if self.revoked_at is None:

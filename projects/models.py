@@ -294,25 +294,45 @@ class ProjectMember(models.Model):
         constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
 
 
-class ProjectSecret(models.Model):
-    """A project secret (`mcps_…`): shown once, stored as lookup prefix + keyed digest."""
+class HashedCredential(models.Model):
+    """A prefixed bearer credential shown once and kept as lookup prefix + keyed digest
+    (projects.secrets); project secrets and operator API tokens are both one."""
 
-    PERMISSIONS = ("register", "introspect", "exchange", "handoff")
-
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="secrets")
     name = models.CharField(max_length=200)
     prefix = models.CharField(max_length=32, db_index=True)
     digest = models.CharField(max_length=64)
-    permissions = models.JSONField(default=list)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     LAST_USED_RESOLUTION = timedelta(seconds=60)  # bounds writes on hot paths
 
+    class Meta:
+        abstract = True
+
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def touch(self) -> None:
+        """Record use, at most once per LAST_USED_RESOLUTION."""
+        now = timezone.now()
+        if self.last_used_at is None or now - self.last_used_at > self.LAST_USED_RESOLUTION:
+            type(self).objects.filter(pk=self.pk).update(last_used_at=now)
+            self.last_used_at = now
+            self.touched()
+
+    def touched(self) -> None:
+        """Extension point: called after `last_used_at` was written."""
+
+
+class ProjectSecret(HashedCredential):
+    """A project secret (`mcps_…`): shown once, stored as lookup prefix + keyed digest."""
+
+    PERMISSIONS = ("register", "introspect", "exchange", "handoff")
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="secrets")
+    permissions = models.JSONField(default=list)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     @classmethod
     def issue(cls, project: Project, name: str, permissions: list[str], created_by=None) -> tuple["ProjectSecret", str]:
@@ -359,12 +379,8 @@ class ProjectSecret(models.Model):
                 return row
         return None
 
-    def touch(self) -> None:
-        now = timezone.now()
-        if self.last_used_at is None or now - self.last_used_at > self.LAST_USED_RESOLUTION:
-            ProjectSecret.objects.filter(pk=self.pk).update(last_used_at=now)
-            self.last_used_at = now
-            self.forget_cached()
+    def touched(self) -> None:
+        self.forget_cached()
 
     def forget_cached(self) -> None:
         local_cache.forget(self.cache_key(self.project_id, self.prefix))
