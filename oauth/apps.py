@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class OAuthConfig(AppConfig):
     name = "oauth"
     label = "oauth"
+
+    def ready(self) -> None:
+        from . import clients  # noqa: F401 - connects the client cache's save/delete receivers

@@ -3,12 +3,44 @@
 Registered clients are looked up within the project only (client_id is unique per project);
 CIMD clients (an https URL as client_id) are resolved through `oauth.cimd` when the project
 allows them.
+
+The token, revocation and introspection endpoints look the same few clients up on every
+request, so rows are kept in process (`projects.localcache`, the tier projects and secrets use):
+any save or delete of a client, queryset deletes included (they send `post_delete`), drops it
+in every process at once and again at commit; the tier's TTL bounds what a lost broadcast can
+cost. Without Redis (the embedded default) the tier is off and every lookup is a query.
 """
 
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import HttpRequest
+
+from projects.localcache import MISS
+from projects.models import clone_row, local_cache
 
 from . import cimd
 from .models import Application
+
+
+def cache_key(project_id: int, client_id: str) -> str:
+    return f"client:{project_id}:{client_id}"
+
+
+def _registered(project, client_id: str) -> Application | None:
+    """The project's row for `client_id` (disabled or not), from the process tier when it has it."""
+    key = cache_key(project.pk, client_id)
+    row = local_cache.get(key)
+    if row is MISS:
+        read_at = local_cache.now()
+        # (project, client_id) is unique: no ORDER BY, as `.first()` would add on this hot path.
+        row = next(iter(Application.objects.filter(project=project, client_id=client_id)[:1]), None)
+        if row is None:
+            return None  # unknown ids are not kept: a flood of them must not evict real clients
+        local_cache.put(key, row, read_at)
+    client = clone_row(row)  # each request gets its own instance; the cached one is never handed out
+    client.project = project  # the caller's project: no query when a hook follows client.project
+    return client
 
 
 def load_client(project, client_id: str, request: HttpRequest | None = None) -> Application | None:
@@ -20,10 +52,22 @@ def load_client(project, client_id: str, request: HttpRequest | None = None) -> 
     """
     if not isinstance(client_id, str) or not client_id or len(client_id) > 255:
         return None
-    # (project, client_id) is unique: no ORDER BY, as `.first()` would add on this hot path.
-    client = next(iter(Application.objects.filter(project=project, client_id=client_id)[:1]), None)
+    client = _registered(project, client_id)
     if client is not None and client.disabled_at is not None:
         return None
     if cimd.is_cimd_client_id(client_id) and (client is None or client.registration_path == Application.Path.CIMD):
         return cimd.resolve(project, client_id, existing=client)
     return client
+
+
+def forget(client: Application) -> None:
+    """Drop `client` from every process's tier now, and again at commit (a reader may refill in between)."""
+    key = cache_key(client.project_id, client.client_id)
+    local_cache.forget(key)
+    transaction.on_commit(lambda: local_cache.forget(key))
+
+
+@receiver(post_save, sender=Application, dispatch_uid="mcpauth.clients.saved")
+@receiver(post_delete, sender=Application, dispatch_uid="mcpauth.clients.deleted")
+def _client_changed(sender, instance: Application, **kwargs) -> None:
+    forget(instance)

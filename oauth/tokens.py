@@ -26,7 +26,7 @@ from oauth2_provider.models import set_token_value
 from projects import secrets
 from projects.models import Project
 
-from . import jwt_tokens
+from . import clients, jwt_tokens
 from .backend import issuer_of, project_of
 from .errors import InvalidTarget
 from .models import AccessToken, Application, RefreshToken
@@ -153,6 +153,7 @@ def touch_client(client: Application) -> None:
     if client.last_used_at is None or now - client.last_used_at > CLIENT_TOUCH_RESOLUTION:
         Application.objects.filter(pk=client.pk).update(last_used_at=now)
         client.last_used_at = now
+        clients.forget(client)  # the process tier's copy would still hold the old time
 
 
 @transaction.atomic

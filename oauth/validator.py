@@ -182,6 +182,10 @@ class Validator(OAuth2Validator):
         return False  # a refresh never widens scope
 
     # --- issuing ------------------------------------------------------------------------------
+    def save_bearer_token(self, token, request, *args, **kwargs):
+        """No savepoint per token (the toolkit nests one): the token view's transaction is the unit."""
+        return self._save_bearer_token(token, request, *args, **kwargs)
+
     def _save_bearer_token(self, token, request, *args, **kwargs):
         """Store what oauthlib generated: checksums only, the project's lifetimes, the bound audience."""
         now = timezone.now()

@@ -109,7 +109,7 @@ class ProjectQuerySet(models.QuerySet):
                 if key.created_at <= now - timedelta(days=key.project.key_rotation_days)]
 
 
-def _clone(row: models.Model) -> models.Model:
+def clone_row(row: models.Model) -> models.Model:
     """A shallow copy of a loaded row (its own attributes and state), cheaper than copy.copy()."""
     clone = row.__class__.__new__(row.__class__)
     clone.__dict__ = row.__dict__.copy()
@@ -127,14 +127,14 @@ class ProjectManager(models.Manager.from_queryset(ProjectQuerySet)):  # type: ig
         key = Project.cache_key_slug(slug)
         project = local_cache.get(key)
         if project is not MISS:
-            return _clone(project) if project else None  # each request gets its own instance
+            return clone_row(project) if project else None  # each request gets its own instance
         read_at = local_cache.now()
         project = cache.get(key)
         if project is None:
             project = self.filter(slug=slug).first() or False
             cache.set(key, project, self.CACHE_TTL)
         local_cache.put(key, project, read_at)
-        return _clone(project) if project else None
+        return clone_row(project) if project else None
 
     def cached_slug_for_domain(self, domain: str) -> str | None:
         key = Project.cache_key_domain(domain)
