@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cprofile", default="", help="scenario to profile with cProfile")
     parser.add_argument("--only", default="")
     parser.add_argument("--top", type=int, default=60, help="functions listed by cumulative CPU")
+    parser.add_argument("--stats-file", default="", help="also write the cProfile stats there (pstats format)")
     args = parser.parse_args(argv)
     cfg = run.parse_args(["--port", "8097"])
     run.configure_environment(cfg)
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             cpu = time.process_time() - started
         print(f"{name:<20} {cpu / n * 1e6:>11.0f} {len(queries) / n:>12.2f}  {statuses}", flush=True)
         if profiler:
+            if args.stats_file:
+                profiler.dump_stats(args.stats_file)
             stream = io.StringIO()
             pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(args.top)
             pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(25)

@@ -26,7 +26,7 @@ from oauth2_provider.models import set_token_value
 from projects import secrets
 from projects.models import Project
 
-from . import clients, jwt_tokens
+from . import clients, jwt_tokens, rows
 from .backend import issuer_of, project_of
 from .errors import InvalidTarget
 from .models import AccessToken, Application, RefreshToken
@@ -135,8 +135,7 @@ def store_access_token(raw: str, *, client: Application, user, scope: str, expir
     row = AccessToken(user=user, application=client, scope=scope, expires=expires, resource=list(audience),
                       claims=dict(claims or {}), source_refresh_token=source_refresh_token)
     set_token_value(row, raw)  # only the checksum is stored
-    row.save()
-    return row
+    return rows.insert(row)
 
 
 def store_refresh_token(raw: str, *, client: Application, user, scope: str, audience: list[str],
@@ -144,8 +143,7 @@ def store_refresh_token(raw: str, *, client: Application, user, scope: str, audi
     row = RefreshToken(user=user, application=client, scope=scope, resource=list(audience),
                        access_token=access_token, token_family=family)
     set_token_value(row, raw)
-    row.save()
-    return row
+    return rows.insert(row)
 
 
 def touch_client(client: Application) -> None:

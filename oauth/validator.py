@@ -19,14 +19,13 @@ import uuid
 from datetime import timedelta
 from urllib.parse import unquote_plus
 
-from django.db.models import F
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING, OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
 
 from projects.models import AuditEvent
 
-from . import tokens
+from . import rows, tokens
 from .backend import django_request, project_of
 from .clients import load_client
 from .models import AccessToken, Application, Grant, RefreshToken
@@ -97,10 +96,10 @@ class Validator(OAuth2Validator):
     # --- authorization codes ------------------------------------------------------------------
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         """Lock the code; a redeemed one is a replay (RFC 6749 §4.1.2: revoke what it issued)."""
-        grant = (Grant.objects.select_for_update(of=("self",)).select_related("user")
-                 .filter(code=code, application=client).first())
+        grant = rows.select_for_update(Grant, deferred=("user",), code=code, application_id=client.pk)
         if grant is None:
             return False
+        grant.application = client
         if grant.redeemed_at is not None:
             self._code_replayed(grant, request)
             return False
@@ -139,8 +138,8 @@ class Validator(OAuth2Validator):
 
     def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs):
         """Mark the code spent (not deleted) and remember the family it started."""
-        Grant.objects.filter(pk=request.grant_instance.pk).update(
-            redeemed_at=timezone.now(), token_family=getattr(request, "token_family", None))
+        rows.update(Grant, request.grant_instance.pk, redeemed_at=timezone.now(),
+                    token_family=getattr(request, "token_family", None))
 
     # --- refresh tokens -----------------------------------------------------------------------
     def rotate_refresh_token(self, request):
@@ -148,11 +147,12 @@ class Validator(OAuth2Validator):
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         """Lock the presented token; concurrent refreshes with it serialize here."""
-        row = (RefreshToken.objects.select_for_update(of=("self",)).select_related("user")
-               .filter(token_checksum=tokens.checksum(refresh_token), application=client)
-               .order_by(F("revoked").desc(nulls_first=True)).first())
+        # One row: values are random 256-bit strings (the toolkit's key is checksum and revoked time).
+        row = rows.select_for_update(RefreshToken, deferred=("user",), token_checksum=tokens.checksum(refresh_token),
+                                     application_id=client.pk)
         if row is None:
             return False
+        row.application = client
         if row.revoked is not None and not self._within_grace(row):
             self._refresh_reused(row, request)
             return False
@@ -192,7 +192,7 @@ class Validator(OAuth2Validator):
         previous = getattr(request, "refresh_token_instance", None)
         source = None
         if previous is not None and previous.revoked is None:
-            RefreshToken.objects.filter(pk=previous.pk).update(revoked=now, updated=now)
+            rows.update(RefreshToken, previous.pk, revoked=now, updated=now)
             source = previous  # a grace-window sibling has no source: the first successor holds it
         user = None if request.grant_type == "client_credentials" else request.user
         scope = token.get("scope", " ".join(request.scopes or []))

@@ -1,0 +1,82 @@
+"""oauth.rows: the token path's statements, compiled once, store and read exactly what the ORM would."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from oauth2_provider.models import set_token_value
+
+from oauth import rows, tokens
+from oauth.models import AccessToken, Grant, RefreshToken
+
+
+@pytest.mark.parametrize("model", [AccessToken, RefreshToken, Grant])
+@pytest.mark.parametrize("signal", [pre_save, post_save, pre_delete, post_delete])
+def test_nothing_listens_for_token_rows(model, signal):
+    # rows.insert/update send no signals: a receiver added for these models would silently miss them.
+    assert not signal.has_listeners(model)
+
+
+def test_an_inserted_access_token_reads_back_as_the_orm_would_store_it(public_client_a, end_user_a):
+    expires = timezone.now() + timedelta(hours=1)
+    row = AccessToken(user=end_user_a, application=public_client_a, scope="mcp:tools", expires=expires,
+                      resource=["https://mcp.alpha.example/mcp"], claims={"act": {"sub": "svc"}})
+    set_token_value(row, "mcpat_raw-value")
+
+    with CaptureQueriesContext(connection) as queries:
+        rows.insert(row)
+
+    stored = AccessToken.objects.get(pk=row.pk)
+    assert len(queries.captured_queries) == 1
+    assert stored.token == ""  # only the checksum is kept (RFC 9700)
+    assert stored.token_checksum == tokens.checksum("mcpat_raw-value")
+    assert stored.resource == ["https://mcp.alpha.example/mcp"]
+    assert stored.claims == {"act": {"sub": "svc"}}
+    assert stored.expires == expires
+    assert stored.created is not None and stored.updated is not None
+    assert stored.user_id == end_user_a.pk and stored.application_id == public_client_a.pk
+    assert row._state.adding is False
+
+
+def test_a_locked_row_comes_back_with_a_lazy_foreign_key(public_client_a, end_user_a):
+    family = uuid.uuid4()
+    row = RefreshToken(user=end_user_a, application=public_client_a, scope="mcp:tools", resource=["https://r"],
+                       token_family=family)
+    set_token_value(row, "mcprt_raw")
+    rows.insert(row)
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        found = rows.select_for_update(RefreshToken, deferred=("user",), token_checksum=tokens.checksum("mcprt_raw"),
+                                       application_id=public_client_a.pk)
+        locked = len(queries.captured_queries)
+        subject = found.user.subject  # loads the user now
+
+    assert "FOR UPDATE" in queries.captured_queries[0]["sql"] or connection.vendor != "postgresql"
+    assert locked == 1
+    assert len(queries.captured_queries) == 2
+    assert subject == end_user_a.subject
+    assert found.pk == row.pk and found.token_family == family and found.resource == ["https://r"]
+    assert found.revoked is None
+
+
+def test_an_unknown_row_is_none(public_client_a):
+    with transaction.atomic():
+        assert rows.select_for_update(Grant, code="nope", application_id=public_client_a.pk) is None
+
+
+def test_an_update_changes_only_the_named_columns(public_client_a, end_user_a):
+    row = RefreshToken(user=end_user_a, application=public_client_a, scope="mcp:tools", token_family=uuid.uuid4())
+    set_token_value(row, "mcprt_other")
+    rows.insert(row)
+    now = timezone.now()
+
+    assert rows.update(RefreshToken, row.pk, revoked=now) == 1
+
+    stored = RefreshToken.objects.get(pk=row.pk)
+    assert stored.revoked == now
+    assert stored.scope == "mcp:tools" and stored.token_checksum == tokens.checksum("mcprt_other")
+    assert rows.update(RefreshToken, row.pk + 1000, revoked=now) == 0
