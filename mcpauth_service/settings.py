@@ -244,6 +244,9 @@ OAUTH2_PROVIDER = {
 # Introspection answers are cached this long (bounded by the token's own lifetime); revocation
 # replaces them with a tombstone, so this bounds only staleness after a client is deleted.
 INTROSPECTION_CACHE_SECONDS = env_int("INTROSPECTION_CACHE_SECONDS", 60)
+# A token endpoint transaction that only issued tokens commits without waiting for the disk flush
+# (PostgreSQL synchronous_commit=off for that transaction; see docs/configuration.md).
+TOKEN_ASYNC_COMMIT = env_bool("TOKEN_ASYNC_COMMIT", True)
 
 # Outbound fetches (CIMD). Tests relax the private-address guard explicitly; nothing else does.
 OUTBOUND_ALLOW_PRIVATE_ADDRESSES = env_bool("OUTBOUND_ALLOW_PRIVATE_ADDRESSES", False)

@@ -1,5 +1,6 @@
 """Hot paths stay cheap: few queries per token, one transaction, no password hasher, warm introspection from Redis."""
 
+import pytest
 from django.contrib.auth.hashers import identify_hasher
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -19,8 +20,9 @@ def test_a_code_redemption_takes_a_handful_of_queries(client, public_client_a, e
     with CaptureQueriesContext(connection) as queries:
         assert redeem(client, public_client_a, code, verifier).status_code == 200
 
-    # project (cold cache), client, locked code (+ user), access token, refresh token, code spent, client used
-    assert len(statements(queries)) <= 7
+    # project (cold cache), client, locked code, access token, refresh token, code spent, client used,
+    # commit without a flush
+    assert len(statements(queries)) <= 8
 
 
 def test_a_refresh_takes_a_handful_of_queries(client, public_client_a, end_user_a):
@@ -30,8 +32,8 @@ def test_a_refresh_takes_a_handful_of_queries(client, public_client_a, end_user_
     with CaptureQueriesContext(connection) as queries:
         assert refresh(client, public_client_a, issued["refresh_token"]).status_code == 200
 
-    # client, locked refresh token (+ user), spend it, access token, refresh token
-    assert len(statements(queries)) <= 5
+    # client, locked refresh token, spend it, access token, refresh token, commit without a flush
+    assert len(statements(queries)) <= 6
 
 
 def test_client_secrets_are_checked_with_the_fast_keyed_hasher(client, confidential_client_a, project_a):
@@ -54,3 +56,56 @@ def test_warm_introspection_reads_no_token_table(client, public_client_a, end_us
 
     assert answer["active"] is True
     assert [q for q in statements(queries) if "projectsecret" not in q] == []
+
+
+# --- a transaction that only issued tokens commits without waiting for the disk (TOKEN_ASYNC_COMMIT) ------
+# The view's transaction is a savepoint inside the test's own, so its SET LOCAL is still visible here.
+
+
+def synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_a_redemption_that_issues_tokens_commits_without_a_flush(client, public_client_a, end_user_a):
+    code, verifier = make_code(public_client_a, end_user_a)
+
+    assert redeem(client, public_client_a, code, verifier).status_code == 200
+
+    assert synchronous_commit() == "off"
+
+
+@pytest.mark.postgres
+def test_a_client_credentials_token_commits_without_a_flush(client, project_a, confidential_client_a):
+    response = post_form(client, token_url(project_a), {"grant_type": "client_credentials"},
+                         HTTP_AUTHORIZATION=basic(confidential_client_a))
+
+    assert response.status_code == 200
+    assert synchronous_commit() == "off"
+
+
+@pytest.mark.postgres
+def test_a_replayed_code_revokes_with_a_synchronous_commit(client, public_client_a, end_user_a):
+    code, verifier = make_code(public_client_a, end_user_a)
+    assert redeem(client, public_client_a, code, verifier).status_code == 200
+    with connection.cursor() as cursor:  # the test's transaction would otherwise keep the first SET LOCAL
+        cursor.execute("SET LOCAL synchronous_commit TO DEFAULT")
+    assert synchronous_commit() == "on"
+
+    replay = redeem(client, public_client_a, code, verifier)
+
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    assert synchronous_commit() == "on"
+
+
+@pytest.mark.postgres
+def test_the_flush_is_kept_when_the_setting_is_off(client, public_client_a, end_user_a, settings):
+    settings.TOKEN_ASYNC_COMMIT = False
+    code, verifier = make_code(public_client_a, end_user_a)
+
+    assert redeem(client, public_client_a, code, verifier).status_code == 200
+
+    assert synchronous_commit() == "on"
