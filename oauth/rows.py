@@ -10,6 +10,11 @@ so the token endpoint's few statements go through this module:
   named in `deferred` come back as instances holding only their pk (any other attribute loads
   on first use, as a deferred field does), so a lock does not pay for a join it may not need.
 
+Both take `relax_commit=True` to also end the transaction's need for a disk flush at commit
+(PostgreSQL `set_config('synchronous_commit', 'off', true)`, evaluated by the same statement, so
+it costs no round trip; a lone INSERT in autocommit mode is its own transaction). See
+`oauth.token` for when the token endpoint uses it and `durable()` for taking it back.
+
 Model signals are not sent for these rows: nothing listens for token rows, and
 tests/test_rows.py fails if a receiver is ever connected to one of them.
 """
@@ -22,26 +27,42 @@ from django.db import DEFAULT_DB_ALIAS, connections, models
 
 M = TypeVar("M", bound=models.Model)
 
-_inserts: dict[tuple[str, type], tuple[str, list[models.Field]]] = {}
-_selects: dict[tuple[str, type, tuple[str, ...]], tuple[str, list[str], list]] = {}
+_inserts: dict[tuple[str, type, bool], tuple[str, list[models.Field]]] = {}
+_selects: dict[tuple[str, type, tuple[str, ...], bool], tuple[str, list[str], list]] = {}
 
 
-def _insert_sql(connection, model: type[models.Model]) -> tuple[str, list[models.Field]]:
-    key = (connection.alias, model)
+def _relaxer(connection, relax_commit: bool) -> str:
+    """The expression that turns off this transaction's commit flush (PostgreSQL only), or ''."""
+    if relax_commit and connection.vendor == "postgresql":
+        return "set_config('synchronous_commit', 'off', true)"
+    return ""
+
+
+def durable(using: str = DEFAULT_DB_ALIAS) -> None:
+    """Give this transaction back the server's synchronous commit (after a `relax_commit` statement)."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO DEFAULT")
+
+
+def _insert_sql(connection, model: type[models.Model], relax_commit: bool) -> tuple[str, list[models.Field]]:
+    key = (connection.alias, model, relax_commit)
     if key not in _inserts:
         meta, quote = model._meta, connection.ops.quote_name
         fields = [f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
         returning, _ = connection.ops.return_insert_columns([meta.pk])
+        relax = _relaxer(connection, relax_commit)
         sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-               f"VALUES ({', '.join(['%s'] * len(fields))}) {returning}")
+               f"VALUES ({', '.join(['%s'] * len(fields))}) {returning}{', ' + relax if relax else ''}")
         _inserts[key] = (sql, fields)
     return _inserts[key]
 
 
-def insert(row: M, using: str = DEFAULT_DB_ALIAS) -> M:
+def insert(row: M, using: str = DEFAULT_DB_ALIAS, *, relax_commit: bool = False) -> M:
     """Insert a new `row` (as `row.save()` would, without signals); sets its pk and returns it."""
     connection = connections[using]
-    sql, fields = _insert_sql(connection, type(row))
+    sql, fields = _insert_sql(connection, type(row), relax_commit)
     params = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -50,14 +71,17 @@ def insert(row: M, using: str = DEFAULT_DB_ALIAS) -> M:
     return row
 
 
-def _select_sql(connection, model: type[models.Model], where: tuple[str, ...]) -> tuple[str, list[str], list]:
-    key = (connection.alias, model, where)
+def _select_sql(connection, model: type[models.Model], where: tuple[str, ...],
+                relax_commit: bool) -> tuple[str, list[str], list]:
+    key = (connection.alias, model, where, relax_commit)
     if key not in _selects:
         meta, quote = model._meta, connection.ops.quote_name
         fields = meta.concrete_fields
         conditions = " AND ".join(f"{quote(meta.get_field(name).column)} = %s" for name in where)
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-        sql = (f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {quote(meta.db_table)} "
+        relax = _relaxer(connection, relax_commit)
+        columns = [quote(f.column) for f in fields] + ([relax] if relax else [])
+        sql = (f"SELECT {', '.join(columns)} FROM {quote(meta.db_table)} "
                f"WHERE {conditions}{lock}")
         # The compiler's converters, backend first then field (JSON decoding, SQLite datetimes, ...).
         converters = []
@@ -71,21 +95,21 @@ def _select_sql(connection, model: type[models.Model], where: tuple[str, ...]) -
 
 
 def select_for_update(model: type[M], *, deferred: tuple[str, ...] = (), using: str = DEFAULT_DB_ALIAS,
-                      **where: Any) -> M | None:
+                      relax_commit: bool = False, **where: Any) -> M | None:
     """The one row of `model` matching `where` (unique lookups only), locked until commit, or None.
 
     Run it inside a transaction. Each foreign key named in `deferred` is set to an instance of
     its model holding only the pk: reading any other field of it loads that row then.
     """
     connection = connections[using]
-    sql, attnames, converters = _select_sql(connection, model, tuple(where))
+    sql, attnames, converters = _select_sql(connection, model, tuple(where), relax_commit)
     params = [model._meta.get_field(name).get_db_prep_value(value, connection) for name, value in where.items()]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchone()
     if found is None:
         return None
-    values = list(found)
+    values = list(found[:len(attnames)])
     for i, functions, col in converters:
         for convert in functions:
             values[i] = convert(values[i], col, connection)

@@ -6,9 +6,9 @@ and `oauth.tokens` (values, lifetimes, audience); this module wires them into oa
 and runs each request in one transaction.
 """
 
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import HttpResponse
+from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as ToolkitTokenView
 from oauthlib.oauth2 import Server as OAuthlibServer
 
@@ -50,39 +50,30 @@ def require_grant_type(request) -> None:
 SINGLE_WRITE_GRANTS = frozenset({"client_credentials"})
 
 
-def async_commit_enabled() -> bool:
-    return settings.TOKEN_ASYNC_COMMIT and connection.vendor == "postgresql"
-
-
-def commit_without_flush() -> None:
-    """Let this transaction's COMMIT return before its WAL is flushed to disk (PostgreSQL's
-    `synchronous_commit = off`, for this one transaction). Used only for a transaction that issued
-    tokens and revoked nothing: a database crash may lose the last fraction of a second of issued
-    tokens (their clients sign in again), never corrupt anything; revocations, replay and reuse
-    detection, registrations and every other write keep the server's synchronous commit."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
 class TokenView(ToolkitTokenView):
     """The toolkit's token view. Codes and refresh tokens are locked, checked and spent in one
-    transaction; a successful issuance commits without waiting for the disk (TOKEN_ASYNC_COMMIT)."""
+    transaction. A transaction that issues tokens commits without waiting for the disk flush
+    (TOKEN_ASYNC_COMMIT; see `oauth.validator` and `oauth.rows`)."""
 
     def post(self, request, *args, **kwargs):
         refuse_nul_bytes(request)
         require_grant_type(request)
-        relax = async_commit_enabled()
-        if request.POST["grant_type"] in SINGLE_WRITE_GRANTS and not relax:
+        if request.POST["grant_type"] in SINGLE_WRITE_GRANTS:
             _, headers, body, status = self.create_token_response(request)
         else:
             with transaction.atomic():
                 _, headers, body, status = self.create_token_response(request)
-                if status == 200 and relax:
-                    commit_without_flush()
         response = HttpResponse(body, status=status, content_type="application/json")
         for name, value in headers.items():
             response[name] = value
         return response
 
 
-token = oauth_endpoint(("POST",))(TokenView.as_view())
+_view = TokenView()  # holds no per-request state: one instance, no as_view()/method_decorator per request
+
+
+@oauth_endpoint(("POST",))
+@sensitive_post_parameters("client_secret", "code", "code_verifier", "refresh_token", "subject_token",
+                           "actor_token")
+def token(request):
+    return _view.post(request)

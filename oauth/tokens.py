@@ -131,11 +131,11 @@ def bind_audience(request) -> None:
 # --- storage --------------------------------------------------------------------------------------
 def store_access_token(raw: str, *, client: Application, user, scope: str, expires: datetime,
                        audience: list[str], claims: dict[str, Any] | None = None,
-                       source_refresh_token: RefreshToken | None = None) -> AccessToken:
+                       source_refresh_token: RefreshToken | None = None, relax_commit: bool = False) -> AccessToken:
     row = AccessToken(user=user, application=client, scope=scope, expires=expires, resource=list(audience),
                       claims=dict(claims or {}), source_refresh_token=source_refresh_token)
     set_token_value(row, raw)  # only the checksum is stored
-    return rows.insert(row)
+    return rows.insert(row, relax_commit=relax_commit)
 
 
 def store_refresh_token(raw: str, *, client: Application, user, scope: str, audience: list[str],

@@ -19,6 +19,7 @@ import uuid
 from datetime import timedelta
 from urllib.parse import unquote_plus
 
+from django.conf import settings
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING, OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
@@ -40,6 +41,17 @@ def allowed_scopes(client: Application, project) -> list[str]:
     if isinstance(registered, str) and registered.strip():
         return [s for s in registered.split() if s in catalog]
     return catalog
+
+
+def relax_commit() -> bool:
+    """TOKEN_ASYNC_COMMIT: a token-issuing transaction commits without waiting for the disk flush.
+
+    The statement that locks the code or refresh token (or, for client_credentials, the INSERT of
+    the token) also turns the flush off for its transaction; every path that then revokes
+    something (`_code_replayed`, `_refresh_reused`) first turns it back on with `rows.durable()`.
+    Failures that write nothing need no flush either way.
+    """
+    return settings.TOKEN_ASYNC_COMMIT
 
 
 class Validator(OAuth2Validator):
@@ -96,7 +108,8 @@ class Validator(OAuth2Validator):
     # --- authorization codes ------------------------------------------------------------------
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         """Lock the code; a redeemed one is a replay (RFC 6749 §4.1.2: revoke what it issued)."""
-        grant = rows.select_for_update(Grant, deferred=("user",), code=code, application_id=client.pk)
+        grant = rows.select_for_update(Grant, deferred=("user",), relax_commit=relax_commit(), code=code,
+                                       application_id=client.pk)
         if grant is None:
             return False
         grant.application = client
@@ -111,6 +124,7 @@ class Validator(OAuth2Validator):
         return True
 
     def _code_replayed(self, grant: Grant, request) -> None:
+        rows.durable()  # a revocation is never left to an unflushed commit
         tokens.revoke_family(grant.token_family)
         AuditEvent.record(project_of(request), "token.code_replayed", client_id=grant.application.client_id,
                           request=django_request(request), grant=grant.pk)
@@ -148,8 +162,8 @@ class Validator(OAuth2Validator):
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         """Lock the presented token; concurrent refreshes with it serialize here."""
         # One row: values are random 256-bit strings (the toolkit's key is checksum and revoked time).
-        row = rows.select_for_update(RefreshToken, deferred=("user",), token_checksum=tokens.checksum(refresh_token),
-                                     application_id=client.pk)
+        row = rows.select_for_update(RefreshToken, deferred=("user",), relax_commit=relax_commit(),
+                                     token_checksum=tokens.checksum(refresh_token), application_id=client.pk)
         if row is None:
             return False
         row.application = client
@@ -171,6 +185,7 @@ class Validator(OAuth2Validator):
         return AccessToken.objects.filter(source_refresh_token=row).exists()
 
     def _refresh_reused(self, row: RefreshToken, request) -> None:
+        rows.durable()  # a revocation is never left to an unflushed commit
         tokens.revoke_family(row.token_family)
         AuditEvent.record(project_of(request), "token.refresh_reuse_detected", client_id=row.application.client_id,
                           request=django_request(request), family=str(row.token_family))
@@ -201,6 +216,8 @@ class Validator(OAuth2Validator):
             token["access_token"], client=request.client, user=user, scope=scope, audience=audience,
             expires=now + timedelta(seconds=token["expires_in"]), claims=getattr(request, "token_claims", {}),
             source_refresh_token=source,
+            # client_credentials: this INSERT is the whole (autocommit) transaction.
+            relax_commit=request.grant_type == "client_credentials" and relax_commit(),
         )
         if token.get("refresh_token"):
             request.token_family = previous.token_family if previous is not None else uuid.uuid4()
