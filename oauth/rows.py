@@ -142,3 +142,59 @@ def update(model: type[models.Model], pk: Any, using: str = DEFAULT_DB_ALIAS, **
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+_linked: dict[tuple, tuple[str, list[models.Field], list[models.Field], list[models.Field]]] = {}
+
+
+def insert_linked(first: models.Model, second: models.Model, link: str, *,
+                  spend: tuple[type[models.Model], Any, dict[str, Any]] | None = None,
+                  using: str = DEFAULT_DB_ALIAS) -> None:
+    """Insert `first`, then `second` whose foreign key `link` points at it, and apply `spend`
+    (model, pk, values: one UPDATE by pk) — a single statement on PostgreSQL (a data-modifying
+    WITH), so a token pair and the code or refresh token it spends cost one round trip.
+    Elsewhere the same three statements run in order. Run it inside a transaction."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        if spend is not None:
+            update(spend[0], spend[1], using=using, **spend[2])
+        insert(first, using)
+        setattr(second, link, first)
+        insert(second, using)
+        return
+    spend_model, spend_pk, spend_values = spend if spend is not None else (None, None, {})
+    key = (connection.alias, type(first), type(second), link, spend_model, tuple(spend_values))
+    if key not in _linked:
+        quote = connection.ops.quote_name
+        parts = []
+        spend_fields: list[models.Field] = []
+        if spend_model is not None:
+            meta = spend_model._meta
+            spend_fields = [meta.get_field(name) for name in spend_values]
+            assignments = ", ".join(f"{quote(f.column)} = %s" for f in spend_fields)
+            parts.append(f"spent AS (UPDATE {quote(meta.db_table)} SET {assignments} "
+                         f"WHERE {quote(meta.pk.column)} = %s)")
+        first_sql, first_fields = _insert_sql(connection, type(first), False)
+        parts.append(f"first_row AS ({first_sql})")
+        meta = type(second)._meta
+        link_field = meta.get_field(link)
+        second_fields = [f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+        first_pk = quote(type(first)._meta.pk.column)
+        values = [f"(SELECT {first_pk} FROM first_row)" if f is link_field else "%s" for f in second_fields]
+        sql = (f"WITH {', '.join(parts)} INSERT INTO {quote(meta.db_table)} "
+               f"({', '.join(quote(f.column) for f in second_fields)}) VALUES ({', '.join(values)}) "
+               f"RETURNING {quote(meta.pk.column)}, {quote(link_field.column)}")
+        _linked[key] = (sql, spend_fields, first_fields, [f for f in second_fields if f is not link_field])
+    sql, spend_fields, first_fields, second_fields = _linked[key]
+    params = [f.get_db_prep_save(value, connection) for f, value in zip(spend_fields, spend_values.values(),
+                                                                        strict=True)]
+    if spend_model is not None:
+        params.append(spend_model._meta.pk.get_db_prep_value(spend_pk, connection))
+    params += [f.get_db_prep_save(f.pre_save(first, True), connection) for f in first_fields]
+    params += [f.get_db_prep_save(f.pre_save(second, True), connection) for f in second_fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        second.pk, first.pk = cursor.fetchone()
+    for row in (first, second):
+        row._state.adding, row._state.db = False, using
+    setattr(second, link, first)

@@ -129,21 +129,23 @@ def bind_audience(request) -> None:
 
 
 # --- storage --------------------------------------------------------------------------------------
-def store_access_token(raw: str, *, client: Application, user, scope: str, expires: datetime,
-                       audience: list[str], claims: dict[str, Any] | None = None,
-                       source_refresh_token: RefreshToken | None = None, relax_commit: bool = False) -> AccessToken:
+def access_token_row(raw: str, *, client: Application, user, scope: str, expires: datetime,
+                     audience: list[str], claims: dict[str, Any] | None = None,
+                     source_refresh_token: RefreshToken | None = None) -> AccessToken:
+    """An unsaved access token row for `raw`; only its checksum will be stored."""
     row = AccessToken(user=user, application=client, scope=scope, expires=expires, resource=list(audience),
                       claims=dict(claims or {}), source_refresh_token=source_refresh_token)
-    set_token_value(row, raw)  # only the checksum is stored
-    return rows.insert(row, relax_commit=relax_commit)
+    set_token_value(row, raw)
+    return row
 
 
-def store_refresh_token(raw: str, *, client: Application, user, scope: str, audience: list[str],
-                        access_token: AccessToken, family: uuid.UUID) -> RefreshToken:
+def refresh_token_row(raw: str, *, client: Application, user, scope: str, audience: list[str],
+                      family: uuid.UUID, access_token: AccessToken | None = None) -> RefreshToken:
+    """An unsaved refresh token row for `raw`; only its checksum will be stored."""
     row = RefreshToken(user=user, application=client, scope=scope, resource=list(audience),
                        access_token=access_token, token_family=family)
     set_token_value(row, raw)
-    return rows.insert(row)
+    return row
 
 
 def touch_client(client: Application) -> None:
@@ -162,13 +164,15 @@ def mint(project: Project, issuer: str, client: Application, user, *, scopes: li
     expires_in = project.access_token_ttl
     raw = new_access_token(project, issuer, client, user, scope=scope, audience=audience,
                            expires_in=expires_in, claims=claims)
-    access = store_access_token(raw, client=client, user=user, scope=scope, audience=audience, claims=claims,
-                                expires=timezone.now() + timedelta(seconds=expires_in))
+    access = access_token_row(raw, client=client, user=user, scope=scope, audience=audience, claims=claims,
+                              expires=timezone.now() + timedelta(seconds=expires_in))
     body: dict[str, Any] = {"access_token": raw, "token_type": "Bearer", "expires_in": expires_in, "scope": scope}
     if refresh:
         body["refresh_token"] = secrets.generate(secrets.REFRESH_TOKEN_PREFIX)
-        store_refresh_token(body["refresh_token"], client=client, user=user, scope=scope, audience=audience,
-                            access_token=access, family=uuid.uuid4())
+        rows.insert_linked(access, refresh_token_row(body["refresh_token"], client=client, user=user, scope=scope,
+                                                     audience=audience, family=uuid.uuid4()), "access_token")
+    else:
+        rows.insert(access)
     touch_client(client)
     return body
 

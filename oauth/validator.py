@@ -151,7 +151,10 @@ class Validator(OAuth2Validator):
         return self._grant(code, request).nonce or None
 
     def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs):
-        """Mark the code spent (not deleted) and remember the family it started."""
+        """Mark the code spent (not deleted) and remember the family it started (done already, in
+        the same statement as the tokens, when `_save_bearer_token` stored them)."""
+        if getattr(request, "code_spent", False):
+            return
         rows.update(Grant, request.grant_instance.pk, redeemed_at=timezone.now(),
                     token_family=getattr(request, "token_family", None))
 
@@ -202,27 +205,41 @@ class Validator(OAuth2Validator):
         return self._save_bearer_token(token, request, *args, **kwargs)
 
     def _save_bearer_token(self, token, request, *args, **kwargs):
-        """Store what oauthlib generated: checksums only, the project's lifetimes, the bound audience."""
+        """Store what oauthlib generated: checksums only, the project's lifetimes, the bound audience.
+
+        The token pair and the code or refresh token it spends go to the database in one statement
+        (`rows.insert_linked`); a client_credentials token is one INSERT, its own transaction.
+        """
         now = timezone.now()
         previous = getattr(request, "refresh_token_instance", None)
+        grant = getattr(request, "grant_instance", None) if request.grant_type == "authorization_code" else None
         source = None
+        spend = None
         if previous is not None and previous.revoked is None:
-            rows.update(RefreshToken, previous.pk, revoked=now, updated=now)
+            spend = (RefreshToken, previous.pk, {"revoked": now, "updated": now})
             source = previous  # a grace-window sibling has no source: the first successor holds it
         user = None if request.grant_type == "client_credentials" else request.user
         scope = token.get("scope", " ".join(request.scopes or []))
         audience = getattr(request, "audience", [])
-        access = tokens.store_access_token(
+        access = tokens.access_token_row(
             token["access_token"], client=request.client, user=user, scope=scope, audience=audience,
             expires=now + timedelta(seconds=token["expires_in"]), claims=getattr(request, "token_claims", {}),
             source_refresh_token=source,
-            # client_credentials: this INSERT is the whole (autocommit) transaction.
-            relax_commit=request.grant_type == "client_credentials" and relax_commit(),
         )
         if token.get("refresh_token"):
             request.token_family = previous.token_family if previous is not None else uuid.uuid4()
-            tokens.store_refresh_token(token["refresh_token"], client=request.client, user=user, scope=scope,
-                                       audience=audience, access_token=access, family=request.token_family)
+        if grant is not None:
+            spend = (Grant, grant.pk, {"redeemed_at": now, "token_family": getattr(request, "token_family", None)})
+            request.code_spent = True
+        if token.get("refresh_token"):
+            refresh = tokens.refresh_token_row(token["refresh_token"], client=request.client, user=user, scope=scope,
+                                               audience=audience, family=request.token_family)
+            rows.insert_linked(access, refresh, "access_token", spend=spend)
+        else:
+            if spend is not None:
+                rows.update(spend[0], spend[1], **spend[2])
+            # client_credentials: this INSERT is the whole (autocommit) transaction.
+            rows.insert(access, relax_commit=request.grant_type == "client_credentials" and relax_commit())
         tokens.touch_client(request.client)
 
     # --- revocation (RFC 7009) ----------------------------------------------------------------

@@ -80,3 +80,28 @@ def test_an_update_changes_only_the_named_columns(public_client_a, end_user_a):
     assert stored.revoked == now
     assert stored.scope == "mcp:tools" and stored.token_checksum == tokens.checksum("mcprt_other")
     assert rows.update(RefreshToken, row.pk + 1000, revoked=now) == 0
+
+
+def test_a_token_pair_and_the_code_it_spends_are_written_together(public_client_a, end_user_a):
+    from tests.token_support import make_code
+
+    code, _ = make_code(public_client_a, end_user_a)
+    grant = Grant.objects.get(code=code)
+    family = uuid.uuid4()
+    now = timezone.now()
+    access = AccessToken(user=end_user_a, application=public_client_a, scope="mcp:tools", expires=now,
+                         resource=["https://r"])
+    set_token_value(access, "mcpat_pair")
+    refresh = RefreshToken(user=end_user_a, application=public_client_a, scope="mcp:tools", token_family=family)
+    set_token_value(refresh, "mcprt_pair")
+
+    with CaptureQueriesContext(connection) as queries:
+        rows.insert_linked(access, refresh, "access_token",
+                           spend=(Grant, grant.pk, {"redeemed_at": now, "token_family": family}))
+
+    stored = RefreshToken.objects.select_related("access_token").get(pk=refresh.pk)
+    assert len(queries.captured_queries) == (1 if connection.vendor == "postgresql" else 3)
+    assert stored.access_token.pk == access.pk and refresh.access_token_id == access.pk
+    assert stored.access_token.token_checksum == tokens.checksum("mcpat_pair")
+    assert stored.token_checksum == tokens.checksum("mcprt_pair") and stored.token_family == family
+    assert Grant.objects.filter(pk=grant.pk, redeemed_at=now, token_family=family).exists()
