@@ -1,68 +1,59 @@
-"""Token-path statements with their SQL built once per process instead of on every request.
+"""The token endpoint's statements, built once per process instead of on every request.
 
-A token request reads or writes three or four rows. Django's ORM recompiles the same statement
-every time (about 200-300 µs of CPU per row here, more than the statement costs the database),
-so the token endpoint's few statements go through this module:
+A token request reads one row and writes two or three. Django's ORM recompiles the same
+statement every time (about 200-300 µs of CPU per row here, more than the statement costs the
+database), and each statement is a round trip, so the token path goes through this module:
 
-- `insert(row)`: `INSERT … RETURNING pk` with the model's own field preparation (`pre_save` for
-  auto_now fields and token checksums, `get_db_prep_save` for JSON, UUIDs and datetimes);
-- `select_for_update(model, **where)`: one row, locked, built with `Model.from_db`; foreign keys
-  named in `deferred` come back as instances holding only their pk (any other attribute loads
-  on first use, as a deferred field does), so a lock does not pay for a join it may not need.
+- `select_one(model, **where)`: one row by a unique lookup, built with `Model.from_db`; foreign
+  keys named in `deferred` come back as instances holding only their pk (any other attribute
+  loads on first use, as a deferred field does), so a read does not pay for a join it may not need;
+- `issue(access, refresh, claim=...)`: the new token rows, and the code or refresh token they
+  spend, in one statement on PostgreSQL: the spend is a conditional claim, so of two concurrent
+  redemptions exactly one writes anything;
+- `insert(row)` and `update(model, pk, **values)`: single rows.
 
-Both take `relax_commit=True` to also end the transaction's need for a disk flush at commit
-(PostgreSQL `set_config('synchronous_commit', 'off', true)`, evaluated by the same statement, so
-it costs no round trip; a lone INSERT in autocommit mode is its own transaction). See
-`oauth.token` for when the token endpoint uses it and `durable()` for taking it back.
-
-Model signals are not sent for these rows: nothing listens for token rows, and
-tests/test_rows.py fails if a receiver is ever connected to one of them.
+Field values go through the model's own preparation (`pre_save` for auto_now fields and token
+checksums, `get_db_prep_save` for JSON, UUIDs and datetimes). Model signals are not sent for
+these rows: nothing listens for token rows, and tests/test_rows.py fails if a receiver is ever
+connected to one of them.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 
 M = TypeVar("M", bound=models.Model)
 
-_inserts: dict[tuple[str, type, bool], tuple[str, list[models.Field]]] = {}
+_inserts: dict[tuple[str, type], tuple[str, list[models.Field]]] = {}
 _selects: dict[tuple[str, type, tuple[str, ...], bool], tuple[str, list[str], list]] = {}
 
 
 def _relaxer(connection, relax_commit: bool) -> str:
-    """The expression that turns off this transaction's commit flush (PostgreSQL only), or ''."""
+    """An expression that turns off the flush at commit for the transaction evaluating it
+    (`synchronous_commit = off`, local to that transaction; PostgreSQL only), or ''."""
     if relax_commit and connection.vendor == "postgresql":
         return "set_config('synchronous_commit', 'off', true)"
     return ""
 
 
-def durable(using: str = DEFAULT_DB_ALIAS) -> None:
-    """Give this transaction back the server's synchronous commit (after a `relax_commit` statement)."""
-    connection = connections[using]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO DEFAULT")
-
-
-def _insert_sql(connection, model: type[models.Model], relax_commit: bool) -> tuple[str, list[models.Field]]:
-    key = (connection.alias, model, relax_commit)
+def _insert_sql(connection, model: type[models.Model]) -> tuple[str, list[models.Field]]:
+    key = (connection.alias, model)
     if key not in _inserts:
         meta, quote = model._meta, connection.ops.quote_name
         fields = [f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
         returning, _ = connection.ops.return_insert_columns([meta.pk])
-        relax = _relaxer(connection, relax_commit)
         sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-               f"VALUES ({', '.join(['%s'] * len(fields))}) {returning}{', ' + relax if relax else ''}")
+               f"VALUES ({', '.join(['%s'] * len(fields))}) {returning}")
         _inserts[key] = (sql, fields)
     return _inserts[key]
 
 
-def insert(row: M, using: str = DEFAULT_DB_ALIAS, *, relax_commit: bool = False) -> M:
+def insert(row: M, using: str = DEFAULT_DB_ALIAS) -> M:
     """Insert a new `row` (as `row.save()` would, without signals); sets its pk and returns it."""
     connection = connections[using]
-    sql, fields = _insert_sql(connection, type(row), relax_commit)
+    sql, fields = _insert_sql(connection, type(row))
     params = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -71,17 +62,19 @@ def insert(row: M, using: str = DEFAULT_DB_ALIAS, *, relax_commit: bool = False)
     return row
 
 
+def _field(model: type[models.Model], name: str) -> models.Field:
+    return model._meta.pk if name == "pk" else model._meta.get_field(name)
+
+
 def _select_sql(connection, model: type[models.Model], where: tuple[str, ...],
-                relax_commit: bool) -> tuple[str, list[str], list]:
-    key = (connection.alias, model, where, relax_commit)
+                for_update: bool) -> tuple[str, list[str], list]:
+    key = (connection.alias, model, where, for_update)
     if key not in _selects:
         meta, quote = model._meta, connection.ops.quote_name
         fields = meta.concrete_fields
-        conditions = " AND ".join(f"{quote(meta.get_field(name).column)} = %s" for name in where)
-        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-        relax = _relaxer(connection, relax_commit)
-        columns = [quote(f.column) for f in fields] + ([relax] if relax else [])
-        sql = (f"SELECT {', '.join(columns)} FROM {quote(meta.db_table)} "
+        conditions = " AND ".join(f"{quote(_field(model, name).column)} = %s" for name in where)
+        lock = " FOR UPDATE" if for_update and connection.features.has_select_for_update else ""
+        sql = (f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {quote(meta.db_table)} "
                f"WHERE {conditions}{lock}")
         # The compiler's converters, backend first then field (JSON decoding, SQLite datetimes, ...).
         converters = []
@@ -94,22 +87,23 @@ def _select_sql(connection, model: type[models.Model], where: tuple[str, ...],
     return _selects[key]
 
 
-def select_for_update(model: type[M], *, deferred: tuple[str, ...] = (), using: str = DEFAULT_DB_ALIAS,
-                      relax_commit: bool = False, **where: Any) -> M | None:
-    """The one row of `model` matching `where` (unique lookups only), locked until commit, or None.
+def select_one(model: type[M], *, deferred: tuple[str, ...] = (), for_update: bool = False,
+               using: str = DEFAULT_DB_ALIAS, **where: Any) -> M | None:
+    """The one row of `model` matching `where` (unique lookups only), or None; `for_update` locks
+    it until commit (inside a transaction).
 
-    Run it inside a transaction. Each foreign key named in `deferred` is set to an instance of
-    its model holding only the pk: reading any other field of it loads that row then.
+    Each foreign key named in `deferred` is set to an instance of its model holding only the pk:
+    reading any other field of it loads that row then.
     """
     connection = connections[using]
-    sql, attnames, converters = _select_sql(connection, model, tuple(where), relax_commit)
-    params = [model._meta.get_field(name).get_db_prep_value(value, connection) for name, value in where.items()]
+    sql, attnames, converters = _select_sql(connection, model, tuple(where), for_update)
+    params = [_field(model, name).get_db_prep_value(value, connection) for name, value in where.items()]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchone()
     if found is None:
         return None
-    values = list(found[:len(attnames)])
+    values = list(found)
     for i, functions, col in converters:
         for convert in functions:
             values[i] = convert(values[i], col, connection)
@@ -144,57 +138,96 @@ def update(model: type[models.Model], pk: Any, using: str = DEFAULT_DB_ALIAS, **
         return cursor.rowcount
 
 
-_linked: dict[tuple, tuple[str, list[models.Field], list[models.Field], list[models.Field]]] = {}
+_issues: dict[tuple, tuple[str, list[models.Field], list[models.Field], list[models.Field]]] = {}
 
 
-def insert_linked(first: models.Model, second: models.Model, link: str, *,
-                  spend: tuple[type[models.Model], Any, dict[str, Any]] | None = None,
-                  using: str = DEFAULT_DB_ALIAS) -> None:
-    """Insert `first`, then `second` whose foreign key `link` points at it, and apply `spend`
-    (model, pk, values: one UPDATE by pk) — a single statement on PostgreSQL (a data-modifying
-    WITH), so a token pair and the code or refresh token it spends cost one round trip.
-    Elsewhere the same three statements run in order. Run it inside a transaction."""
+def _cast(connection, field: models.Field) -> str:
+    return f"CAST(%s AS {field.cast_db_type(connection)})"
+
+
+def issue(access: models.Model, refresh: models.Model | None = None, *, link: str = "access_token",
+          claim: tuple[type[models.Model], Any, str, dict[str, Any]] | None = None,
+          relax_commit: bool = False, using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Store `access` and, linked to it by `refresh.<link>`, `refresh`, in one atomic step; with
+    `claim = (model, pk, guard, values)`, only if `UPDATE model SET values WHERE pk = pk AND guard
+    IS NULL` changes the row (a code not yet redeemed, a refresh token not yet rotated). Returns
+    False, having written nothing, when the claim found the row already spent.
+
+    On PostgreSQL this is one statement (a data-modifying WITH), its own transaction when run in
+    autocommit mode, so a redemption or a rotation costs one round trip and concurrent ones
+    serialize on the claimed row. `relax_commit` ends that transaction's wait for the disk flush.
+    Elsewhere (SQLite) the same statements run in order inside one transaction.
+    """
     connection = connections[using]
     if connection.vendor != "postgresql":
-        if spend is not None:
-            update(spend[0], spend[1], using=using, **spend[2])
-        insert(first, using)
-        setattr(second, link, first)
-        insert(second, using)
-        return
-    spend_model, spend_pk, spend_values = spend if spend is not None else (None, None, {})
-    key = (connection.alias, type(first), type(second), link, spend_model, tuple(spend_values))
-    if key not in _linked:
-        quote = connection.ops.quote_name
-        parts = []
-        spend_fields: list[models.Field] = []
-        if spend_model is not None:
-            meta = spend_model._meta
-            spend_fields = [meta.get_field(name) for name in spend_values]
-            assignments = ", ".join(f"{quote(f.column)} = %s" for f in spend_fields)
-            parts.append(f"spent AS (UPDATE {quote(meta.db_table)} SET {assignments} "
-                         f"WHERE {quote(meta.pk.column)} = %s)")
-        first_sql, first_fields = _insert_sql(connection, type(first), False)
-        parts.append(f"first_row AS ({first_sql})")
-        meta = type(second)._meta
-        link_field = meta.get_field(link)
-        second_fields = [f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
-        first_pk = quote(type(first)._meta.pk.column)
-        values = [f"(SELECT {first_pk} FROM first_row)" if f is link_field else "%s" for f in second_fields]
-        sql = (f"WITH {', '.join(parts)} INSERT INTO {quote(meta.db_table)} "
-               f"({', '.join(quote(f.column) for f in second_fields)}) VALUES ({', '.join(values)}) "
-               f"RETURNING {quote(meta.pk.column)}, {quote(link_field.column)}")
-        _linked[key] = (sql, spend_fields, first_fields, [f for f in second_fields if f is not link_field])
-    sql, spend_fields, first_fields, second_fields = _linked[key]
-    params = [f.get_db_prep_save(value, connection) for f, value in zip(spend_fields, spend_values.values(),
-                                                                        strict=True)]
-    if spend_model is not None:
-        params.append(spend_model._meta.pk.get_db_prep_value(spend_pk, connection))
-    params += [f.get_db_prep_save(f.pre_save(first, True), connection) for f in first_fields]
-    params += [f.get_db_prep_save(f.pre_save(second, True), connection) for f in second_fields]
+        with transaction.atomic(using=using):
+            if claim is not None:
+                model, pk, guard, values = claim
+                if model._default_manager.using(using).filter(pk=pk, **{f"{guard}__isnull": True}).update(**values) != 1:
+                    return False
+            insert(access, using)
+            if refresh is not None:
+                setattr(refresh, link, access)
+                insert(refresh, using)
+        return True
+    claim_model, claim_pk, guard, claim_values = claim if claim is not None else (None, None, "", {})
+    key = (connection.alias, type(access), type(refresh), link, claim_model, guard, tuple(claim_values),
+           relax_commit)
+    if key not in _issues:
+        _issues[key] = _issue_sql(connection, type(access), type(refresh) if refresh is not None else None, link,
+                                  claim_model, guard, tuple(claim_values), relax_commit)
+    sql, claim_fields, access_fields, refresh_fields = _issues[key]
+    params = [f.get_db_prep_save(value, connection)
+              for f, value in zip(claim_fields, claim_values.values(), strict=True)]
+    if claim_model is not None:
+        params.append(claim_model._meta.pk.get_db_prep_value(claim_pk, connection))
+    params += [f.get_db_prep_save(f.pre_save(access, True), connection) for f in access_fields]
+    if refresh is not None:
+        params += [f.get_db_prep_save(f.pre_save(refresh, True), connection) for f in refresh_fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        second.pk, first.pk = cursor.fetchone()
-    for row in (first, second):
-        row._state.adding, row._state.db = False, using
-    setattr(second, link, first)
+        found = cursor.fetchone()
+    if found is None:
+        return False
+    access.pk = found[0]
+    access._state.adding, access._state.db = False, using
+    if refresh is not None:
+        refresh.pk = found[1]
+        refresh._state.adding, refresh._state.db = False, using
+        setattr(refresh, link, access)
+    return True
+
+
+def _issue_sql(connection, access_model, refresh_model, link, claim_model, guard, claim_names, relax_commit):
+    quote = connection.ops.quote_name
+    parts = []
+    claim_fields: list[models.Field] = []
+    condition = ""
+    if claim_model is not None:
+        meta = claim_model._meta
+        claim_fields = [meta.get_field(name) for name in claim_names]
+        assignments = ", ".join(f"{quote(f.column)} = %s" for f in claim_fields)
+        parts.append(f"claimed AS (UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s "
+                     f"AND {quote(meta.get_field(guard).column)} IS NULL RETURNING 1)")
+        condition = " WHERE EXISTS (SELECT 1 FROM claimed)"
+    relax = _relaxer(connection, relax_commit)
+    meta = access_model._meta
+    access_fields = [f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+    access_insert = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in access_fields)}) "
+                     f"SELECT {', '.join(_cast(connection, f) for f in access_fields)}{condition} "
+                     f"RETURNING {quote(meta.pk.column)}")
+    refresh_fields: list[models.Field] = []
+    if refresh_model is None:
+        sql = f"{'WITH ' + ', '.join(parts) + ' ' if parts else ''}{access_insert}{', ' + relax if relax else ''}"
+        return sql, claim_fields, access_fields, refresh_fields
+    parts.append(f"access_row AS ({access_insert})")
+    rmeta = refresh_model._meta
+    link_field = rmeta.get_field(link)
+    columns = [f for f in rmeta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+    refresh_fields = [f for f in columns if f is not link_field]
+    access_pk = quote(meta.pk.column)
+    selected = [f"access_row.{access_pk}" if f is link_field else _cast(connection, f) for f in columns]
+    sql = (f"WITH {', '.join(parts)} INSERT INTO {quote(rmeta.db_table)} ({', '.join(quote(f.column) for f in columns)}) "
+           f"SELECT {', '.join(selected)} FROM access_row "
+           f"RETURNING {quote(link_field.column)}, {quote(rmeta.pk.column)}{', ' + relax if relax else ''}")
+    return sql, claim_fields, access_fields, refresh_fields

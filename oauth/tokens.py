@@ -169,10 +169,10 @@ def mint(project: Project, issuer: str, client: Application, user, *, scopes: li
     body: dict[str, Any] = {"access_token": raw, "token_type": "Bearer", "expires_in": expires_in, "scope": scope}
     if refresh:
         body["refresh_token"] = secrets.generate(secrets.REFRESH_TOKEN_PREFIX)
-        rows.insert_linked(access, refresh_token_row(body["refresh_token"], client=client, user=user, scope=scope,
-                                                     audience=audience, family=uuid.uuid4()), "access_token")
+        rows.issue(access, refresh_token_row(body["refresh_token"], client=client, user=user, scope=scope,
+                                             audience=audience, family=uuid.uuid4()))
     else:
-        rows.insert(access)
+        rows.issue(access)
     touch_client(client)
     return body
 

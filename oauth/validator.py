@@ -5,12 +5,17 @@ policy differs from the toolkit's defaults:
 
 - clients are found through `oauth.clients.load_client(project, ...)`, never globally;
 - grant types and scopes come from the client and the project's catalog;
-- codes are locked, single use, and kept after redemption so a replay revokes what they issued;
-- refresh tokens rotate on every use under a row lock; a spent token replayed after the grace
-  window (REFRESH_TOKEN_GRACE_PERIOD_SECONDS) revokes its whole family;
+- codes are single use and kept after redemption so a replay revokes what they issued;
+- refresh tokens rotate on every use; a spent token replayed after the grace window
+  (REFRESH_TOKEN_GRACE_PERIOD_SECONDS) revokes its whole family;
 - lifetimes, audience and token values come from `oauth.tokens`.
 
-Every hook runs inside the token view's transaction (select_for_update needs it).
+The token endpoint runs without an enclosing transaction. The code or refresh token is read
+plainly, checked, and then spent by the same statement that stores the new tokens
+(`oauth.rows.issue`): a conditional claim, so of concurrent uses exactly one writes anything, and
+a loser learns it from the claim and is handled as a replay (or, for a refresh token inside the
+grace window, gets sibling tokens). That statement is its own transaction; with TOKEN_ASYNC_COMMIT
+it commits without waiting for the disk flush. Revocations run in their own transactions, flushed.
 """
 
 import base64
@@ -20,6 +25,7 @@ from datetime import timedelta
 from urllib.parse import unquote_plus
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING, OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
@@ -29,6 +35,7 @@ from projects.models import AuditEvent
 from . import rows, tokens
 from .backend import django_request, project_of
 from .clients import load_client
+from .errors import InvalidGrant
 from .models import AccessToken, Application, Grant, RefreshToken
 
 CLIENT_CREDENTIALS_PATHS = (Application.Path.SECRET, Application.Path.DASHBOARD)
@@ -44,13 +51,8 @@ def allowed_scopes(client: Application, project) -> list[str]:
 
 
 def relax_commit() -> bool:
-    """TOKEN_ASYNC_COMMIT: a token-issuing transaction commits without waiting for the disk flush.
-
-    The statement that locks the code or refresh token (or, for client_credentials, the INSERT of
-    the token) also turns the flush off for its transaction; every path that then revokes
-    something (`_code_replayed`, `_refresh_reused`) first turns it back on with `rows.durable()`.
-    Failures that write nothing need no flush either way.
-    """
+    """TOKEN_ASYNC_COMMIT: the statement that issues tokens commits without waiting for the disk
+    flush (revocations, in their own transactions, always wait for it)."""
     return settings.TOKEN_ASYNC_COMMIT
 
 
@@ -107,9 +109,8 @@ class Validator(OAuth2Validator):
 
     # --- authorization codes ------------------------------------------------------------------
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
-        """Lock the code; a redeemed one is a replay (RFC 6749 §4.1.2: revoke what it issued)."""
-        grant = rows.select_for_update(Grant, deferred=("user",), relax_commit=relax_commit(), code=code,
-                                       application_id=client.pk)
+        """A redeemed code is a replay (RFC 6749 §4.1.2: revoke what it issued)."""
+        grant = rows.select_one(Grant, deferred=("user",), code=code, application_id=client.pk)
         if grant is None:
             return False
         grant.application = client
@@ -124,10 +125,10 @@ class Validator(OAuth2Validator):
         return True
 
     def _code_replayed(self, grant: Grant, request) -> None:
-        rows.durable()  # a revocation is never left to an unflushed commit
-        tokens.revoke_family(grant.token_family)
-        AuditEvent.record(project_of(request), "token.code_replayed", client_id=grant.application.client_id,
-                          request=django_request(request), grant=grant.pk)
+        with transaction.atomic():
+            tokens.revoke_family(grant.token_family)
+            AuditEvent.record(project_of(request), "token.code_replayed", client_id=grant.application.client_id,
+                              request=django_request(request), grant=grant.pk)
 
     def _grant(self, code, request) -> Grant:
         grant = getattr(request, "grant_instance", None)
@@ -151,22 +152,17 @@ class Validator(OAuth2Validator):
         return self._grant(code, request).nonce or None
 
     def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs):
-        """Mark the code spent (not deleted) and remember the family it started (done already, in
-        the same statement as the tokens, when `_save_bearer_token` stored them)."""
-        if getattr(request, "code_spent", False):
-            return
-        rows.update(Grant, request.grant_instance.pk, redeemed_at=timezone.now(),
-                    token_family=getattr(request, "token_family", None))
+        """Nothing left to do: `_save_bearer_token` spent the code (kept, not deleted, with the
+        family it started) in the statement that stored the tokens."""
 
     # --- refresh tokens -----------------------------------------------------------------------
     def rotate_refresh_token(self, request):
         return True  # every use, every client (OAuth 2.1 §4.3.1)
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
-        """Lock the presented token; concurrent refreshes with it serialize here."""
         # One row: values are random 256-bit strings (the toolkit's key is checksum and revoked time).
-        row = rows.select_for_update(RefreshToken, deferred=("user",), relax_commit=relax_commit(),
-                                     token_checksum=tokens.checksum(refresh_token), application_id=client.pk)
+        row = rows.select_one(RefreshToken, deferred=("user",), token_checksum=tokens.checksum(refresh_token),
+                              application_id=client.pk)
         if row is None:
             return False
         row.application = client
@@ -188,10 +184,11 @@ class Validator(OAuth2Validator):
         return AccessToken.objects.filter(source_refresh_token=row).exists()
 
     def _refresh_reused(self, row: RefreshToken, request) -> None:
-        rows.durable()  # a revocation is never left to an unflushed commit
-        tokens.revoke_family(row.token_family)
-        AuditEvent.record(project_of(request), "token.refresh_reuse_detected", client_id=row.application.client_id,
-                          request=django_request(request), family=str(row.token_family))
+        with transaction.atomic():
+            tokens.revoke_family(row.token_family)
+            AuditEvent.record(project_of(request), "token.refresh_reuse_detected",
+                              client_id=row.application.client_id, request=django_request(request),
+                              family=str(row.token_family))
 
     def get_original_scopes(self, refresh_token, request, *args, **kwargs):
         return request.refresh_token_instance.scope.split()
@@ -201,46 +198,64 @@ class Validator(OAuth2Validator):
 
     # --- issuing ------------------------------------------------------------------------------
     def save_bearer_token(self, token, request, *args, **kwargs):
-        """No savepoint per token (the toolkit nests one): the token view's transaction is the unit."""
+        """No savepoint around it (the toolkit nests one): `rows.issue` is a single statement."""
         return self._save_bearer_token(token, request, *args, **kwargs)
 
     def _save_bearer_token(self, token, request, *args, **kwargs):
-        """Store what oauthlib generated: checksums only, the project's lifetimes, the bound audience.
-
-        The token pair and the code or refresh token it spends go to the database in one statement
-        (`rows.insert_linked`); a client_credentials token is one INSERT, its own transaction.
-        """
+        """Store what oauthlib generated (checksums only, the project's lifetimes, the bound audience)
+        and spend the code or refresh token it came from, in one statement (`rows.issue`)."""
         now = timezone.now()
         previous = getattr(request, "refresh_token_instance", None)
         grant = getattr(request, "grant_instance", None) if request.grant_type == "authorization_code" else None
-        source = None
-        spend = None
-        if previous is not None and previous.revoked is None:
-            spend = (RefreshToken, previous.pk, {"revoked": now, "updated": now})
-            source = previous  # a grace-window sibling has no source: the first successor holds it
+        rotating = previous is not None and previous.revoked is None  # else a grace-window sibling
         user = None if request.grant_type == "client_credentials" else request.user
         scope = token.get("scope", " ".join(request.scopes or []))
         audience = getattr(request, "audience", [])
-        access = tokens.access_token_row(
-            token["access_token"], client=request.client, user=user, scope=scope, audience=audience,
-            expires=now + timedelta(seconds=token["expires_in"]), claims=getattr(request, "token_claims", {}),
-            source_refresh_token=source,
-        )
         if token.get("refresh_token"):
             request.token_family = previous.token_family if previous is not None else uuid.uuid4()
+        claim = None
         if grant is not None:
-            spend = (Grant, grant.pk, {"redeemed_at": now, "token_family": getattr(request, "token_family", None)})
-            request.code_spent = True
-        if token.get("refresh_token"):
-            refresh = tokens.refresh_token_row(token["refresh_token"], client=request.client, user=user, scope=scope,
-                                               audience=audience, family=request.token_family)
-            rows.insert_linked(access, refresh, "access_token", spend=spend)
-        else:
-            if spend is not None:
-                rows.update(spend[0], spend[1], **spend[2])
-            # client_credentials: this INSERT is the whole (autocommit) transaction.
-            rows.insert(access, relax_commit=request.grant_type == "client_credentials" and relax_commit())
+            claim = (Grant, grant.pk, "redeemed_at",
+                     {"redeemed_at": now, "token_family": getattr(request, "token_family", None)})
+        elif rotating:
+            claim = (RefreshToken, previous.pk, "revoked", {"revoked": now, "updated": now})
+
+        def rows_for(source):
+            access = tokens.access_token_row(
+                token["access_token"], client=request.client, user=user, scope=scope, audience=audience,
+                expires=now + timedelta(seconds=token["expires_in"]), claims=getattr(request, "token_claims", {}),
+                source_refresh_token=source)
+            refresh = None
+            if token.get("refresh_token"):
+                refresh = tokens.refresh_token_row(token["refresh_token"], client=request.client, user=user,
+                                                   scope=scope, audience=audience, family=request.token_family)
+            return access, refresh
+
+        if not rows.issue(*rows_for(previous if rotating else None), claim=claim, relax_commit=relax_commit()):
+            self._lost_claim(request, grant, previous)
+            # Still here: a concurrent refresh rotated the token inside the grace window; siblings.
+            rows.issue(*rows_for(None), relax_commit=relax_commit())
         tokens.touch_client(request.client)
+
+    def _lost_claim(self, request, grant: Grant | None, previous: RefreshToken | None) -> None:
+        """A concurrent request spent the code or refresh token between our read and our write.
+
+        Raises InvalidGrant as a replay would be answered (revoking what the code issued, or the
+        refresh family past the grace window); returns for a refresh inside the grace window.
+        """
+        if grant is not None:
+            spent = rows.select_one(Grant, pk=grant.pk)
+            if spent is not None:  # else swept meanwhile: nothing left to revoke
+                spent.application = grant.application
+                self._code_replayed(spent, request)
+            raise InvalidGrant(reason="code redeemed concurrently")
+        spent = rows.select_one(RefreshToken, pk=previous.pk)
+        if spent is None or spent.revoked is None:  # swept meanwhile
+            raise InvalidGrant(reason="refresh token gone")
+        if not self._within_grace(spent):
+            spent.application = previous.application
+            self._refresh_reused(spent, request)
+            raise InvalidGrant(reason="refresh token spent concurrently")
 
     # --- revocation (RFC 7009) ----------------------------------------------------------------
     def revoke_token(self, token, token_type_hint, request, *args, **kwargs):

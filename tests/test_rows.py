@@ -50,8 +50,8 @@ def test_a_locked_row_comes_back_with_a_lazy_foreign_key(public_client_a, end_us
     rows.insert(row)
 
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-        found = rows.select_for_update(RefreshToken, deferred=("user",), token_checksum=tokens.checksum("mcprt_raw"),
-                                       application_id=public_client_a.pk)
+        found = rows.select_one(RefreshToken, deferred=("user",), for_update=True,
+                                token_checksum=tokens.checksum("mcprt_raw"), application_id=public_client_a.pk)
         locked = len(queries.captured_queries)
         subject = found.user.subject  # loads the user now
 
@@ -65,7 +65,7 @@ def test_a_locked_row_comes_back_with_a_lazy_foreign_key(public_client_a, end_us
 
 def test_an_unknown_row_is_none(public_client_a):
     with transaction.atomic():
-        assert rows.select_for_update(Grant, code="nope", application_id=public_client_a.pk) is None
+        assert rows.select_one(Grant, code="nope", application_id=public_client_a.pk) is None
 
 
 def test_an_update_changes_only_the_named_columns(public_client_a, end_user_a):
@@ -82,26 +82,63 @@ def test_an_update_changes_only_the_named_columns(public_client_a, end_user_a):
     assert rows.update(RefreshToken, row.pk + 1000, revoked=now) == 0
 
 
+def statements(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+
+
+def pair(client, user, name):
+    now = timezone.now()
+    access = AccessToken(user=user, application=client, scope="mcp:tools", expires=now, resource=["https://r"])
+    set_token_value(access, f"mcpat_{name}")
+    refresh = RefreshToken(user=user, application=client, scope="mcp:tools", token_family=uuid.uuid4())
+    set_token_value(refresh, f"mcprt_{name}")
+    return access, refresh
+
+
 def test_a_token_pair_and_the_code_it_spends_are_written_together(public_client_a, end_user_a):
     from tests.token_support import make_code
 
     code, _ = make_code(public_client_a, end_user_a)
     grant = Grant.objects.get(code=code)
-    family = uuid.uuid4()
+    access, refresh = pair(public_client_a, end_user_a, "pair")
     now = timezone.now()
-    access = AccessToken(user=end_user_a, application=public_client_a, scope="mcp:tools", expires=now,
-                         resource=["https://r"])
-    set_token_value(access, "mcpat_pair")
-    refresh = RefreshToken(user=end_user_a, application=public_client_a, scope="mcp:tools", token_family=family)
-    set_token_value(refresh, "mcprt_pair")
 
     with CaptureQueriesContext(connection) as queries:
-        rows.insert_linked(access, refresh, "access_token",
-                           spend=(Grant, grant.pk, {"redeemed_at": now, "token_family": family}))
+        issued = rows.issue(access, refresh, claim=(Grant, grant.pk, "redeemed_at",
+                                                    {"redeemed_at": now, "token_family": refresh.token_family}))
 
     stored = RefreshToken.objects.select_related("access_token").get(pk=refresh.pk)
-    assert len(queries.captured_queries) == (1 if connection.vendor == "postgresql" else 3)
+    assert issued is True
+    assert len(statements(queries)) == (1 if connection.vendor == "postgresql" else 3)
     assert stored.access_token.pk == access.pk and refresh.access_token_id == access.pk
     assert stored.access_token.token_checksum == tokens.checksum("mcpat_pair")
-    assert stored.token_checksum == tokens.checksum("mcprt_pair") and stored.token_family == family
-    assert Grant.objects.filter(pk=grant.pk, redeemed_at=now, token_family=family).exists()
+    assert stored.access_token.resource == ["https://r"]
+    assert stored.token_checksum == tokens.checksum("mcprt_pair") and stored.token_family == refresh.token_family
+    assert Grant.objects.filter(pk=grant.pk, redeemed_at=now, token_family=refresh.token_family).exists()
+
+
+def test_nothing_is_written_when_the_code_was_already_spent(public_client_a, end_user_a):
+    from tests.token_support import make_code
+
+    code, _ = make_code(public_client_a, end_user_a)
+    grant = Grant.objects.get(code=code)
+    spent_at = timezone.now() - timedelta(seconds=5)
+    Grant.objects.filter(pk=grant.pk).update(redeemed_at=spent_at)
+    access, refresh = pair(public_client_a, end_user_a, "late")
+
+    issued = rows.issue(access, refresh, claim=(Grant, grant.pk, "redeemed_at", {"redeemed_at": timezone.now()}))
+
+    assert issued is False
+    assert not AccessToken.objects.exists() and not RefreshToken.objects.exists()
+    assert Grant.objects.get(pk=grant.pk).redeemed_at == spent_at
+
+
+def test_an_access_token_alone_is_one_statement(confidential_client_a):
+    access = AccessToken(application=confidential_client_a, scope="mcp:tools", expires=timezone.now(), resource=[])
+    set_token_value(access, "mcpat_alone")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert rows.issue(access, relax_commit=True) is True
+
+    assert len(statements(queries)) == 1
+    assert AccessToken.objects.get(pk=access.pk).token_checksum == tokens.checksum("mcpat_alone")

@@ -23,8 +23,8 @@ def test_a_code_redemption_takes_a_handful_of_queries(client, public_client_a, e
     with CaptureQueriesContext(connection) as queries:
         assert redeem(client, public_client_a, code, verifier).status_code == 200
 
-    # project (cold cache), client, locked code, access token, refresh token, code spent, client used
-    assert len(statements(queries)) <= 7
+    # project (cold cache), client, the code, [tokens stored + code spent: one statement], client used
+    assert len(statements(queries)) <= (5 if connection.vendor == "postgresql" else 8)
 
 
 def test_a_refresh_takes_a_handful_of_queries(client, public_client_a, end_user_a):
@@ -34,8 +34,8 @@ def test_a_refresh_takes_a_handful_of_queries(client, public_client_a, end_user_
     with CaptureQueriesContext(connection) as queries:
         assert refresh(client, public_client_a, issued["refresh_token"]).status_code == 200
 
-    # client, locked refresh token, spend it, access token, refresh token
-    assert len(statements(queries)) <= 5
+    # client, the refresh token, [tokens stored + old token spent: one statement]
+    assert len(statements(queries)) <= (3 if connection.vendor == "postgresql" else 6)
 
 
 def test_client_secrets_are_checked_with_the_fast_keyed_hasher(client, confidential_client_a, project_a):
@@ -96,7 +96,7 @@ def test_a_replayed_code_revokes_with_a_synchronous_commit(client, public_client
         cursor.execute("SET LOCAL synchronous_commit TO DEFAULT")
     assert synchronous_commit() == "on"
 
-    replay = redeem(client, public_client_a, code, verifier)  # locks the code (flush off), then revokes
+    replay = redeem(client, public_client_a, code, verifier)
 
     assert replay.status_code == 400
     assert replay.json()["error"] == "invalid_grant"
