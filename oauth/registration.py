@@ -18,6 +18,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from mcpauth_service import rows
 from projects import secrets as tokens
 from projects.models import AuditEvent, Project
 
@@ -139,7 +140,7 @@ def create_client(request: HttpRequest, cleaned: ClientMetadata, path: str) -> t
     secret = new_client_secret(client) if cleaned.confidential else None
     token = new_registration_token(client)
     with transaction.atomic():
-        client.save(force_insert=True)
+        rows.insert(client)  # as client.save(), without the ORM's SQL compiler (half of its CPU)
         AuditEvent.record(project, "client.registered", actor=path, client_id=client.client_id,
                           request=request, path=path, fingerprint=client.fingerprint)
         if path == Application.Path.OPEN:
