@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import NoScriptError
 
@@ -106,7 +107,7 @@ def _count_in_redis(cache: RedisCache, counters: list[Counter]) -> Counter | Non
     return counters[position - 1] if position else None
 
 
-def _count_in_cache(cache, counters: list[Counter]) -> Counter | None:
+def _count_in_cache(cache: BaseCache, counters: list[Counter]) -> Counter | None:
     for counter in counters:
         # add() sets the expiry once; incr() keeps it, so the key dies with its window.
         cache.add(counter.key, 0, timeout=counter.timeout)

@@ -10,7 +10,8 @@ def count_open_clients(apps, schema_editor):
     Application = apps.get_model("oauth", "Application")
     counts = (Application.objects.filter(project=OuterRef("pk"), registration_path="open")
               .order_by().values("project").annotate(n=Count("pk")).values("n"))
-    # The rows are locked by this UPDATE: a registration of the code before this one waits for it.
+    # A worker still running the previous code registers without counting until it is replaced;
+    # the reaper's next recount (Project.recount_open_clients) catches those up.
     Project.objects.update(open_client_count=Coalesce(Subquery(counts), 0))
 
 
