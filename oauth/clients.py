@@ -69,5 +69,6 @@ def forget(client: Application) -> None:
 
 @receiver(post_save, sender=Application, dispatch_uid="mcpauth.clients.saved")
 @receiver(post_delete, sender=Application, dispatch_uid="mcpauth.clients.deleted")
-def _client_changed(sender, instance: Application, **kwargs) -> None:
-    forget(instance)
+def _client_changed(sender, instance: Application, created: bool = False, **kwargs) -> None:
+    if not created:  # a new client cannot be in any process's tier: unknown ids are never kept
+        forget(instance)

@@ -12,6 +12,11 @@ from django.conf import settings
 from django.contrib.auth.hashers import BasePasswordHasher
 from django.utils.crypto import constant_time_compare
 
+# The stored client_secret of a client that has none (a public client): in this hasher's format,
+# so the toolkit neither hashes it again nor compares it as plain text, with a "digest" that is
+# not hex, so no presented secret ever verifies against it.
+NO_SECRET = "mcpauth_hmac$-$none"
+
 
 class HmacSecretHasher(BasePasswordHasher):
     algorithm = "mcpauth_hmac"

@@ -4,7 +4,8 @@ Per project: open-registered and CIMD clients never used within `unused_client_d
 registering, or idle for `idle_client_days`, are deleted — never one holding a live code or
 token. Expired codes and tokens are purged (revoked refresh tokens are kept until they would
 have expired, so refresh-token reuse is still detected). Each run that did something is
-written to the audit log as `reaper.run`. A setting of 0 days turns that rule off.
+written to the audit log as `reaper.run`. A setting of 0 days turns that rule off. Each run also
+recounts the project's open-registered clients (`Project.open_client_count`, the cap's counter).
 """
 
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ def reap_project(project: Project, now: datetime) -> ReaperReport:
                           client_ids=report.clients[:AUDIT_CLIENT_IDS], grants_purged=report.grants,
                           access_tokens_purged=report.access_tokens, refresh_tokens_purged=report.refresh_tokens,
                           authorization_requests_purged=report.authorization_requests)
+    project.recount_open_clients()  # last: it locks the project row until this commit
     return report
 
 

@@ -23,10 +23,11 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import set_token_value
 
+from mcpauth_service import rows
 from projects import secrets
 from projects.models import Project
 
-from . import clients, jwt_tokens, rows
+from . import clients, jwt_tokens
 from .backend import issuer_of, project_of
 from .errors import InvalidTarget
 from .models import AccessToken, Application, RefreshToken

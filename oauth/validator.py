@@ -30,9 +30,10 @@ from django.utils import timezone
 from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING, OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
 
+from mcpauth_service import rows
 from projects.models import AuditEvent
 
-from . import rows, tokens
+from . import tokens
 from .backend import django_request, project_of
 from .clients import load_client
 from .errors import InvalidGrant

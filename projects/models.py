@@ -7,9 +7,11 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.core.cache import cache
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from mcpauth_service import rows
 
 from . import keys
 from . import secrets as tokens
@@ -164,6 +166,10 @@ class ProjectManager(models.Manager.from_queryset(ProjectQuerySet)):  # type: ig
         return project, registration_secret
 
 
+TAKE_OPEN_CLIENT_SLOT = ('UPDATE "projects_project" SET "open_client_count" = "open_client_count" + 1'
+                         ' WHERE "id" = %s AND "open_client_count" < "open_client_cap"')
+
+
 class Project(models.Model):
     class LoginMode(models.TextChoices):
         HOSTED = "hosted", "Hosted sign-in"
@@ -185,6 +191,10 @@ class Project(models.Model):
     open_registration_enabled = models.BooleanField(default=True)
     secret_registration_enabled = models.BooleanField(default=True)
     open_client_cap = models.PositiveIntegerField(default=10_000)
+    # The project's open-registered clients, kept by `take_open_client_slot` (one conditional
+    # UPDATE per open registration), `release_open_client_slot` (client deleted) and
+    # `recount_open_clients` (the reaper). Never written by save(): see `save`.
+    open_client_count = models.PositiveIntegerField(default=0, editable=False)
     unused_client_days = models.PositiveIntegerField(default=7)
     idle_client_days = models.PositiveIntegerField(default=90)
 
@@ -250,6 +260,11 @@ class Project(models.Model):
         local_cache.forget(*stale)
 
     def save(self, *args, **kwargs) -> None:
+        if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
+            # A full save of a row read earlier must not write its old count back over the
+            # registrations since: every column but the counter.
+            kwargs["update_fields"] = [f.name for f in self._meta.concrete_fields
+                                       if not f.primary_key and f.name != "open_client_count"]
         if self.pk:
             previous = Project.objects.filter(pk=self.pk).values_list("custom_domain", flat=True).first()
             if previous and previous != self.custom_domain:
@@ -265,6 +280,33 @@ class Project(models.Model):
         self.forget_cached()
         transaction.on_commit(self.forget_cached)
         return super().delete(*args, **kwargs)
+
+    def take_open_client_slot(self) -> bool:
+        """Count one more open-registered client, unless the cap is reached (then False).
+
+        One conditional UPDATE: its row lock, held until commit, makes concurrent registrations
+        of the project take turns, and each re-reads the count the previous one committed
+        (PostgreSQL re-checks the WHERE of a waiting UPDATE), so the cap holds exactly.
+        """
+        with connection.cursor() as cursor:  # as plain SQL: a fifth of the ORM's CPU for this one
+            cursor.execute(TAKE_OPEN_CLIENT_SLOT, [self.pk])
+            return cursor.rowcount == 1
+
+    @staticmethod
+    def release_open_client_slot(project_id: int) -> None:
+        """An open-registered client of the project is gone."""
+        Project.objects.filter(pk=project_id, open_client_count__gt=0).update(
+            open_client_count=models.F("open_client_count") - 1)
+
+    def recount_open_clients(self) -> None:
+        """Set the counter to the count of rows (the reaper's repair of any drift), in the caller's transaction."""
+        from oauth.models import Application
+
+        # The row lock first, so that the count below (a later statement, a newer snapshot) sees
+        # every registration that took a slot before it; later ones add theirs to this count.
+        Project.objects.select_for_update().filter(pk=self.pk).values_list("pk").first()
+        open_clients = Application.objects.filter(project=self, registration_path=Application.Path.OPEN)
+        Project.objects.filter(pk=self.pk).update(open_client_count=open_clients.count())
 
     def role_of(self, user) -> str | None:
         return self.memberships.filter(user=user).values_list("role", flat=True).first()
@@ -468,5 +510,7 @@ class AuditEvent(models.Model):
         from mcpauth_service.security import client_ip
 
         ip = client_ip(request) if request is not None else None
-        return cls.objects.create(project=project, kind=kind, actor=actor[:320], client_id=client_id[:255],
-                                  ip=ip or None, detail=detail)
+        event = cls(project=project, kind=kind, actor=actor[:320], client_id=client_id[:255], ip=ip or None,
+                    detail=detail)
+        rows.insert(event)  # as event.save(), without the ORM's SQL compiler: events are written on hot paths
+        return event

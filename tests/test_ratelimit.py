@@ -90,3 +90,34 @@ def test_it_honours_x_forwarded_for_only_behind_trusted_proxies(client, project_
     behind_proxy = client.post(URL_A, json.dumps(BODY), content_type="application/json", REMOTE_ADDR="10.0.0.1",
                                HTTP_X_FORWARDED_FOR="198.51.100.2")
     assert behind_proxy.status_code == 201
+
+
+def test_a_request_refused_for_its_address_does_not_count_against_the_project(client, project_a, settings):
+    settings.RATE_LIMITS = {"register:ip": [(60, 1)], "register:project": [(60, 2)]}
+    assert register(client, ip="203.0.113.1").status_code == 201
+    assert register(client, ip="203.0.113.1").status_code == 429  # stops at the address's window
+    assert register(client, ip="203.0.113.2").status_code == 201  # so the project has counted 2
+    assert register(client, ip="203.0.113.3").status_code == 429
+    assert Application.objects.filter(project=project_a).count() == 2
+
+
+@pytest.mark.redis
+def test_its_counters_expire_with_their_window(client, project_a, settings):
+    settings.RATE_LIMITS = {"register:ip": [(60, 10), (3600, 100)], "register:project": [(60, 10)]}
+    assert register(client).status_code == 201
+    redis = cache._cache.get_client(write=True)
+    # ratelimit:{scope}:{window seconds}:{window index}:{subject}
+    ttls = {key: redis.ttl(key) for key in redis_keys("ratelimit:register:")}
+    windows = {key: int(key.decode().split("ratelimit:")[1].split(":")[2]) for key in ttls}
+    assert sorted(windows.values()) == [60, 60, 3600]
+    assert all(0 < ttls[key] <= windows[key] + 1 for key in ttls)
+    assert sorted(int(redis.get(key)) for key in redis_keys("ratelimit:register:")) == [1, 1, 1]
+
+
+@pytest.mark.redis
+def test_it_keeps_counting_after_redis_forgot_its_script(client, project_a, settings):
+    settings.RATE_LIMITS = {"register:ip": [(60, 2)]}
+    assert register(client).status_code == 201
+    cache._cache.get_client(write=True).script_flush()  # e.g. a restarted Redis
+    assert register(client).status_code == 201
+    assert register(client).status_code == 429

@@ -12,7 +12,7 @@ from django.utils import timezone
 from mcpauth_service.celery import app as celery_app
 from oauth import reaper, tasks
 from oauth.models import AccessToken, Application, AuthorizationRequest, Grant, RefreshToken
-from projects.models import AuditEvent
+from projects.models import AuditEvent, Project
 from tests.token_support import make_code, redeem
 
 DAY = timedelta(days=1)
@@ -213,3 +213,22 @@ def test_it_runs_as_the_celery_beat_task(project_a):
     result = tasks.reap.apply().get()
     assert result["alpha"]["clients"] == 1
     assert not exists(doomed)
+
+
+def test_it_keeps_the_count_of_open_clients_under_the_cap_right(project_a):
+    make_client(project_a, age=DAY * 8)
+    make_client(project_a, age=DAY * 3)
+    make_client(project_a, path="secret", age=DAY * 8)
+    Project.objects.filter(pk=project_a.pk).update(open_client_count=2)
+    reaper.run()
+    project_a.refresh_from_db()
+    assert project_a.open_client_count == 1
+
+
+def test_it_repairs_a_count_that_drifted(project_a, project_b):
+    make_client(project_a, age=DAY)
+    Project.objects.filter(pk=project_a.pk).update(open_client_count=40)
+    reaper.run()
+    project_a.refresh_from_db()
+    project_b.refresh_from_db()
+    assert (project_a.open_client_count, project_b.open_client_count) == (1, 0)

@@ -1,6 +1,7 @@
 """RFC 7591 registration at {issuer}/api/oauth/register: the per-project policy, the response,
 the abuse controls and the grouping of repeats. Field-by-field validation: test_client_metadata.py."""
 
+import importlib
 import json
 
 import pytest
@@ -279,6 +280,77 @@ def test_it_caps_open_registered_clients_per_project(client, project_a, project_
     # The cap is for open registration: the project's own backend still gets in, other projects too.
     assert post(client, URL_A, CLAUDE_LIKE, secret=project_a.registration_secret).status_code == 201
     assert post(client, URL_B, CLAUDE_LIKE).status_code == 201
+
+
+def test_it_writes_nothing_for_a_registration_the_cap_refuses(client, project_a):
+    project_a.open_client_cap = 1
+    project_a.save()
+    assert post(client, URL_A, CLAUDE_LIKE).status_code == 201
+    assert post(client, URL_A, CLAUDE_LIKE).status_code == 429
+    assert Application.objects.filter(project=project_a).count() == 1
+    assert AuditEvent.objects.filter(project=project_a, kind="client.registered").count() == 1
+    project_a.refresh_from_db()
+    assert project_a.open_client_count == 1
+
+
+def test_it_counts_open_registrations_only(client, project_a, project_b):
+    post(client, URL_A, CLAUDE_LIKE)
+    post(client, URL_A, CLAUDE_LIKE, secret=project_a.registration_secret)
+    post(client, URL_B, CLAUDE_LIKE)
+    project_a.refresh_from_db()
+    project_b.refresh_from_db()
+    assert (project_a.open_client_count, project_b.open_client_count) == (1, 1)
+
+
+def test_it_frees_a_slot_under_the_cap_when_an_open_client_is_deleted(client, project_a):
+    project_a.open_client_cap = 1
+    project_a.save()
+    body = post(client, URL_A, CLAUDE_LIKE).json()
+    assert post(client, URL_A, CLAUDE_LIKE).status_code == 429
+    path = body["registration_client_uri"].removeprefix("http://127.0.0.1:8000")
+    deleted = client.delete(path, HTTP_AUTHORIZATION=f"Bearer {body['registration_access_token']}")
+    assert deleted.status_code == 204
+    project_a.refresh_from_db()
+    assert project_a.open_client_count == 0
+    assert post(client, URL_A, CLAUDE_LIKE).status_code == 201
+
+
+def test_it_keeps_the_count_when_a_project_read_earlier_is_saved(client, project_a):
+    # e.g. the dashboard's settings form, saving a row it read before these registrations.
+    post(client, URL_A, CLAUDE_LIKE)
+    post(client, URL_A, CLAUDE_LIKE)
+    project_a.name = "Renamed"
+    project_a.save()
+    project_a.refresh_from_db()
+    assert project_a.name == "Renamed" and project_a.open_client_count == 2
+
+
+def test_it_stores_no_usable_secret_for_a_public_client(client, project_a):
+    body = post(client, URL_A, CLAUDE_LIKE).json()
+    app = Application.objects.get(project=project_a, client_id=body["client_id"])
+    assert app.client_type == "public"
+    assert app.client_secret.startswith("mcpauth_hmac$")  # never compared as plain text
+    for guess in ("", "none", app.client_secret):
+        assert check_password(guess, app.client_secret) is False
+
+
+def test_it_issues_client_ids_of_the_toolkits_shape(client, project_a):
+    ids = {post(client, URL_A, CLAUDE_LIKE).json()["client_id"] for _ in range(5)}
+    assert len(ids) == 5
+    assert all(len(i) == 40 and i.isascii() and i.isalnum() for i in ids)
+
+
+def test_the_migration_counts_each_projects_open_clients(project_a, project_b, public_client_a, public_client_b,
+                                                       confidential_client_a):
+    from django.apps import apps
+
+    migration = importlib.import_module("projects.migrations.0002_open_client_count")
+    Application.objects.create(project=project_a, name="Another", registration_path="open", client_type="public",
+                               authorization_grant_type="authorization-code")
+    migration.count_open_clients(apps, None)
+    project_a.refresh_from_db()
+    project_b.refresh_from_db()
+    assert (project_a.open_client_count, project_b.open_client_count) == (2, 1)
 
 
 # -- malformed requests never 500 ------------------------------------------------------------------

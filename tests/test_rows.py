@@ -1,24 +1,19 @@
-"""oauth.rows: the token path's statements, compiled once, store and read exactly what the ORM would."""
+"""mcpauth_service.rows: hot-path statements, built once, store and read exactly what the ORM would."""
 
 import uuid
 from datetime import timedelta
 
-import pytest
+from django.contrib.auth.hashers import check_password
 from django.db import connection, transaction
-from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
+from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from oauth2_provider.models import set_token_value
 
-from oauth import rows, tokens
-from oauth.models import AccessToken, Grant, RefreshToken
-
-
-@pytest.mark.parametrize("model", [AccessToken, RefreshToken, Grant])
-@pytest.mark.parametrize("signal", [pre_save, post_save, pre_delete, post_delete])
-def test_nothing_listens_for_token_rows(model, signal):
-    # rows.insert/update send no signals: a receiver added for these models would silently miss them.
-    assert not signal.has_listeners(model)
+from mcpauth_service import rows
+from oauth import tokens
+from oauth.models import AccessToken, Application, Grant, RefreshToken
+from projects.models import AuditEvent
 
 
 def test_an_inserted_access_token_reads_back_as_the_orm_would_store_it(public_client_a, end_user_a):
@@ -142,3 +137,58 @@ def test_an_access_token_alone_is_one_statement(confidential_client_a):
 
     assert len(statements(queries)) == 1
     assert AccessToken.objects.get(pk=access.pk).token_checksum == tokens.checksum("mcpat_alone")
+
+
+def test_issued_token_rows_send_the_save_signals_of_created_rows(public_client_a, end_user_a):
+    seen = []
+
+    def post(sender, instance, created, **kwargs):
+        seen.append((sender.__name__, instance.pk, created))
+
+    access, refresh = pair(public_client_a, end_user_a, "signals")
+    post_save.connect(post, sender=AccessToken)
+    post_save.connect(post, sender=RefreshToken)
+    try:
+        rows.issue(access, refresh)
+    finally:
+        post_save.disconnect(post, sender=AccessToken)
+        post_save.disconnect(post, sender=RefreshToken)
+
+    assert seen == [("AccessToken", access.pk, True), ("RefreshToken", refresh.pk, True)]
+
+
+# --- insert: save() of a new row ----------------------------------------------------------------------
+
+
+def test_it_inserts_the_row_save_would_with_its_defaults_and_field_preparation(project_a):
+    client = Application(project=project_a, name="Backend", client_type="confidential",
+                         authorization_grant_type="client-credentials", client_secret="s3cret-value",
+                         registration_path="secret", metadata={"client_name": "Backend"})
+    rows.insert(client)
+    stored = Application.objects.get(pk=client.pk)
+    assert not client._state.adding and stored.client_id == client.client_id and len(stored.client_id) == 40
+    assert stored.project_id == project_a.pk and stored.metadata == {"client_name": "Backend"}
+    assert stored.created is not None and stored.created == client.created  # auto_now_add, as save() sets it
+    assert stored.client_secret.startswith("mcpauth_hmac$") and check_password("s3cret-value", stored.client_secret)
+
+
+def test_it_sends_the_save_signals_of_a_created_row(project_a):
+    seen = []
+
+    def pre(sender, instance, **kwargs):
+        seen.append(("pre", instance.pk))
+
+    def post(sender, instance, created, **kwargs):
+        seen.append(("post", instance.pk, created))
+
+    pre_save.connect(pre, sender=AuditEvent)
+    post_save.connect(post, sender=AuditEvent)
+    try:
+        event = AuditEvent.record(project_a, "client.registered", actor="open", client_id="abc", path="open")
+    finally:
+        pre_save.disconnect(pre, sender=AuditEvent)
+        post_save.disconnect(post, sender=AuditEvent)
+    assert seen == [("pre", None), ("post", event.pk, True)]
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert (stored.kind, stored.actor, stored.client_id, stored.detail) == ("client.registered", "open", "abc",
+                                                                             {"path": "open"})

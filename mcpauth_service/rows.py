@@ -1,21 +1,21 @@
-"""The token endpoint's statements, built once per process instead of on every request.
+"""Statements on hot paths, built once per process instead of by the ORM's compiler per request.
 
-A token request reads one row and writes two or three. Django's ORM recompiles the same
-statement every time (about 200-300 µs of CPU per row here, more than the statement costs the
-database), and each statement is a round trip, so the token path goes through this module:
+Building an INSERT is more than half of the CPU of `Model.save()` for a new row (~200 µs for a
+client's 24 columns), yet the statement is the same every time for a given model; and on the
+token endpoint each statement is also a round trip. So the hot paths write through here:
 
+- `insert(row)`: `row.save()` for a new row: each value from its field's `pre_save` (defaults,
+  `auto_now`, the toolkit's client-secret hashing and token checksums) and `get_db_prep_save`,
+  and `pre_save`/`post_save` sent, so receivers see no difference;
+- `issue(access, refresh, claim=...)`: new token rows and the code or refresh token they spend,
+  in one statement on PostgreSQL: the spend is a conditional claim, so of two concurrent
+  redemptions exactly one writes anything (save signals are sent for the new rows, as by insert);
 - `select_one(model, **where)`: one row by a unique lookup, built with `Model.from_db`; foreign
-  keys named in `deferred` come back as instances holding only their pk (any other attribute
-  loads on first use, as a deferred field does), so a read does not pay for a join it may not need;
-- `issue(access, refresh, claim=...)`: the new token rows, and the code or refresh token they
-  spend, in one statement on PostgreSQL: the spend is a conditional claim, so of two concurrent
-  redemptions exactly one writes anything;
-- `insert(row)` and `update(model, pk, **values)`: single rows.
+  keys named in `deferred` come back holding only their pk (other attributes load on first use,
+  as deferred fields do), so a read does not pay for a join it may not need;
+- `update(model, pk, **values)`: as `filter(pk=pk).update(**values)` (no signals, like it).
 
-Field values go through the model's own preparation (`pre_save` for auto_now fields and token
-checksums, `get_db_prep_save` for JSON, UUIDs and datetimes). Model signals are not sent for
-these rows: nothing listens for token rows, and tests/test_rows.py fails if a receiver is ever
-connected to one of them.
+Only plain models (no multi-table parents) with an auto-increment primary key.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.db.models.signals import post_save, pre_save
 
 M = TypeVar("M", bound=models.Model)
 
@@ -42,7 +43,7 @@ def _insert_sql(connection, model: type[models.Model]) -> tuple[str, list[models
     key = (connection.alias, model)
     if key not in _inserts:
         meta, quote = model._meta, connection.ops.quote_name
-        fields = [f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+        fields = _insertable(model)
         returning, _ = connection.ops.return_insert_columns([meta.pk])
         sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
                f"VALUES ({', '.join(['%s'] * len(fields))}) {returning}")
@@ -50,15 +51,33 @@ def _insert_sql(connection, model: type[models.Model]) -> tuple[str, list[models
     return _inserts[key]
 
 
+def _insertable(model: type[models.Model]) -> list[models.Field]:
+    meta = model._meta
+    assert not meta.parents and meta.auto_field is not None, f"{model.__name__}: not a plain model with an auto pk"
+    return [f for f in meta.concrete_fields if f is not meta.auto_field and not f.generated]
+
+
+def _saving(rows_: tuple[models.Model, ...], using: str) -> None:
+    for row in rows_:
+        pre_save.send(sender=type(row), instance=row, raw=False, using=using, update_fields=None)
+
+
+def _saved(rows_: tuple[models.Model, ...], using: str) -> None:
+    for row in rows_:
+        row._state.adding, row._state.db = False, using
+        post_save.send(sender=type(row), instance=row, created=True, update_fields=None, raw=False, using=using)
+
+
 def insert(row: M, using: str = DEFAULT_DB_ALIAS) -> M:
-    """Insert a new `row` (as `row.save()` would, without signals); sets its pk and returns it."""
+    """INSERT `row` (not yet saved) and set its primary key: `row.save()` for a new row."""
     connection = connections[using]
+    _saving((row,), using)
     sql, fields = _insert_sql(connection, type(row))
     params = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row.pk = cursor.fetchone()[0]
-    row._state.adding, row._state.db = False, using
+    _saved((row,), using)
     return row
 
 
@@ -170,6 +189,8 @@ def issue(access: models.Model, refresh: models.Model | None = None, *, link: st
                 setattr(refresh, link, access)
                 insert(refresh, using)
         return True
+    new_rows = (access,) if refresh is None else (access, refresh)
+    _saving(new_rows, using)
     claim_model, claim_pk, guard, claim_values = claim if claim is not None else (None, None, "", {})
     key = (connection.alias, type(access), type(refresh), link, claim_model, guard, tuple(claim_values),
            relax_commit)
@@ -190,11 +211,10 @@ def issue(access: models.Model, refresh: models.Model | None = None, *, link: st
     if found is None:
         return False
     access.pk = found[0]
-    access._state.adding, access._state.db = False, using
     if refresh is not None:
         refresh.pk = found[1]
-        refresh._state.adding, refresh._state.db = False, using
         setattr(refresh, link, access)
+    _saved(new_rows, using)
     return True
 
 
@@ -212,7 +232,7 @@ def _issue_sql(connection, access_model, refresh_model, link, claim_model, guard
         condition = " WHERE EXISTS (SELECT 1 FROM claimed)"
     relax = _relaxer(connection, relax_commit)
     meta = access_model._meta
-    access_fields = [f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+    access_fields = _insertable(access_model)
     access_insert = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in access_fields)}) "
                      f"SELECT {', '.join(_cast(connection, f) for f in access_fields)}{condition} "
                      f"RETURNING {quote(meta.pk.column)}")
@@ -223,7 +243,7 @@ def _issue_sql(connection, access_model, refresh_model, link, claim_model, guard
     parts.append(f"access_row AS ({access_insert})")
     rmeta = refresh_model._meta
     link_field = rmeta.get_field(link)
-    columns = [f for f in rmeta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+    columns = _insertable(refresh_model)
     refresh_fields = [f for f in columns if f is not link_field]
     access_pk = quote(meta.pk.column)
     selected = [f"access_row.{access_pk}" if f is link_field else _cast(connection, f) for f in columns]
