@@ -7,9 +7,10 @@ token endpoint each statement is also a round trip. So the hot paths write throu
 - `insert(row)`: `row.save()` for a new row: each value from its field's `pre_save` (defaults,
   `auto_now`, the toolkit's client-secret hashing and token checksums) and `get_db_prep_save`,
   and `pre_save`/`post_save` sent, so receivers see no difference;
-- `issue(access, refresh, claim=...)`: new token rows and the code or refresh token they spend,
-  in one statement on PostgreSQL: the spend is a conditional claim, so of two concurrent
-  redemptions exactly one writes anything (save signals are sent for the new rows, as by insert);
+- `write(first, second, guard=...)`: two new rows (a token pair, a client and its audit event),
+  in one statement on PostgreSQL, and only if the guard (`spend(...)`: a code not yet redeemed;
+  the project's open-client slot) changes its row, so of concurrent writers exactly as many
+  succeed as the guard allows (save signals are sent for the new rows, as by insert);
 - `select_one(model, **where)`: one row by a unique lookup, built with `Model.from_db`; foreign
   keys named in `deferred` come back holding only their pk (other attributes load on first use,
   as deferred fields do), so a read does not pay for a join it may not need;
@@ -20,6 +21,7 @@ Only plain models (no multi-table parents) with an auto-increment primary key.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
@@ -157,97 +159,112 @@ def update(model: type[models.Model], pk: Any, using: str = DEFAULT_DB_ALIAS, **
         return cursor.rowcount
 
 
-_issues: dict[tuple, tuple[str, list[models.Field], list[models.Field], list[models.Field]]] = {}
+@dataclass(frozen=True)
+class Guard:
+    """An `UPDATE … WHERE …` that must change exactly one row for a `write` to happen."""
+
+    sql: str
+    params: tuple = ()
+
+
+_spends: dict[tuple, tuple[str, list[models.Field]]] = {}
+
+
+def spend(model: type[models.Model], pk: Any, unset: str, using: str = DEFAULT_DB_ALIAS, **values: Any) -> Guard:
+    """The guard `UPDATE model SET values WHERE pk = pk AND unset IS NULL`: a code not yet
+    redeemed, a refresh token not yet rotated."""
+    connection = connections[using]
+    key = (connection.alias, model, unset, tuple(values))
+    if key not in _spends:
+        meta, quote = model._meta, connection.ops.quote_name
+        fields = [meta.get_field(name) for name in values]
+        assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+        _spends[key] = (f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s "
+                        f"AND {quote(meta.get_field(unset).column)} IS NULL", fields)
+    sql, fields = _spends[key]
+    params = [f.get_db_prep_save(value, connection) for f, value in zip(fields, values.values(), strict=True)]
+    return Guard(sql, (*params, model._meta.pk.get_db_prep_value(pk, connection)))
+
+
+_writes: dict[tuple, tuple[str, list[models.Field], list[models.Field]]] = {}
 
 
 def _cast(connection, field: models.Field) -> str:
     return f"CAST(%s AS {field.cast_db_type(connection)})"
 
 
-def issue(access: models.Model, refresh: models.Model | None = None, *, link: str = "access_token",
-          claim: tuple[type[models.Model], Any, str, dict[str, Any]] | None = None,
-          relax_commit: bool = False, using: str = DEFAULT_DB_ALIAS) -> bool:
-    """Store `access` and, linked to it by `refresh.<link>`, `refresh`, in one atomic step; with
-    `claim = (model, pk, guard, values)`, only if `UPDATE model SET values WHERE pk = pk AND guard
-    IS NULL` changes the row (a code not yet redeemed, a refresh token not yet rotated). Returns
-    False, having written nothing, when the claim found the row already spent.
+def write(first: models.Model, second: models.Model | None = None, *, link: str | None = None,
+          guard: Guard | None = None, relax_commit: bool = False, using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Insert `first` and `second` (whose foreign key `link`, if given, is set to `first`) in one
+    atomic step, and only if `guard` changes its one row. Returns False, having written nothing,
+    when the guard changed none (the code was spent, the cap reached).
 
     On PostgreSQL this is one statement (a data-modifying WITH), its own transaction when run in
-    autocommit mode, so a redemption or a rotation costs one round trip and concurrent ones
-    serialize on the claimed row. `relax_commit` ends that transaction's wait for the disk flush.
-    Elsewhere (SQLite) the same statements run in order inside one transaction.
+    autocommit mode: one round trip, and concurrent writers serialize on the guard's row (a
+    waiting UPDATE re-checks its WHERE). `relax_commit` ends that transaction's wait for the
+    disk flush. Elsewhere (SQLite) the same statements run in order inside one transaction.
     """
     connection = connections[using]
+    new_rows = (first,) if second is None else (first, second)
     if connection.vendor != "postgresql":
         with transaction.atomic(using=using):
-            if claim is not None:
-                model, pk, guard, values = claim
-                if model._default_manager.using(using).filter(pk=pk, **{f"{guard}__isnull": True}).update(**values) != 1:
-                    return False
-            insert(access, using)
-            if refresh is not None:
-                setattr(refresh, link, access)
-                insert(refresh, using)
+            if guard is not None:
+                with connection.cursor() as cursor:
+                    cursor.execute(guard.sql, list(guard.params))
+                    if cursor.rowcount != 1:
+                        return False
+            insert(first, using)
+            if second is not None:
+                if link:
+                    setattr(second, link, first)
+                insert(second, using)
         return True
-    new_rows = (access,) if refresh is None else (access, refresh)
     _saving(new_rows, using)
-    claim_model, claim_pk, guard, claim_values = claim if claim is not None else (None, None, "", {})
-    key = (connection.alias, type(access), type(refresh), link, claim_model, guard, tuple(claim_values),
-           relax_commit)
-    if key not in _issues:
-        _issues[key] = _issue_sql(connection, type(access), type(refresh) if refresh is not None else None, link,
-                                  claim_model, guard, tuple(claim_values), relax_commit)
-    sql, claim_fields, access_fields, refresh_fields = _issues[key]
-    params = [f.get_db_prep_save(value, connection)
-              for f, value in zip(claim_fields, claim_values.values(), strict=True)]
-    if claim_model is not None:
-        params.append(claim_model._meta.pk.get_db_prep_value(claim_pk, connection))
-    params += [f.get_db_prep_save(f.pre_save(access, True), connection) for f in access_fields]
-    if refresh is not None:
-        params += [f.get_db_prep_save(f.pre_save(refresh, True), connection) for f in refresh_fields]
+    key = (connection.alias, type(first), type(second), link, guard.sql if guard else "", relax_commit)
+    if key not in _writes:
+        _writes[key] = _write_sql(connection, type(first), type(second) if second is not None else None, link,
+                                  guard.sql if guard else "", relax_commit)
+    sql, first_fields, second_fields = _writes[key]
+    params = list(guard.params) if guard is not None else []
+    params += [f.get_db_prep_save(f.pre_save(first, True), connection) for f in first_fields]
+    if second is not None:
+        params += [f.get_db_prep_save(f.pre_save(second, True), connection) for f in second_fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchone()
     if found is None:
         return False
-    access.pk = found[0]
-    if refresh is not None:
-        refresh.pk = found[1]
-        setattr(refresh, link, access)
+    first.pk = found[0]
+    if second is not None:
+        second.pk = found[1]
+        if link:
+            setattr(second, link, first)
     _saved(new_rows, using)
     return True
 
 
-def _issue_sql(connection, access_model, refresh_model, link, claim_model, guard, claim_names, relax_commit):
+def _write_sql(connection, first_model, second_model, link, guard_sql, relax_commit):
     quote = connection.ops.quote_name
     parts = []
-    claim_fields: list[models.Field] = []
     condition = ""
-    if claim_model is not None:
-        meta = claim_model._meta
-        claim_fields = [meta.get_field(name) for name in claim_names]
-        assignments = ", ".join(f"{quote(f.column)} = %s" for f in claim_fields)
-        parts.append(f"claimed AS (UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s "
-                     f"AND {quote(meta.get_field(guard).column)} IS NULL RETURNING 1)")
-        condition = " WHERE EXISTS (SELECT 1 FROM claimed)"
+    if guard_sql:
+        parts.append(f"guarded AS ({guard_sql} RETURNING 1)")
+        condition = " WHERE EXISTS (SELECT 1 FROM guarded)"
     relax = _relaxer(connection, relax_commit)
-    meta = access_model._meta
-    access_fields = _insertable(access_model)
-    access_insert = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in access_fields)}) "
-                     f"SELECT {', '.join(_cast(connection, f) for f in access_fields)}{condition} "
-                     f"RETURNING {quote(meta.pk.column)}")
-    refresh_fields: list[models.Field] = []
-    if refresh_model is None:
-        sql = f"{'WITH ' + ', '.join(parts) + ' ' if parts else ''}{access_insert}{', ' + relax if relax else ''}"
-        return sql, claim_fields, access_fields, refresh_fields
-    parts.append(f"access_row AS ({access_insert})")
-    rmeta = refresh_model._meta
-    link_field = rmeta.get_field(link)
-    columns = _insertable(refresh_model)
-    refresh_fields = [f for f in columns if f is not link_field]
-    access_pk = quote(meta.pk.column)
-    selected = [f"access_row.{access_pk}" if f is link_field else _cast(connection, f) for f in columns]
-    sql = (f"WITH {', '.join(parts)} INSERT INTO {quote(rmeta.db_table)} ({', '.join(quote(f.column) for f in columns)}) "
-           f"SELECT {', '.join(selected)} FROM access_row "
-           f"RETURNING {quote(link_field.column)}, {quote(rmeta.pk.column)}{', ' + relax if relax else ''}")
-    return sql, claim_fields, access_fields, refresh_fields
+    meta = first_model._meta
+    first_fields = _insertable(first_model)
+    first_pk = quote(meta.pk.column)
+    first_insert = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in first_fields)}) "
+                    f"SELECT {', '.join(_cast(connection, f) for f in first_fields)}{condition} RETURNING {first_pk}")
+    if second_model is None:
+        sql = f"{'WITH ' + ', '.join(parts) + ' ' if parts else ''}{first_insert}{', ' + relax if relax else ''}"
+        return sql, first_fields, []
+    parts.append(f"first_row AS ({first_insert})")
+    smeta = second_model._meta
+    link_field = smeta.get_field(link) if link else None
+    columns = _insertable(second_model)
+    selected = [f"first_row.{first_pk}" if f is link_field else _cast(connection, f) for f in columns]
+    sql = (f"WITH {', '.join(parts)} INSERT INTO {quote(smeta.db_table)} ({', '.join(quote(f.column) for f in columns)}) "
+           f"SELECT {', '.join(selected)} FROM first_row "
+           f"RETURNING (SELECT {first_pk} FROM first_row), {quote(smeta.pk.column)}{', ' + relax if relax else ''}")
+    return sql, first_fields, [f for f in columns if f is not link_field]

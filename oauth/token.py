@@ -3,7 +3,7 @@
 `POST {issuer}/oauth/token` with `authorization_code`, `refresh_token`, `client_credentials` and
 `urn:ietf:params:oauth:grant-type:token-exchange`. The policy lives in `oauth.validator` (hooks)
 and `oauth.tokens` (values, lifetimes, audience); this module wires them into oauthlib's server
-and stores what each request issues in one statement (`oauth.rows.issue`).
+and stores what each request issues in one statement (`mcpauth_service.rows.write`).
 """
 
 from django.http import HttpResponse

@@ -170,10 +170,10 @@ def mint(project: Project, issuer: str, client: Application, user, *, scopes: li
     body: dict[str, Any] = {"access_token": raw, "token_type": "Bearer", "expires_in": expires_in, "scope": scope}
     if refresh:
         body["refresh_token"] = secrets.generate(secrets.REFRESH_TOKEN_PREFIX)
-        rows.issue(access, refresh_token_row(body["refresh_token"], client=client, user=user, scope=scope,
-                                             audience=audience, family=uuid.uuid4()))
+        rows.write(access, refresh_token_row(body["refresh_token"], client=client, user=user, scope=scope,
+                                             audience=audience, family=uuid.uuid4()), link="access_token")
     else:
-        rows.issue(access)
+        rows.write(access)
     touch_client(client)
     return body
 

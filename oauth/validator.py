@@ -12,7 +12,7 @@ policy differs from the toolkit's defaults:
 
 The token endpoint runs without an enclosing transaction. The code or refresh token is read
 plainly, checked, and then spent by the same statement that stores the new tokens
-(`oauth.rows.issue`): a conditional claim, so of concurrent uses exactly one writes anything, and
+(`mcpauth_service.rows.write`): a conditional claim, so of concurrent uses exactly one writes anything, and
 a loser learns it from the claim and is handled as a replay (or, for a refresh token inside the
 grace window, gets sibling tokens). That statement is its own transaction; with TOKEN_ASYNC_COMMIT
 it commits without waiting for the disk flush. Revocations run in their own transactions, flushed.
@@ -199,12 +199,12 @@ class Validator(OAuth2Validator):
 
     # --- issuing ------------------------------------------------------------------------------
     def save_bearer_token(self, token, request, *args, **kwargs):
-        """No savepoint around it (the toolkit nests one): `rows.issue` is a single statement."""
+        """No savepoint around it (the toolkit nests one): `rows.write` is a single statement."""
         return self._save_bearer_token(token, request, *args, **kwargs)
 
     def _save_bearer_token(self, token, request, *args, **kwargs):
         """Store what oauthlib generated (checksums only, the project's lifetimes, the bound audience)
-        and spend the code or refresh token it came from, in one statement (`rows.issue`)."""
+        and spend the code or refresh token it came from, in one statement (`rows.write`)."""
         now = timezone.now()
         previous = getattr(request, "refresh_token_instance", None)
         grant = getattr(request, "grant_instance", None) if request.grant_type == "authorization_code" else None
@@ -214,12 +214,12 @@ class Validator(OAuth2Validator):
         audience = getattr(request, "audience", [])
         if token.get("refresh_token"):
             request.token_family = previous.token_family if previous is not None else uuid.uuid4()
-        claim = None
+        guard = None
         if grant is not None:
-            claim = (Grant, grant.pk, "redeemed_at",
-                     {"redeemed_at": now, "token_family": getattr(request, "token_family", None)})
+            guard = rows.spend(Grant, grant.pk, "redeemed_at", redeemed_at=now,
+                               token_family=getattr(request, "token_family", None))
         elif rotating:
-            claim = (RefreshToken, previous.pk, "revoked", {"revoked": now, "updated": now})
+            guard = rows.spend(RefreshToken, previous.pk, "revoked", revoked=now, updated=now)
 
         def rows_for(source):
             access = tokens.access_token_row(
@@ -232,10 +232,11 @@ class Validator(OAuth2Validator):
                                                    scope=scope, audience=audience, family=request.token_family)
             return access, refresh
 
-        if not rows.issue(*rows_for(previous if rotating else None), claim=claim, relax_commit=relax_commit()):
+        if not rows.write(*rows_for(previous if rotating else None), link="access_token", guard=guard,
+                          relax_commit=relax_commit()):
             self._lost_claim(request, grant, previous)
             # Still here: a concurrent refresh rotated the token inside the grace window; siblings.
-            rows.issue(*rows_for(None), relax_commit=relax_commit())
+            rows.write(*rows_for(None), link="access_token", relax_commit=relax_commit())
         tokens.touch_client(request.client)
 
     def _lost_claim(self, request, grant: Grant | None, previous: RefreshToken | None) -> None:

@@ -99,8 +99,9 @@ def test_a_token_pair_and_the_code_it_spends_are_written_together(public_client_
     now = timezone.now()
 
     with CaptureQueriesContext(connection) as queries:
-        issued = rows.issue(access, refresh, claim=(Grant, grant.pk, "redeemed_at",
-                                                    {"redeemed_at": now, "token_family": refresh.token_family}))
+        issued = rows.write(access, refresh, link="access_token",
+                            guard=rows.spend(Grant, grant.pk, "redeemed_at", redeemed_at=now,
+                                             token_family=refresh.token_family))
 
     stored = RefreshToken.objects.select_related("access_token").get(pk=refresh.pk)
     assert issued is True
@@ -121,7 +122,8 @@ def test_nothing_is_written_when_the_code_was_already_spent(public_client_a, end
     Grant.objects.filter(pk=grant.pk).update(redeemed_at=spent_at)
     access, refresh = pair(public_client_a, end_user_a, "late")
 
-    issued = rows.issue(access, refresh, claim=(Grant, grant.pk, "redeemed_at", {"redeemed_at": timezone.now()}))
+    issued = rows.write(access, refresh, link="access_token",
+                        guard=rows.spend(Grant, grant.pk, "redeemed_at", redeemed_at=timezone.now()))
 
     assert issued is False
     assert not AccessToken.objects.exists() and not RefreshToken.objects.exists()
@@ -133,7 +135,7 @@ def test_an_access_token_alone_is_one_statement(confidential_client_a):
     set_token_value(access, "mcpat_alone")
 
     with CaptureQueriesContext(connection) as queries:
-        assert rows.issue(access, relax_commit=True) is True
+        assert rows.write(access, relax_commit=True) is True
 
     assert len(statements(queries)) == 1
     assert AccessToken.objects.get(pk=access.pk).token_checksum == tokens.checksum("mcpat_alone")
@@ -149,7 +151,7 @@ def test_issued_token_rows_send_the_save_signals_of_created_rows(public_client_a
     post_save.connect(post, sender=AccessToken)
     post_save.connect(post, sender=RefreshToken)
     try:
-        rows.issue(access, refresh)
+        rows.write(access, refresh, link="access_token")
     finally:
         post_save.disconnect(post, sender=AccessToken)
         post_save.disconnect(post, sender=RefreshToken)
