@@ -12,6 +12,8 @@ request came through oauthlib (the token endpoint) or not (the mcpauth exchange)
 """
 
 import hashlib
+import json
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -22,6 +24,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import set_token_value
+
+from mcpauth_service.cache import add_bytes, get_bytes, set_many_bytes
 
 from projects import secrets
 from projects.models import Project
@@ -233,8 +237,13 @@ def revoke_client_tokens(client: Application) -> None:
 
 
 # --- introspection cache (RFC 7662) ---------------------------------------------------------------
-INACTIVE: dict[str, Any] = {"active": False}
-_TOMBSTONE = {"project": None}
+# One Redis string per token checksum, read on every warm introspection, so it is compact and
+# nearly ready to send: b"<project id> <exp> <the JSON answer without iss>", or the tombstone
+# b"-" for a token that is not live (unknown, expired, revoked, its client disabled or deleted).
+# It bypasses Django's pickling (mcpauth_service.cache.get_bytes): keys written here are only
+# read here.
+INACTIVE_JSON = b'{"active": false}'
+_TOMBSTONE = b"-"
 
 
 def _cache_seconds() -> int:
@@ -245,6 +254,11 @@ def cache_key(token_checksum: str) -> str:
     return f"introspect:{token_checksum}"
 
 
+def cached_answer(token_checksum: str) -> bytes | None:
+    """The cached entry for a token (see above), or None when nothing is cached."""
+    return get_bytes(cache, cache_key(token_checksum))
+
+
 def forget(checksums: Iterable[str]) -> None:
     """Tombstone cached introspection answers now and again at commit (a reader may refill in between)."""
     keys = [cache_key(c) for c in checksums if c]
@@ -252,38 +266,52 @@ def forget(checksums: Iterable[str]) -> None:
         return
 
     def bury() -> None:
-        cache.set_many(dict.fromkeys(keys, _TOMBSTONE), _cache_seconds())
+        set_many_bytes(cache, keys, _TOMBSTONE, _cache_seconds())
 
     bury()
     transaction.on_commit(bury)
 
 
-def _entry(row: AccessToken | None) -> tuple[dict[str, Any], int]:
-    if row is None or row.application is None or row.application.disabled_at is not None or row.is_expired():
+# What an answer needs, read in one query without building model instances.
+_ANSWER_FIELDS = ("application__project_id", "application__client_id", "application__disabled_at", "user_id",
+                  "user__subject", "scope", "expires", "created", "resource", "claims")
+
+
+def _entry(token_checksum: str) -> tuple[bytes, int]:
+    """The cache entry for a token and how long to keep it, from the database."""
+    found = list(AccessToken.objects.filter(token_checksum=token_checksum).values_list(*_ANSWER_FIELDS)[:1])
+    if not found:
         return _TOMBSTONE, _cache_seconds()
-    exp = int(row.expires.timestamp())
+    project_id, client_id, disabled_at, user_id, subject, scope, expires, created, resource, claims = found[0]
+    if project_id is None or disabled_at is not None or expires is None or timezone.now() >= expires:
+        return _TOMBSTONE, _cache_seconds()
+    exp = int(expires.timestamp())
     body: dict[str, Any] = {
-        "active": True, "scope": row.scope, "client_id": row.application.client_id,
-        "sub": subject_for(row.application, row.user, row.claims), "exp": exp,
-        "iat": int(row.created.timestamp()), "token_type": "Bearer",
+        "active": True, "scope": scope, "client_id": client_id,
+        # as subject_for(): a vouched-for `sub`, else the end user's, else the client's own
+        "sub": claims.get("sub") or (subject if user_id is not None else client_id), "exp": exp,
+        "iat": int(created.timestamp()), "token_type": "Bearer",
     }
-    if row.resource:
-        body["aud"] = audience_claim(row.resource)
-    if row.claims.get("act"):
-        body["act"] = row.claims["act"]
-    remaining = exp - int(timezone.now().timestamp())
-    return {"project": row.application.project_id, "body": body}, max(1, min(_cache_seconds(), remaining))
+    if resource:
+        body["aud"] = audience_claim(resource)
+    if claims.get("act"):
+        body["act"] = claims["act"]
+    remaining = exp - int(time.time())
+    entry = b"%d %d " % (project_id, exp) + json.dumps(body, separators=(",", ":")).encode()
+    return entry, max(1, min(_cache_seconds(), remaining))
 
 
-def introspect(project: Project, issuer: str, raw: str) -> dict[str, Any]:
-    """The RFC 7662 answer for `raw` as seen by `project`: active fields, or exactly {"active": false}."""
-    key = cache_key(checksum(raw))
-    entry = cache.get(key)
+def introspection_json(project: Project, issuer: str, raw: str) -> bytes:
+    """The RFC 7662 answer for `raw` as seen by `project`, as a JSON document: the active fields
+    (with `iss`), or exactly {"active": false}."""
+    token_checksum = checksum(raw)
+    entry = cached_answer(token_checksum)
     if entry is None:
-        row = (AccessToken.objects.select_related("application", "user")
-               .filter(token_checksum=checksum(raw)).first())
-        entry, seconds = _entry(row)
-        cache.add(key, entry, seconds)  # add, not set: a concurrent revocation's tombstone wins
-    if entry.get("project") != project.pk or entry["body"]["exp"] <= timezone.now().timestamp():
-        return dict(INACTIVE)
-    return {**entry["body"], "iss": issuer}
+        entry, seconds = _entry(token_checksum)
+        add_bytes(cache, cache_key(token_checksum), entry, seconds)  # add, not set: a concurrent revocation's tombstone wins
+    if entry == _TOMBSTONE:
+        return INACTIVE_JSON
+    project_id, exp, body = entry.split(b" ", 2)
+    if int(project_id) != project.pk or int(exp) <= time.time():
+        return INACTIVE_JSON
+    return body[:-1] + b',"iss":' + json.dumps(issuer).encode() + b"}"
