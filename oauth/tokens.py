@@ -22,11 +22,11 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from oauth2_provider.models import set_token_value
 
 from mcpauth_service.cache import add_bytes, get_bytes, set_many_bytes
-
 from projects import secrets
 from projects.models import Project
 
@@ -214,12 +214,20 @@ def revoke_refresh_token(row: RefreshToken) -> None:
 
 def revoke_access_token(row: AccessToken) -> None:
     """End one access token and, when it came with a refresh token, the grant it belongs to."""
-    family = RefreshToken.objects.filter(access_token=row).values_list("token_family", flat=True).first()
-    if family is None and row.source_refresh_token_id:
-        family = RefreshToken.objects.filter(pk=row.source_refresh_token_id).values_list("token_family", flat=True).first()
+    # The refresh token carrying it, and the one it was refreshed from: both of the same grant.
+    related = Q(access_token_id=row.pk)
+    if row.source_refresh_token_id:
+        related |= Q(pk=row.source_refresh_token_id)
+    found = list(RefreshToken.objects.filter(related).values_list("token_family", "access_token_id"))
+    family = next((f for f, _ in found if f), None)
+    carried = any(access_id == row.pk for _, access_id in found)
     if family:
-        revoke_family(family)
-    AccessToken.objects.filter(pk=row.pk).delete()
+        revoke_family(family)  # deletes every access token its refresh tokens carry
+    if not (family and carried):
+        if carried:  # a refresh token outside any family still points at it: the collector clears that
+            AccessToken.objects.filter(pk=row.pk).delete()
+        else:  # nothing refers to it: one DELETE, without the collector's SELECT and UPDATE
+            AccessToken.objects.filter(pk=row.pk)._raw_delete(AccessToken.objects.db)
     forget([row.token_checksum])
 
 
