@@ -18,7 +18,14 @@ from . import (
 
 app_name = "oauth"
 
+# Resolved in order: the machine endpoints called most (token, introspection, revocation) first.
 urlpatterns = [
+    # Tokens (issue 5)
+    path("oauth/token", token.token, name="token"),
+    path("oauth/revoke", revocation.revoke, name="revoke"),
+    path("oauth/introspect", introspection.introspect, name="introspect"),
+    path("api/oauth/introspect", introspection.introspect, name="api-introspect"),
+    # Metadata and keys
     path(".well-known/oauth-authorization-server", discovery.metadata, name="metadata"),
     path(".well-known/openid-configuration", discovery.metadata, name="openid-configuration"),
     path(".well-known/jwks.json", jwks.jwks, name="jwks"),
@@ -33,11 +40,6 @@ urlpatterns = [
          name="authorization-request-complete"),
     path("api/oauth/authorization-requests/<str:authorization_id>/deny", handoff.deny_request,
          name="authorization-request-deny"),
-    # Tokens (issue 5)
-    path("oauth/token", token.token, name="token"),
-    path("oauth/revoke", revocation.revoke, name="revoke"),
-    path("oauth/introspect", introspection.introspect, name="introspect"),
-    path("api/oauth/introspect", introspection.introspect, name="api-introspect"),
     path("api/oauth/token/exchange", token_exchange.exchange, name="token-exchange"),
     path("api/oauth/register", registration.register, name="register"),
     path("api/oauth/register/<str:client_id>", registration.manage, name="register-manage"),
