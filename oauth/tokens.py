@@ -7,7 +7,7 @@ request came through oauthlib (the token endpoint) or not (the mcpauth exchange)
   the database keeps only the toolkit's sha256 `token_checksum` (COMPLIANT_BCP_RFC9700_TOKEN_STORAGE);
 - lifetimes come from the project (`access_token_ttl`, `refresh_token_ttl`);
 - audience: the granted resource, narrowed by a `resource` parameter, within `project.resources`;
-- introspection answers are cached by checksum in the Django cache (Redis) and replaced by a
+- introspection answers are cached by checksum in Redis (compact bytes) and replaced by a
   tombstone whenever a token is revoked, so a resource server may introspect on every request.
 """
 
@@ -260,7 +260,7 @@ def _cache_seconds() -> int:
 
 
 def cache_key(token_checksum: str) -> str:
-    return f"introspect:{token_checksum}"
+    return f"introspection:{token_checksum}"  # not "introspect:", which held pickled entries before
 
 
 def cached_answer(token_checksum: str) -> bytes | None:
