@@ -15,15 +15,15 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections, router, transaction
-from django.db.models import Q
+from django.db import connections, models, router, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from oauth2_provider.models import set_token_value
 
@@ -213,13 +213,55 @@ def revoke_refresh_token(row: RefreshToken) -> None:
     forget(doomed)
 
 
+# Hot lookups (every cold introspection, every revocation) cost several times more CPU to build and
+# compile as querysets than to run. On PostgreSQL, whose driver returns these columns' Python types
+# itself, each shape is compiled once per database alias and then run with only its parameters.
+_compiled: dict[tuple[str, str], str] = {}
+
+
+def _rows(model: type[models.Model], shape: Callable[..., QuerySet], *params: Any) -> list[tuple]:
+    """The rows of `shape(*params)`, a `values_list` of `model` whose SQL parameters are `params` in order."""
+    alias = router.db_for_read(model)
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return list(shape(*params).using(alias))
+    key = (shape.__qualname__, alias)
+    sql = _compiled.get(key)
+    if sql is None:
+        sql, compiled_params = shape(*params).query.get_compiler(alias).as_sql()
+        if list(compiled_params) != list(params):
+            raise ImproperlyConfigured(f"{key[0]} must take exactly its arguments as SQL parameters")
+        _compiled[key] = sql
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _carrier(access_id: int) -> QuerySet:
+    return RefreshToken.objects.filter(access_token_id=access_id).values_list("token_family", "access_token_id")
+
+
+def _carrier_or_source(access_id: int, source_id: int) -> QuerySet:
+    return (RefreshToken.objects.filter(Q(access_token_id=access_id) | Q(pk=source_id))
+            .values_list("token_family", "access_token_id"))
+
+
+def _delete_access_token(pk: int) -> None:
+    """One `DELETE`, without Django's collector (its `SELECT`, and its `UPDATE` of the `SET_NULL`
+    foreign key from refresh tokens): only for a token no refresh token refers to."""
+    connection = connections[router.db_for_write(AccessToken)]
+    table, column = (connection.ops.quote_name(n) for n in (AccessToken._meta.db_table, AccessToken._meta.pk.column))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE {column} = %s", [pk])
+
+
 def revoke_access_token(row: AccessToken) -> None:
     """End one access token and, when it came with a refresh token, the grant it belongs to."""
     # The refresh token carrying it, and the one it was refreshed from: both of the same grant.
-    related = Q(access_token_id=row.pk)
     if row.source_refresh_token_id:
-        related |= Q(pk=row.source_refresh_token_id)
-    found = list(RefreshToken.objects.filter(related).values_list("token_family", "access_token_id"))
+        found = _rows(RefreshToken, _carrier_or_source, row.pk, row.source_refresh_token_id)
+    else:
+        found = _rows(RefreshToken, _carrier, row.pk)
     family = next((f for f, _ in found if f), None)
     carried = any(access_id == row.pk for _, access_id in found)
     if family:
@@ -227,8 +269,8 @@ def revoke_access_token(row: AccessToken) -> None:
     if not (family and carried):
         if carried:  # a refresh token outside any family still points at it: the collector clears that
             AccessToken.objects.filter(pk=row.pk).delete()
-        else:  # nothing refers to it: one DELETE, without the collector's SELECT and UPDATE
-            AccessToken.objects.filter(pk=row.pk)._raw_delete(AccessToken.objects.db)
+        else:
+            _delete_access_token(row.pk)
     forget([row.token_checksum])
 
 
@@ -284,31 +326,19 @@ def forget(checksums: Iterable[str]) -> None:
 # What an answer needs, read in one query without building model instances.
 _ANSWER_FIELDS = ("application__project_id", "application__client_id", "application__disabled_at", "user_id",
                   "user__subject", "scope", "expires", "created", "resource", "claims")
-_answer_sql: dict[str, str] = {}  # database alias -> the statement above, compiled
+
+
+def _answer(token_checksum: str) -> QuerySet:
+    return AccessToken.objects.filter(token_checksum=token_checksum).values_list(*_ANSWER_FIELDS)[:1]
 
 
 def _answer_row(token_checksum: str) -> tuple | None:
-    """The `_ANSWER_FIELDS` of a token, or None. Runs on every cache miss: on PostgreSQL the
-    statement is compiled once (only the checksum changes; building and compiling it took more
-    CPU than running it), and its two JSON columns arrive as text (Django's loader for jsonb)."""
-    alias = router.db_for_read(AccessToken)
-    connection = connections[alias]
-    if connection.vendor != "postgresql":
-        found = AccessToken.objects.using(alias).filter(token_checksum=token_checksum).values_list(*_ANSWER_FIELDS)
-        return next(iter(found[:1]), None)
-    sql = _answer_sql.get(alias)
-    if sql is None:
-        query = AccessToken.objects.filter(token_checksum="").values_list(*_ANSWER_FIELDS)[:1].query
-        sql, params = query.get_compiler(alias).as_sql()
-        if list(params) != [""]:
-            raise ImproperlyConfigured("the introspection lookup must take the checksum as its only parameter")
-        _answer_sql[alias] = sql
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [token_checksum])
-        row = cursor.fetchone()
-    if row is None:
+    """The `_ANSWER_FIELDS` of a token, or None (compiled once: see `_rows`). PostgreSQL sends
+    the two JSON columns as text (Django's loader for jsonb); the ORM has decoded them elsewhere."""
+    found = _rows(AccessToken, _answer, token_checksum)
+    if not found:
         return None
-    *columns, resource, claims = row
+    *columns, resource, claims = found[0]
     return (*columns, *(json.loads(v) if isinstance(v, str) else v for v in (resource, claims)))
 
 
