@@ -14,17 +14,23 @@ token endpoint each statement is also a round trip. So the hot paths write throu
 - `select_one(model, **where)`: one row by a unique lookup, built with `Model.from_db`; foreign
   keys named in `deferred` come back holding only their pk (other attributes load on first use,
   as deferred fields do), so a read does not pay for a join it may not need;
-- `update(model, pk, **values)`: as `filter(pk=pk).update(**values)` (no signals, like it).
+- `fetch(model, shape, *params)`: the rows of a `values_list` queryset whose SQL is compiled
+  once per process (on PostgreSQL) and then run with only its parameters;
+- `update(model, pk, **values)`: as `filter(pk=pk).update(**values)` (no signals, like it);
+- `delete(model, pk)`: one `DELETE` without Django's collector, for a row nothing refers to.
 
 Only plain models (no multi-table parents) with an auto-increment primary key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
+from django.db.models import QuerySet
 from django.db.models.signals import post_save, pre_save
 
 M = TypeVar("M", bound=models.Model)
@@ -268,3 +274,36 @@ def _write_sql(connection, first_model, second_model, link, guard_sql, relax_com
            f"SELECT {', '.join(selected)} FROM first_row "
            f"RETURNING (SELECT {first_pk} FROM first_row), {quote(smeta.pk.column)}{', ' + relax if relax else ''}")
     return sql, first_fields, [f for f in columns if f is not link_field]
+
+
+# Hot lookups (every cold introspection, every revocation) cost several times more CPU to build and
+# compile as querysets than to run. On PostgreSQL, whose driver returns these columns' Python types
+# itself, each shape is compiled once per database alias and then run with only its parameters.
+_compiled: dict[tuple[str, str], str] = {}
+
+
+def fetch(model: type[models.Model], shape: Callable[..., QuerySet], *params: Any) -> list[tuple]:
+    """The rows of `shape(*params)`, a `values_list` of `model` whose SQL parameters are `params` in order."""
+    alias = router.db_for_read(model)
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return list(shape(*params).using(alias))
+    key = (shape.__qualname__, alias)
+    sql = _compiled.get(key)
+    if sql is None:
+        sql, compiled_params = shape(*params).query.get_compiler(alias).as_sql()
+        if list(compiled_params) != list(params):
+            raise ImproperlyConfigured(f"{key[0]} must take exactly its arguments as SQL parameters")
+        _compiled[key] = sql
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def delete(model: type[models.Model], pk: Any) -> None:
+    """One `DELETE` by pk, without Django's collector (its `SELECT`, its cascades and `SET_NULL`
+    updates, its signals): only for a row no other row refers to."""
+    connection = connections[router.db_for_write(model)]
+    table, column = (connection.ops.quote_name(n) for n in (model._meta.db_table, model._meta.pk.column))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE {column} = %s", [pk])

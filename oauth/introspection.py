@@ -8,7 +8,7 @@ access token of this project (unknown, expired, revoked, another project's) is e
 
 import json
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from oauthlib.common import Request as OAuthlibRequest
 
 from . import tokens
@@ -52,8 +52,9 @@ def presented_token(request: HttpRequest) -> str:
 
 
 @oauth_endpoint(("POST",))
-def introspect(request: HttpRequest) -> JsonResponse:
+def introspect(request: HttpRequest) -> HttpResponse:
     refuse_nul_bytes(request)
     authenticate_caller(request)
     token = presented_token(request)
-    return JsonResponse(tokens.introspect(request.project, request.issuer, token))
+    return HttpResponse(tokens.introspection_json(request.project, request.issuer, token),
+                        content_type="application/json")

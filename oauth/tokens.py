@@ -7,11 +7,13 @@ request came through oauthlib (the token endpoint) or not (the mcpauth exchange)
   the database keeps only the toolkit's sha256 `token_checksum` (COMPLIANT_BCP_RFC9700_TOKEN_STORAGE);
 - lifetimes come from the project (`access_token_ttl`, `refresh_token_ttl`);
 - audience: the granted resource, narrowed by a `resource` parameter, within `project.resources`;
-- introspection answers are cached by checksum in the Django cache (Redis) and replaced by a
+- introspection answers are cached by checksum in Redis (compact bytes) and replaced by a
   tombstone whenever a token is revoked, so a resource server may introspect on every request.
 """
 
 import hashlib
+import json
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -20,10 +22,12 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from oauth2_provider.models import set_token_value
 
 from mcpauth_service import rows
+from mcpauth_service.cache import add_bytes, get_bytes, set_many_bytes
 from projects import secrets
 from projects.models import Project
 
@@ -212,14 +216,31 @@ def revoke_refresh_token(row: RefreshToken) -> None:
     forget(doomed)
 
 
+def _carrier(access_id: int) -> QuerySet:
+    return RefreshToken.objects.filter(access_token_id=access_id).values_list("token_family", "access_token_id")
+
+
+def _carrier_or_source(access_id: int, source_id: int) -> QuerySet:
+    return (RefreshToken.objects.filter(Q(access_token_id=access_id) | Q(pk=source_id))
+            .values_list("token_family", "access_token_id"))
+
+
 def revoke_access_token(row: AccessToken) -> None:
     """End one access token and, when it came with a refresh token, the grant it belongs to."""
-    family = RefreshToken.objects.filter(access_token=row).values_list("token_family", flat=True).first()
-    if family is None and row.source_refresh_token_id:
-        family = RefreshToken.objects.filter(pk=row.source_refresh_token_id).values_list("token_family", flat=True).first()
+    # The refresh token carrying it, and the one it was refreshed from: both of the same grant.
+    if row.source_refresh_token_id:
+        found = rows.fetch(RefreshToken, _carrier_or_source, row.pk, row.source_refresh_token_id)
+    else:
+        found = rows.fetch(RefreshToken, _carrier, row.pk)
+    family = next((f for f, _ in found if f), None)
+    carried = any(access_id == row.pk for _, access_id in found)
     if family:
-        revoke_family(family)
-    AccessToken.objects.filter(pk=row.pk).delete()
+        revoke_family(family)  # deletes every access token its refresh tokens carry
+    if not (family and carried):
+        if carried:  # a refresh token outside any family still points at it: the collector clears that
+            AccessToken.objects.filter(pk=row.pk).delete()
+        else:
+            rows.delete(AccessToken, row.pk)  # one DELETE: nothing refers to it
     forget([row.token_checksum])
 
 
@@ -237,8 +258,13 @@ def revoke_client_tokens(client: Application) -> None:
 
 
 # --- introspection cache (RFC 7662) ---------------------------------------------------------------
-INACTIVE: dict[str, Any] = {"active": False}
-_TOMBSTONE = {"project": None}
+# One Redis string per token checksum, read on every warm introspection, so it is compact and
+# nearly ready to send: b"<project id> <exp> <the JSON answer without iss>", or the tombstone
+# b"-" for a token that is not live (unknown, expired, revoked, its client disabled or deleted).
+# It bypasses Django's pickling (mcpauth_service.cache.get_bytes): keys written here are only
+# read here.
+INACTIVE_JSON = b'{"active": false}'
+_TOMBSTONE = b"-"
 
 
 def _cache_seconds() -> int:
@@ -246,7 +272,12 @@ def _cache_seconds() -> int:
 
 
 def cache_key(token_checksum: str) -> str:
-    return f"introspect:{token_checksum}"
+    return f"introspection:{token_checksum}"  # not "introspect:", which held pickled entries before
+
+
+def cached_answer(token_checksum: str) -> bytes | None:
+    """The cached entry for a token (see above), or None when nothing is cached."""
+    return get_bytes(cache, cache_key(token_checksum))
 
 
 def forget(checksums: Iterable[str]) -> None:
@@ -256,38 +287,66 @@ def forget(checksums: Iterable[str]) -> None:
         return
 
     def bury() -> None:
-        cache.set_many(dict.fromkeys(keys, _TOMBSTONE), _cache_seconds())
+        set_many_bytes(cache, keys, _TOMBSTONE, _cache_seconds())
 
     bury()
     transaction.on_commit(bury)
 
 
-def _entry(row: AccessToken | None) -> tuple[dict[str, Any], int]:
-    if row is None or row.application is None or row.application.disabled_at is not None or row.is_expired():
+# What an answer needs, read in one query without building model instances.
+_ANSWER_FIELDS = ("application__project_id", "application__client_id", "application__disabled_at", "user_id",
+                  "user__subject", "scope", "expires", "created", "resource", "claims")
+
+
+def _answer(token_checksum: str) -> QuerySet:
+    return AccessToken.objects.filter(token_checksum=token_checksum).values_list(*_ANSWER_FIELDS)[:1]
+
+
+def _answer_row(token_checksum: str) -> tuple | None:
+    """The `_ANSWER_FIELDS` of a token, or None (compiled once: see `rows.fetch`). PostgreSQL sends
+    the two JSON columns as text (Django's loader for jsonb); the ORM has decoded them elsewhere."""
+    found = rows.fetch(AccessToken, _answer, token_checksum)
+    if not found:
+        return None
+    *columns, resource, claims = found[0]
+    return (*columns, *(json.loads(v) if isinstance(v, str) else v for v in (resource, claims)))
+
+
+def _entry(token_checksum: str) -> tuple[bytes, int]:
+    """The cache entry for a token and how long to keep it, from the database."""
+    row = _answer_row(token_checksum)
+    if row is None:
         return _TOMBSTONE, _cache_seconds()
-    exp = int(row.expires.timestamp())
+    project_id, client_id, disabled_at, user_id, subject, scope, expires, created, resource, claims = row
+    if project_id is None or disabled_at is not None or expires is None or timezone.now() >= expires:
+        return _TOMBSTONE, _cache_seconds()
+    exp = int(expires.timestamp())
     body: dict[str, Any] = {
-        "active": True, "scope": row.scope, "client_id": row.application.client_id,
-        "sub": subject_for(row.application, row.user, row.claims), "exp": exp,
-        "iat": int(row.created.timestamp()), "token_type": "Bearer",
+        "active": True, "scope": scope, "client_id": client_id,
+        # as subject_for(): a vouched-for `sub`, else the end user's, else the client's own
+        "sub": claims.get("sub") or (subject if user_id is not None else client_id), "exp": exp,
+        "iat": int(created.timestamp()), "token_type": "Bearer",
     }
-    if row.resource:
-        body["aud"] = audience_claim(row.resource)
-    if row.claims.get("act"):
-        body["act"] = row.claims["act"]
-    remaining = exp - int(timezone.now().timestamp())
-    return {"project": row.application.project_id, "body": body}, max(1, min(_cache_seconds(), remaining))
+    if resource:
+        body["aud"] = audience_claim(resource)
+    if claims.get("act"):
+        body["act"] = claims["act"]
+    remaining = exp - int(time.time())
+    entry = b"%d %d " % (project_id, exp) + json.dumps(body, separators=(",", ":")).encode()
+    return entry, max(1, min(_cache_seconds(), remaining))
 
 
-def introspect(project: Project, issuer: str, raw: str) -> dict[str, Any]:
-    """The RFC 7662 answer for `raw` as seen by `project`: active fields, or exactly {"active": false}."""
-    key = cache_key(checksum(raw))
-    entry = cache.get(key)
+def introspection_json(project: Project, issuer: str, raw: str) -> bytes:
+    """The RFC 7662 answer for `raw` as seen by `project`, as a JSON document: the active fields
+    (with `iss`), or exactly {"active": false}."""
+    token_checksum = checksum(raw)
+    entry = cached_answer(token_checksum)
     if entry is None:
-        row = (AccessToken.objects.select_related("application", "user")
-               .filter(token_checksum=checksum(raw)).first())
-        entry, seconds = _entry(row)
-        cache.add(key, entry, seconds)  # add, not set: a concurrent revocation's tombstone wins
-    if entry.get("project") != project.pk or entry["body"]["exp"] <= timezone.now().timestamp():
-        return dict(INACTIVE)
-    return {**entry["body"], "iss": issuer}
+        entry, seconds = _entry(token_checksum)
+        add_bytes(cache, cache_key(token_checksum), entry, seconds)  # add, not set: a concurrent revocation's tombstone wins
+    if entry == _TOMBSTONE:
+        return INACTIVE_JSON
+    project_id, exp, body = entry.split(b" ", 2)
+    if int(project_id) != project.pk or int(exp) <= time.time():
+        return INACTIVE_JSON
+    return body[:-1] + b',"iss":' + json.dumps(issuer).encode() + b"}"

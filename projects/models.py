@@ -395,14 +395,14 @@ class ProjectSecret(HashedCredential):
         return f"project-secret:{project_id}:{prefix}"
 
     @classmethod
-    def _live_rows(cls, project: Project, prefix: str) -> list[dict]:
+    def _live_rows(cls, project: Project, prefix: str) -> list["ProjectSecret"]:
         """The live rows of `project` with this lookup prefix; kept in process (projects.localcache)
         until any of them is saved (revoked), touched, or deleted, so a hot secret costs no query."""
         key = cls.cache_key(project.pk, prefix)
         rows = local_cache.get(key)
         if rows is MISS:
             read_at = local_cache.now()
-            rows = list(cls.objects.filter(project=project, prefix=prefix, revoked_at__isnull=True).values())
+            rows = list(cls.objects.filter(project=project, prefix=prefix, revoked_at__isnull=True))
             local_cache.put(key, rows, read_at)
         return rows
 
@@ -411,12 +411,12 @@ class ProjectSecret(HashedCredential):
         """The live secret of `project` matching `presented` and holding `permission`, else None."""
         if not presented.startswith(tokens.SECRET_PREFIX):
             return None
-        for fields in cls._live_rows(project, tokens.lookup_prefix(presented)):
-            if tokens.matches(presented, fields["digest"]):
-                if permission not in fields["permissions"]:
+        for cached in cls._live_rows(project, tokens.lookup_prefix(presented)):
+            if tokens.matches(presented, cached.digest):
+                if permission not in cached.permissions:
                     return None
-                row = cls(**{**fields, "permissions": list(fields["permissions"])})
-                row._state.adding, row._state.db = False, "default"
+                row = clone_row(cached)  # each caller gets its own instance
+                row.permissions = list(cached.permissions)
                 row.touch()
                 return row
         return None

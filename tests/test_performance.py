@@ -122,6 +122,35 @@ def test_it_forgets_unknown_slugs_once_they_exist(alice):
     assert local_cache.get(Project.cache_key_slug("late")) is not MISS
 
 
+# --- bytes in Redis without pickling (mcpauth_service.cache) -------------------------------------------------
+
+
+@pytest.mark.redis
+def test_it_keeps_bytes_unchanged_under_the_prefixed_key():
+    cache.set_many_bytes(["raw:a", "raw:b"], b"1 2 {}", 60)
+
+    cache.add_bytes("raw:a", b"other", 60)  # only when absent
+    cache.add_bytes("raw:c", b"3", 60)
+
+    assert [cache.get_bytes(k) for k in ("raw:a", "raw:b", "raw:c", "raw:d")] == [b"1 2 {}", b"1 2 {}", b"3", None]
+    assert cache._cache.get_client(write=True).ttl(cache.make_key("raw:a")) > 0
+
+
+@pytest.mark.redis
+def test_it_reconnects_when_its_connection_was_dropped():
+    cache.set_many_bytes(["raw:a"], b"x", 60)
+    before = _client_id(cache._connection())
+    cache._cache.get_client(write=True).client_kill_filter(_id=before)  # as a Redis restart or idle timeout would
+
+    assert cache.get_bytes("raw:a") == b"x"
+    assert _client_id(cache._connection()) != before
+
+
+def _client_id(connection) -> int:
+    connection.send_command("CLIENT", "ID")
+    return connection.read_response()
+
+
 # --- the bench harness --------------------------------------------------------------------------------------
 
 

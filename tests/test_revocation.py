@@ -1,9 +1,7 @@
 """Revocation endpoint (RFC 7009): client-authenticated, 200 for unknown tokens, families end together."""
 
-from django.core.cache import cache
-
 from oauth.models import AccessToken, RefreshToken
-from oauth.tokens import cache_key, checksum
+from oauth.tokens import cached_answer, checksum
 from projects.models import AuditEvent
 from tests.token_support import basic, introspect, make_code, post_form, redeem, refresh
 
@@ -42,7 +40,7 @@ def test_it_revokes_an_access_token_and_invalidates_its_cached_introspection(cli
                                                                              end_user_a, project_a):
     issued = tokens_for(client, confidential_client_a, end_user_a)
     assert active(client, project_a, issued["access_token"])  # now cached
-    assert cache.get(cache_key(checksum(issued["access_token"])))["project"] == project_a.pk
+    assert cached_answer(checksum(issued["access_token"])).startswith(b"%d " % project_a.pk)
 
     response = post_form(client, revoke_url(project_a), {"token": issued["access_token"],
                                                          "token_type_hint": "access_token"},
@@ -104,3 +102,39 @@ def test_a_token_of_project_a_cannot_be_revoked_through_project_b(client, public
     assert a_client_at_b.status_code == 401 and a_client_at_b.json()["error"] == "invalid_client"
     assert RefreshToken.objects.get().revoked is None
     assert active(client, project_a, issued["access_token"])
+
+
+def test_it_revokes_a_refreshed_access_token_and_its_whole_family(client, confidential_client_a, end_user_a,
+                                                                  project_a):
+    first = tokens_for(client, confidential_client_a, end_user_a)
+    second = refresh(client, confidential_client_a, first["refresh_token"]).json()
+    assert active(client, project_a, first["access_token"]) and active(client, project_a, second["access_token"])
+
+    response = post_form(client, revoke_url(project_a), {"token": second["access_token"]},
+                         HTTP_AUTHORIZATION=basic(confidential_client_a))
+
+    assert response.status_code == 200
+    assert not AccessToken.objects.exists()
+    assert not RefreshToken.objects.filter(revoked__isnull=True).exists()
+    assert not RefreshToken.objects.filter(access_token__isnull=False).exists()
+    assert not active(client, project_a, first["access_token"])
+    assert not active(client, project_a, second["access_token"])
+    assert refresh(client, confidential_client_a, second["refresh_token"]).json()["error"] == "invalid_grant"
+    assert AuditEvent.objects.filter(project=project_a, kind="token.revoked").count() == 1
+
+
+def test_it_revokes_an_access_token_without_a_refresh_token(client, confidential_client_a, project_a):
+    token = post_form(client, f"/p/{project_a.slug}/oauth/token", {"grant_type": "client_credentials"},
+                      HTTP_AUTHORIZATION=basic(confidential_client_a)).json()["access_token"]
+    other = post_form(client, f"/p/{project_a.slug}/oauth/token", {"grant_type": "client_credentials"},
+                      HTTP_AUTHORIZATION=basic(confidential_client_a)).json()["access_token"]
+    assert active(client, project_a, token)  # now cached
+
+    response = post_form(client, revoke_url(project_a), {"token": token, "token_type_hint": "access_token"},
+                         HTTP_AUTHORIZATION=basic(confidential_client_a))
+
+    assert response.status_code == 200
+    assert list(AccessToken.objects.values_list("token_checksum", flat=True)) == [checksum(other)]
+    assert cached_answer(checksum(token)) is not None and not active(client, project_a, token)
+    assert active(client, project_a, other)
+    assert AuditEvent.objects.filter(project=project_a, kind="token.revoked").count() == 1
