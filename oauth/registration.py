@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from mcpauth_service import rows
 from projects import secrets as tokens
-from projects.models import AuditEvent, Project
+from projects.models import AuditEvent
 
 from . import client_metadata, ratelimit
 from .client_metadata import ClientMetadata
@@ -87,13 +87,6 @@ def read_json(request: HttpRequest) -> object:
         raise InvalidClientMetadata("The request body must be valid JSON.") from None
 
 
-def take_open_client_slot(project: Project) -> None:
-    """The per-project cap on open-registered clients, counted in the caller's transaction."""
-    if not project.take_open_client_slot():
-        raise TooManyRequests(OPEN_CAP_RETRY_AFTER, "This project accepts no more open registrations for now.",
-                              reason=f"open client cap {project.open_client_cap} reached")
-
-
 def authenticate_registration(request: HttpRequest, client_id: str) -> Application:
     """RFC 7592 §2: the bearer must be this client's registration access token, in this project.
 
@@ -130,8 +123,8 @@ def new_registration_token(client: Application) -> str:
 
 
 def create_client(request: HttpRequest, cleaned: ClientMetadata, path: str) -> tuple[Application, str | None, str]:
-    """Insert the client and its audit event; an open one takes a slot under the cap, last, so
-    that the project row is locked only from there to the commit."""
+    """Insert the client and its audit event, an open one only if it takes a slot under the
+    project's cap: one statement on PostgreSQL (`rows.write`), refused as a whole at the cap."""
     project = request.project
     # The toolkit's defaults would draw a 128-character secret (and hash it) for a public client too.
     client = Application(project=project, registration_path=path, registration_source=Application.RegistrationSource.DCR,
@@ -139,12 +132,12 @@ def create_client(request: HttpRequest, cleaned: ClientMetadata, path: str) -> t
     cleaned.apply_to(client)
     secret = new_client_secret(client) if cleaned.confidential else None
     token = new_registration_token(client)
-    with transaction.atomic():
-        rows.insert(client)  # as client.save(), without the ORM's SQL compiler (half of its CPU)
-        AuditEvent.record(project, "client.registered", actor=path, client_id=client.client_id,
-                          request=request, path=path, fingerprint=client.fingerprint)
-        if path == Application.Path.OPEN:
-            take_open_client_slot(project)  # refused: the client and the event are rolled back
+    event = AuditEvent.new(project, "client.registered", actor=path, client_id=client.client_id,
+                           request=request, path=path, fingerprint=client.fingerprint)
+    slot = project.open_client_slot() if path == Application.Path.OPEN else None
+    if not rows.write(client, event, guard=slot):
+        raise TooManyRequests(OPEN_CAP_RETRY_AFTER, "This project accepts no more open registrations for now.",
+                              reason=f"open client cap {project.open_client_cap} reached")
     return client, secret, token
 
 
