@@ -7,6 +7,7 @@ and revoking a refresh token ends its whole family (`Validator.revoke_token`).
 
 from django.db import transaction
 from django.http import HttpResponse
+from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import RevokeTokenView as ToolkitRevokeTokenView
 
 from .backend import refuse_nul_bytes
@@ -24,4 +25,10 @@ class RevokeTokenView(ToolkitRevokeTokenView):
         return response
 
 
-revoke = oauth_endpoint(("POST",))(RevokeTokenView.as_view())
+_view = RevokeTokenView()  # holds no per-request state: one instance, no as_view()/method_decorator per request
+
+
+@oauth_endpoint(("POST",))
+@sensitive_post_parameters("client_secret", "token")
+def revoke(request):
+    return _view.post(request)

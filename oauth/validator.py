@@ -266,12 +266,12 @@ class Validator(OAuth2Validator):
         if not isinstance(client, Application):
             return
         digest = tokens.checksum(token)
-        access = AccessToken.objects.filter(token_checksum=digest, application=client).first()
+        access = rows.select_one(AccessToken, token_checksum=digest, application_id=client.pk)
         if access is not None:
             tokens.revoke_access_token(access)
             kind = "access_token"
         else:
-            refresh = RefreshToken.objects.filter(token_checksum=digest, application=client).first()
+            refresh = rows.select_one(RefreshToken, token_checksum=digest, application_id=client.pk)
             if refresh is None:
                 return
             tokens.revoke_refresh_token(refresh)
