@@ -195,8 +195,11 @@ def refresh_tokens(world: World, n: int) -> list[str]:
     from oauth.models import AccessToken, RefreshToken
 
     access = access_tokens(world, n, world.public_client, user=True, scope=SCOPE)
-    ids = dict(AccessToken.objects.filter(token_checksum__in=[token_checksum(a) for a in access])
-               .values_list("token_checksum", "pk"))
+    checksums = [token_checksum(a) for a in access]
+    ids = {}
+    for start in range(0, len(checksums), 10_000):  # PostgreSQL binds at most 65,535 parameters
+        ids.update(AccessToken.objects.filter(token_checksum__in=checksums[start:start + 10_000])
+                   .values_list("token_checksum", "pk"))
     values = [new_refresh_token() for _ in range(n)]
     copy_rows(RefreshToken, ({
         "token": "", "token_checksum": token_checksum(v), "application_id": world.public_client.pk,

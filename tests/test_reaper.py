@@ -232,3 +232,16 @@ def test_it_repairs_a_count_that_drifted(project_a, project_b):
     project_a.refresh_from_db()
     project_b.refresh_from_db()
     assert (project_a.open_client_count, project_b.open_client_count) == (1, 0)
+
+
+def test_it_deletes_in_batches_and_misses_none(project_a, end_user_a, public_client_a, monkeypatch):
+    # Batches keep each statement under PostgreSQL's 65,535 bound parameters (and its locks short).
+    monkeypatch.setattr(reaper, "DELETE_BATCH", 2)
+    doomed = [make_client(project_a, name=f"Old {i}") for i in range(5)]
+    for _ in range(5):
+        access_token(public_client_a, end_user_a, expires_in=-60)
+
+    reaper.run()
+
+    assert not any(exists(c) for c in doomed)
+    assert not AccessToken.objects.filter(application=public_client_a).exists()
