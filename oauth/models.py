@@ -7,13 +7,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
-from oauth2_provider.generators import generate_client_id
+from oauth2_provider.generators import generate_client_id, generate_client_secret
 from oauth2_provider.models import (
     AbstractAccessToken,
     AbstractApplication,
     AbstractGrant,
     AbstractIDToken,
     AbstractRefreshToken,
+    ClientSecretField,
 )
 
 CLIENT_ID_CHARS = string.ascii_letters + string.digits
@@ -38,9 +39,16 @@ class Application(AbstractApplication):
         SECRET = "secret", "Registered with a project secret"
         DASHBOARD = "dashboard", "Created in the dashboard"
 
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="clients")
+    # Indexed by the (project, client_id) constraint and the (project, registration_path) index.
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="clients",
+                                db_index=False)
     # Unique per project, not globally: one CIMD URL (say, Claude's) is a client of many projects.
-    client_id = models.CharField(max_length=255, default=generate_client_id, db_index=True)
+    # Always looked up within a project: the (project, client_id) constraint is its index.
+    client_id = models.CharField(max_length=255, default=generate_client_id)
+    # A keyed digest, compared after the client is found: never looked up, so not indexed
+    # (the toolkit's field indexes it).
+    client_secret = ClientSecretField(max_length=255, blank=True, default=generate_client_secret,
+                                      help_text="Client secret for authentication", verbose_name="client secret")
     registration_path = models.CharField(max_length=16, choices=Path.choices, default=Path.DASHBOARD)
     # The RFC 7591 metadata as registered (client_uri, logo_uri, grant_types, scope, contacts, ...).
     metadata = models.JSONField(default=dict, blank=True)

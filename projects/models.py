@@ -489,7 +489,9 @@ class SigningKey(models.Model):
 class AuditEvent(models.Model):
     """One security-relevant event: who did what to which client, from where, when."""
 
-    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events")
+    # Indexed by the (project, …) indexes below.
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events",
+                                db_index=False)
     kind = models.CharField(max_length=64)
     actor = models.CharField(max_length=320, blank=True)
     client_id = models.CharField(max_length=255, blank=True)
