@@ -11,12 +11,11 @@ token endpoint each statement is also a round trip. So the hot paths write throu
   in one statement on PostgreSQL, and only if the guard (`spend(...)`: a code not yet redeemed;
   the project's open-client slot) changes its row, so of concurrent writers exactly as many
   succeed as the guard allows (save signals are sent for the new rows, as by insert);
-- `select_one(model, **where)`: one row by a unique lookup, built with `Model.from_db`; foreign
-  keys named in `deferred` come back holding only their pk (other attributes load on first use,
-  as deferred fields do), so a read does not pay for a join it may not need;
 - `fetch(model, shape, *params)`: the rows of a `values_list` queryset whose SQL is compiled
   once per process (on PostgreSQL) and then run with only its parameters;
-- `update(model, pk, **values)`: as `filter(pk=pk).update(**values)` (no signals, like it);
+- `select_one(model, **where)`: one row by a unique lookup (a `fetch`), built with
+  `Model.from_db`; foreign keys named in `deferred` come back holding only their pk (other
+  attributes load on first use, as deferred fields do), so a read does not pay for a join;
 - `delete(model, pk)`: one `DELETE` without Django's collector, for a row nothing refers to.
 
 Only plain models (no multi-table parents) with an auto-increment primary key.
@@ -36,7 +35,6 @@ from django.db.models.signals import post_save, pre_save
 M = TypeVar("M", bound=models.Model)
 
 _inserts: dict[tuple[str, type], tuple[str, list[models.Field]]] = {}
-_selects: dict[tuple[str, type, tuple[str, ...], bool], tuple[str, list[str], list]] = {}
 
 
 def _relaxer(connection, relax_commit: bool) -> str:
@@ -87,82 +85,6 @@ def insert(row: M, using: str = DEFAULT_DB_ALIAS) -> M:
         row.pk = cursor.fetchone()[0]
     _saved((row,), using)
     return row
-
-
-def _field(model: type[models.Model], name: str) -> models.Field:
-    return model._meta.pk if name == "pk" else model._meta.get_field(name)
-
-
-def _select_sql(connection, model: type[models.Model], where: tuple[str, ...],
-                for_update: bool) -> tuple[str, list[str], list]:
-    key = (connection.alias, model, where, for_update)
-    if key not in _selects:
-        meta, quote = model._meta, connection.ops.quote_name
-        fields = meta.concrete_fields
-        conditions = " AND ".join(f"{quote(_field(model, name).column)} = %s" for name in where)
-        lock = " FOR UPDATE" if for_update and connection.features.has_select_for_update else ""
-        sql = (f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {quote(meta.db_table)} "
-               f"WHERE {conditions}{lock}")
-        # The compiler's converters, backend first then field (JSON decoding, SQLite datetimes, ...).
-        converters = []
-        for i, field in enumerate(fields):
-            col = field.cached_col
-            found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
-            if found:
-                converters.append((i, found, col))
-        _selects[key] = (sql, [f.attname for f in fields], converters)
-    return _selects[key]
-
-
-def select_one(model: type[M], *, deferred: tuple[str, ...] = (), for_update: bool = False,
-               using: str = DEFAULT_DB_ALIAS, **where: Any) -> M | None:
-    """The one row of `model` matching `where` (unique lookups only), or None; `for_update` locks
-    it until commit (inside a transaction).
-
-    Each foreign key named in `deferred` is set to an instance of its model holding only the pk:
-    reading any other field of it loads that row then.
-    """
-    connection = connections[using]
-    sql, attnames, converters = _select_sql(connection, model, tuple(where), for_update)
-    params = [_field(model, name).get_db_prep_value(value, connection) for name, value in where.items()]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        found = cursor.fetchone()
-    if found is None:
-        return None
-    values = list(found)
-    for i, functions, col in converters:
-        for convert in functions:
-            values[i] = convert(values[i], col, connection)
-    row = model.from_db(using, attnames, values)
-    for name in deferred:
-        field = model._meta.get_field(name)
-        pk = getattr(row, field.attname)
-        if pk is not None:
-            related = field.related_model.from_db(using, [field.related_model._meta.pk.attname], [pk])
-            setattr(row, name, related)
-    return row
-
-
-_updates: dict[tuple[str, type, tuple[str, ...]], tuple[str, list[models.Field]]] = {}
-
-
-def update(model: type[models.Model], pk: Any, using: str = DEFAULT_DB_ALIAS, **values: Any) -> int:
-    """`UPDATE … SET <values> WHERE pk = %s` (as `filter(pk=pk).update(**values)`); the rows changed."""
-    connection = connections[using]
-    key = (connection.alias, model, tuple(values))
-    if key not in _updates:
-        meta, quote = model._meta, connection.ops.quote_name
-        fields = [meta.get_field(name) for name in values]
-        assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-        _updates[key] = (f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",
-                         fields)
-    sql, fields = _updates[key]
-    params = [f.get_db_prep_save(value, connection) for f, value in zip(fields, values.values(), strict=True)]
-    params.append(model._meta.pk.get_db_prep_value(pk, connection))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
 
 
 @dataclass(frozen=True)
@@ -276,10 +198,10 @@ def _write_sql(connection, first_model, second_model, link, guard_sql, relax_com
     return sql, first_fields, [f for f in columns if f is not link_field]
 
 
-# Hot lookups (every cold introspection, every revocation) cost several times more CPU to build and
-# compile as querysets than to run. On PostgreSQL, whose driver returns these columns' Python types
-# itself, each shape is compiled once per database alias and then run with only its parameters.
-_compiled: dict[tuple[str, str], str] = {}
+# Reads on hot paths (every token request, cold introspection, revocation) cost several times more
+# CPU to build and compile as querysets than to run. On PostgreSQL each shape is compiled once per
+# database alias and then run with only its parameters; its values are converted as the ORM would.
+_compiled: dict[tuple[Callable, str], tuple[str, Any, dict]] = {}
 
 
 def fetch(model: type[models.Model], shape: Callable[..., QuerySet], *params: Any) -> list[tuple]:
@@ -288,16 +210,51 @@ def fetch(model: type[models.Model], shape: Callable[..., QuerySet], *params: An
     connection = connections[alias]
     if connection.vendor != "postgresql":
         return list(shape(*params).using(alias))
-    key = (shape.__qualname__, alias)
-    sql = _compiled.get(key)
-    if sql is None:
-        sql, compiled_params = shape(*params).query.get_compiler(alias).as_sql()
+    key = (shape, alias)
+    if key not in _compiled:
+        compiler = shape(*params).query.get_compiler(alias)
+        sql, compiled_params = compiler.as_sql()
         if list(compiled_params) != list(params):
-            raise ImproperlyConfigured(f"{key[0]} must take exactly its arguments as SQL parameters")
-        _compiled[key] = sql
+            raise ImproperlyConfigured(f"{shape.__qualname__} must take exactly its arguments as SQL parameters")
+        converters = compiler.get_converters([col for col, _, _ in compiler.select[:compiler.col_count]])
+        _compiled[key] = (sql, compiler, converters)
+    sql, compiler, converters = _compiled[key]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        found = cursor.fetchall()
+    return [tuple(row) for row in compiler.apply_converters(found, converters)] if converters else found
+
+
+_one_shapes: dict[tuple[type[models.Model], tuple[str, ...]], Callable[..., QuerySet]] = {}
+
+
+def select_one(model: type[M], *, deferred: tuple[str, ...] = (), **where: Any) -> M | None:
+    """The one row of `model` matching `where` (a unique lookup), built with `Model.from_db`, or None.
+
+    Each foreign key named in `deferred` is set to an instance of its model holding only the pk:
+    reading any other field of it loads that row then.
+    """
+    names = tuple(where)
+    attnames = [f.attname for f in model._meta.concrete_fields]
+    if (model, names) not in _one_shapes:
+        def shape(*values: Any) -> QuerySet:
+            rows_ = model._default_manager.all()
+            for name, value in zip(names, values, strict=True):  # one filter() each: SQL parameters in order
+                rows_ = rows_.filter(**{name: value})
+            return rows_.values_list(*attnames)[:1]
+
+        _one_shapes[(model, names)] = shape
+    found = fetch(model, _one_shapes[(model, names)], *where.values())
+    if not found:
+        return None
+    using = router.db_for_read(model)
+    row = model.from_db(using, attnames, found[0])
+    for name in deferred:
+        field = model._meta.get_field(name)
+        pk = getattr(row, field.attname)
+        if pk is not None:
+            setattr(row, name, field.related_model.from_db(using, [field.related_model._meta.pk.attname], [pk]))
+    return row
 
 
 def delete(model: type[models.Model], pk: Any) -> None:

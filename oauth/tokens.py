@@ -29,6 +29,7 @@ from oauth2_provider.models import set_token_value
 from mcpauth_service import rows
 from mcpauth_service.cache import add_bytes, get_bytes, set_many_bytes
 from projects import secrets
+from projects.localcache import now_and_at_commit
 from projects.models import Project
 
 from . import clients, jwt_tokens
@@ -289,8 +290,7 @@ def forget(checksums: Iterable[str]) -> None:
     def bury() -> None:
         set_many_bytes(cache, keys, _TOMBSTONE, _cache_seconds())
 
-    bury()
-    transaction.on_commit(bury)
+    now_and_at_commit(bury)
 
 
 # What an answer needs, read in one query without building model instances.
@@ -302,22 +302,12 @@ def _answer(token_checksum: str) -> QuerySet:
     return AccessToken.objects.filter(token_checksum=token_checksum).values_list(*_ANSWER_FIELDS)[:1]
 
 
-def _answer_row(token_checksum: str) -> tuple | None:
-    """The `_ANSWER_FIELDS` of a token, or None (compiled once: see `rows.fetch`). PostgreSQL sends
-    the two JSON columns as text (Django's loader for jsonb); the ORM has decoded them elsewhere."""
-    found = rows.fetch(AccessToken, _answer, token_checksum)
-    if not found:
-        return None
-    *columns, resource, claims = found[0]
-    return (*columns, *(json.loads(v) if isinstance(v, str) else v for v in (resource, claims)))
-
-
 def _entry(token_checksum: str) -> tuple[bytes, int]:
     """The cache entry for a token and how long to keep it, from the database."""
-    row = _answer_row(token_checksum)
-    if row is None:
+    found = rows.fetch(AccessToken, _answer, token_checksum)  # compiled once
+    if not found:
         return _TOMBSTONE, _cache_seconds()
-    project_id, client_id, disabled_at, user_id, subject, scope, expires, created, resource, claims = row
+    project_id, client_id, disabled_at, user_id, subject, scope, expires, created, resource, claims = found[0]
     if project_id is None or disabled_at is not None or expires is None or timezone.now() >= expires:
         return _TOMBSTONE, _cache_seconds()
     exp = int(expires.timestamp())

@@ -51,12 +51,6 @@ def allowed_scopes(client: Application, project) -> list[str]:
     return catalog
 
 
-def relax_commit() -> bool:
-    """TOKEN_ASYNC_COMMIT: the statement that issues tokens commits without waiting for the disk
-    flush (revocations, in their own transactions, always wait for it)."""
-    return settings.TOKEN_ASYNC_COMMIT
-
-
 class Validator(OAuth2Validator):
     # --- clients ------------------------------------------------------------------------------
     def _load_application(self, client_id, request):
@@ -233,10 +227,10 @@ class Validator(OAuth2Validator):
             return access, refresh
 
         if not rows.write(*rows_for(previous if rotating else None), link="access_token", guard=guard,
-                          relax_commit=relax_commit()):
+                          relax_commit=settings.TOKEN_ASYNC_COMMIT):
             self._lost_claim(request, grant, previous)
             # Still here: a concurrent refresh rotated the token inside the grace window; siblings.
-            rows.write(*rows_for(None), link="access_token", relax_commit=relax_commit())
+            rows.write(*rows_for(None), link="access_token", relax_commit=settings.TOKEN_ASYNC_COMMIT)
         tokens.touch_client(request.client)
 
     def _lost_claim(self, request, grant: Grant | None, previous: RefreshToken | None) -> None:
