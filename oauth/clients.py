@@ -11,12 +11,11 @@ in every process at once and again at commit; the tier's TTL bounds what a lost 
 cost. Without Redis (the embedded default) the tier is off and every lookup is a query.
 """
 
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from projects.localcache import MISS
+from projects.localcache import MISS, now_and_at_commit
 from projects.models import clone_row, local_cache
 
 from . import cimd
@@ -63,8 +62,7 @@ def load_client(project, client_id: str, request: HttpRequest | None = None) -> 
 def forget(client: Application) -> None:
     """Drop `client` from every process's tier now, and again at commit (a reader may refill in between)."""
     key = cache_key(client.project_id, client.client_id)
-    local_cache.forget(key)
-    transaction.on_commit(lambda: local_cache.forget(key))
+    now_and_at_commit(lambda: local_cache.forget(key))
 
 
 @receiver(post_save, sender=Application, dispatch_uid="mcpauth.clients.saved")

@@ -18,13 +18,22 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 logger = logging.getLogger("mcpauth.localcache")
 
 MISS = object()
+
+
+def now_and_at_commit(forget: Callable[[], None]) -> None:
+    """Drop a cached value now (for this connection's readers) and again when the current transaction
+    commits: a reader that refilled the cache from the old committed row in between must not keep it."""
+    forget()
+    transaction.on_commit(forget)
 
 
 def _channel() -> str:

@@ -15,7 +15,7 @@ from mcpauth_service import rows
 
 from . import keys
 from . import secrets as tokens
-from .localcache import MISS, LocalCache
+from .localcache import MISS, LocalCache, now_and_at_commit
 
 # Projects read on hot paths, kept in process for seconds (see projects/localcache.py).
 local_cache = LocalCache(ttl=10.0)
@@ -271,14 +271,10 @@ class Project(models.Model):
                 cache.delete(self.cache_key_domain(previous))
                 local_cache.forget(self.cache_key_domain(previous))
         super().save(*args, **kwargs)
-        # Now for this connection's readers, and again at commit for readers that refilled
-        # the cache from the old committed row in between.
-        self.forget_cached()
-        transaction.on_commit(self.forget_cached)
+        now_and_at_commit(self.forget_cached)
 
     def delete(self, *args, **kwargs):
-        self.forget_cached()
-        transaction.on_commit(self.forget_cached)
+        now_and_at_commit(self.forget_cached)
         return super().delete(*args, **kwargs)
 
     def open_client_slot(self) -> rows.Guard:
@@ -428,13 +424,10 @@ class ProjectSecret(HashedCredential):
 
     def save(self, *args, **kwargs) -> None:
         super().save(*args, **kwargs)
-        # Now, and again at commit: a reader that refilled from the old row in between must not keep it.
-        self.forget_cached()
-        transaction.on_commit(self.forget_cached)
+        now_and_at_commit(self.forget_cached)
 
     def delete(self, *args, **kwargs):
-        self.forget_cached()
-        transaction.on_commit(self.forget_cached)
+        now_and_at_commit(self.forget_cached)
         return super().delete(*args, **kwargs)
 
     def revoke(self, actor: str = "system") -> None:

@@ -1,7 +1,6 @@
 """Clients kept in process (oauth.clients): a hot client costs no query, and any change to it, or its
 removal, is seen at once by every process. The tier is on only with Redis (its broadcasts need it)."""
 
-import threading
 
 import pytest
 from django.db import connection
@@ -10,8 +9,9 @@ from django.utils import timezone
 
 from oauth import clients, reaper, tokens
 from oauth.models import Application
-from projects.localcache import MISS, LocalCache
+from projects.localcache import MISS
 from projects.models import local_cache
+from tests.localcache_support import another_worker_holding
 from tests.token_support import basic, post_form, token_url
 
 pytestmark = pytest.mark.redis
@@ -120,18 +120,8 @@ def test_touching_a_client_refreshes_its_copy(project_a, public_client_a):
 
 
 def test_a_saved_client_is_forgotten_in_other_processes(project_a, public_client_a):
-    other = LocalCache(ttl=60)  # stands for another worker: its own memory, its own subscription
     key = clients.cache_key(project_a.pk, public_client_a.client_id)
-    other.put(key, "stale", other.now())
-    dropped = threading.Event()
-    original = other._drop
-
-    def watch(k):
-        original(k)
-        if k == key:
-            dropped.set()
-
-    other._drop = watch
+    other, dropped = another_worker_holding(key)
 
     public_client_a.name = "Renamed"
     public_client_a.save()

@@ -2,7 +2,6 @@
 bench harness's seeding and parsing. No timings are asserted anywhere: `make bench` measures."""
 
 import json
-import threading
 from urllib.parse import quote
 
 import pytest
@@ -13,6 +12,7 @@ from bench import run, seed
 from mcpauth_service.middleware import is_machine_route
 from projects.localcache import MISS, LocalCache
 from projects.models import Project, local_cache
+from tests.localcache_support import another_worker_holding
 
 # --- only the middleware each route needs -------------------------------------------------------------
 
@@ -82,19 +82,9 @@ def test_it_forgets_a_saved_project_at_once(project_a):
 
 @pytest.mark.redis
 def test_it_broadcasts_a_forget_to_other_processes(project_a):
-    other = LocalCache(ttl=60)  # stands for another worker: its own memory, its own subscription
     key = Project.cache_key_slug("alpha")
-    other.put(key, "stale", other.now())
+    other, dropped = another_worker_holding(key)
     assert other.get(key) == "stale"
-    dropped = threading.Event()
-    original = other._drop
-
-    def watch(k):
-        original(k)
-        if k == key:
-            dropped.set()
-
-    other._drop = watch
 
     project_a.forget_cached()
 
