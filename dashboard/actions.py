@@ -1,14 +1,14 @@
 """What operators do to a project, shared by the dashboard views and the management API.
 
 Each action is scoped to the project it is given, runs in one transaction, and leaves an
-AuditEvent naming the operator.
+AuditEvent naming the operator. Tokens end through `oauth.revoke`, the one revocation path.
 """
 
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
+from oauth import revoke
 from oauth.models import Application, Consent
 from projects import secrets as tokens
 from projects.models import AuditEvent, Project, ProjectMember, User
@@ -30,14 +30,7 @@ def clients_of(project: Project) -> QuerySet:
 def revoke_client_tokens(project: Project, client: Application, request) -> int:
     """Revoke every token and pending code of one client; returns how many tokens were live."""
     assert client.project_id == project.pk
-    now = timezone.now()
-    access = get_access_token_model().objects.filter(application=client)
-    live = access.filter(expires__gt=now).count()
-    get_refresh_token_model().objects.filter(application=client, revoked__isnull=True).update(
-        revoked=now, updated=now
-    )
-    access.delete()
-    get_grant_model().objects.filter(application=client).delete()
+    live = revoke.client_tokens(client)
     AuditEvent.record(project, "token.revoked", actor=actor_of(request), client_id=client.client_id,
                       request=request, reason="operator revoked all tokens of the client", count=live)
     return live
@@ -103,14 +96,7 @@ def end_users_of(project: Project) -> QuerySet:
 def revoke_end_user(project: Project, person: User, request) -> int:
     """Revoke everything a person granted in this project: tokens, codes and remembered consent."""
     assert person.project_id == project.pk
-    now = timezone.now()
-    access = get_access_token_model().objects.filter(user=person, application__project=project)
-    live = access.filter(expires__gt=now).count()
-    get_refresh_token_model().objects.filter(
-        user=person, application__project=project, revoked__isnull=True
-    ).update(revoked=now, updated=now)
-    access.delete()
-    get_grant_model().objects.filter(user=person, application__project=project).delete()
+    live = revoke.end_user_grants(project, person)
     Consent.objects.filter(user=person, client__project=project).delete()
     AuditEvent.record(project, "grants.revoked", actor=actor_of(request), request=request,
                       subject=person.subject, count=live)

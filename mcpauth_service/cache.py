@@ -1,4 +1,6 @@
-"""Django's Redis cache backend, without building a Redis client on every call.
+"""The cache backends: Django's Redis cache without a client per call, and the embedded shared store.
+
+`RedisCache`: Django's Redis cache backend, without building a Redis client on every call.
 
 `django.core.cache.backends.redis.RedisCacheClient.get_client()` constructs a new `redis.Redis`
 for each cache operation; with redis-py 8 that rebuilds a ~170-entry case-insensitive table of
@@ -8,11 +10,20 @@ client is a thin, thread-safe handle on a connection pool (which already survive
 checking its pid), so one per pool is enough.
 """
 
+import base64
+import itertools
 import os
+import pickle
 import threading
+from datetime import UTC, datetime
 
+from django.conf import settings
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.db import DatabaseCache as DjangoDatabaseCache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+from django.db import connections, models, router, transaction
+from django.utils.timezone import now as tz_now
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -104,3 +115,104 @@ def set_many_bytes(cache, keys: list[str], value: bytes, timeout: int) -> None:
         method(keys, value, timeout)
     else:
         cache.set_many(dict.fromkeys(keys, value), timeout)
+
+
+# --- the embedded default's shared store ---------------------------------------------------------------
+class DatabaseCache(DjangoDatabaseCache):
+    """Django's database cache, with the writes every worker process must agree on made atomic.
+
+    The embedded default (no REDIS_URL) keeps its cache in a table of its own database
+    (`mcpauth_service.models.CacheEntry`, created by the migrations), so that every gunicorn worker
+    reads and writes the same entries: introspection answers and their tombstones, rate-limit
+    counters, CIMD documents and back-off, the tier generation (projects.localcache).
+
+    Django's own writes count the table on every call, may cull live entries (a tombstone, a
+    counter) when it grows, and swallow database errors (a tombstone that silently fails to land
+    is a revocation lost). Here `set`/`add` are one upsert, errors propagate, only expired entries
+    are ever removed, and `incr` reads and writes in one transaction: on PostgreSQL the row is
+    locked (`FOR UPDATE`); on SQLite the embedded settings' `transaction_mode: IMMEDIATE` makes
+    every transaction take the write lock first, so increments from all processes take turns.
+    """
+
+    PURGE_EVERY = 500  # writes per process between two sweeps of expired entries
+
+    def __init__(self, table, params):
+        super().__init__(table, params)
+        self.table = table
+        self._writes = itertools.count()
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None) -> None:
+        self._store(self.make_and_validate_key(key, version=version), value, timeout, only_if_absent=False)
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None) -> bool:
+        return self._store(self.make_and_validate_key(key, version=version), value, timeout, only_if_absent=True)
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None) -> list:
+        with transaction.atomic(using=self._db(write=True)):
+            for key, value in data.items():
+                self.set(key, value, timeout, version)
+        return []
+
+    def incr(self, key, delta=1, version=None) -> int:
+        """Atomically add `delta` to a live integer entry (its expiry kept); ValueError when there is none."""
+        key = self.make_and_validate_key(key, version=version)
+        alias = self._db(write=True)
+        connection = connections[alias]
+        table, column = connection.ops.quote_name(self.table), connection.ops.quote_name
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        with transaction.atomic(using=alias), connection.cursor() as cursor:
+            cursor.execute(f"SELECT {column('value')}, {column('expires')} FROM {table} "
+                           f"WHERE {column('cache_key')} = %s{lock}", [key])
+            found = cursor.fetchone()
+            if found is None or self._expired(connection, found[1]):
+                raise ValueError(f"Key '{key}' not found")
+            value = self._loads(connection, found[0]) + delta
+            cursor.execute(f"UPDATE {table} SET {column('value')} = %s WHERE {column('cache_key')} = %s",
+                           [self._dumps(value), key])
+        return value
+
+    # --- the few lines of SQL -------------------------------------------------------------------------
+    def _db(self, write: bool) -> str:
+        model = self.cache_model_class
+        return router.db_for_write(model) if write else router.db_for_read(model)
+
+    def _store(self, key: str, value, timeout, only_if_absent: bool) -> bool:
+        alias = self._db(write=True)
+        connection = connections[alias]
+        table, column = connection.ops.quote_name(self.table), connection.ops.quote_name
+        k, v, e = column("cache_key"), column("value"), column("expires")
+        seconds = self.get_backend_timeout(timeout)
+        expires = datetime.max if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+        sql = (f"INSERT INTO {table} ({k}, {v}, {e}) VALUES (%s, %s, %s) "
+               f"ON CONFLICT ({k}) DO UPDATE SET {v} = excluded.{v}, {e} = excluded.{e}")
+        params = [key, self._dumps(value), self._adapt(connection, expires)]
+        if only_if_absent:  # an expired entry counts as absent
+            sql += f" WHERE {table}.{e} < %s"
+            params.append(self._adapt(connection, tz_now()))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            written = cursor.rowcount == 1
+            if next(self._writes) % self.PURGE_EVERY == 0:
+                cursor.execute(f"DELETE FROM {table} WHERE {e} < %s", [self._adapt(connection, tz_now())])
+        return written
+
+    def _dumps(self, value) -> str:
+        # As Django's DatabaseCache stores values, so that its get() reads them.
+        return base64.b64encode(pickle.dumps(value, self.pickle_protocol)).decode("latin1")
+
+    @staticmethod
+    def _loads(connection, stored):
+        return pickle.loads(base64.b64decode(connection.ops.process_clob(stored).encode()))
+
+    @staticmethod
+    def _adapt(connection, moment: datetime):
+        if not settings.USE_TZ:
+            moment = moment.replace(tzinfo=None)
+        return connection.ops.adapt_datetimefield_value(moment)
+
+    @staticmethod
+    def _expired(connection, expires) -> bool:
+        expression = models.Expression(output_field=models.DateTimeField())
+        for converter in connection.ops.get_db_converters(expression) + expression.get_db_converters(connection):
+            expires = converter(expires, expression, connection)
+        return expires < tz_now()

@@ -1,6 +1,6 @@
 """mcpauth settings: everything comes from the environment, with an embedded default.
 
-No DATABASE_URL -> SQLite in var/; no REDIS_URL -> local-memory cache and eager Celery.
+No DATABASE_URL -> SQLite in var/; no REDIS_URL -> a cache table in that database and eager Celery.
 """
 
 from pathlib import Path
@@ -133,7 +133,10 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # A table in the database every worker process shares (see mcpauth_service/cache.py), never
+    # one process's memory: what one worker revokes, counts or learns, the others must see.
+    CACHES = {"default": {"BACKEND": "mcpauth_service.cache.DatabaseCache", "LOCATION": "mcpauth_cache",
+                          "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "mcpauth")}}
     CELERY_BROKER_URL = "memory://"
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -6,9 +6,9 @@ allows them.
 
 The token, revocation and introspection endpoints look the same few clients up on every
 request, so rows are kept in process (`projects.localcache`, the tier projects and secrets use):
-any save or delete of a client, queryset deletes included (they send `post_delete`), drops it
-in every process at once and again at commit; the tier's TTL bounds what a lost broadcast can
-cost. Without Redis (the embedded default) the tier is off and every lookup is a query.
+any save or delete of a client, queryset deletes included (they send `post_delete`), moves the
+shared generation on at once and again at commit, so from the change's response on no process
+serves the old row.
 """
 
 from django.db.models.signals import post_delete, post_save
@@ -63,6 +63,14 @@ def forget(client: Application) -> None:
     """Drop `client` from every process's tier now, and again at commit (a reader may refill in between)."""
     key = cache_key(client.project_id, client.client_id)
     now_and_at_commit(lambda: local_cache.forget(key))
+
+
+def touched(client: Application) -> None:
+    """`last_used_at` was written: this process's kept row learns it (each process writes its own
+    once an hour at most); a last-use time is bookkeeping no other worker must honour."""
+    kept = local_cache.peek(cache_key(client.project_id, client.client_id))
+    if kept is not MISS and kept is not None and kept.pk == client.pk:
+        kept.last_used_at = client.last_used_at
 
 
 @receiver(post_save, sender=Application, dispatch_uid="mcpauth.clients.saved")

@@ -232,16 +232,25 @@ class Consent(models.Model):
         return consent
 
 
-# --- Introspection cache upkeep (issue 5): cached answers die with their client -------------------
-def _forget_client_tokens(sender, instance: Application, **kwargs) -> None:
+# --- Introspection cache upkeep: cached answers die with their client or end user ----------------
+def _tombstone_client_tokens(sender, instance: Application, **kwargs) -> None:
     if kwargs.get("signal") is models.signals.pre_delete or instance.disabled_at is not None:
-        from .tokens import forget_client_tokens
+        from . import revoke
 
-        forget_client_tokens(instance)
+        revoke.gone_with(AccessToken.objects.filter(application_id=instance.pk))
 
 
-models.signals.pre_delete.connect(_forget_client_tokens, sender=Application, dispatch_uid="oauth_forget_deleted_client")
-models.signals.post_save.connect(_forget_client_tokens, sender=Application, dispatch_uid="oauth_forget_disabled_client")
+def _tombstone_end_user_tokens(sender, instance, **kwargs) -> None:
+    if instance.project_id is not None:  # an end user: their tokens go by cascade
+        from . import revoke
+
+        revoke.gone_with(AccessToken.objects.filter(user_id=instance.pk))
+
+
+models.signals.pre_delete.connect(_tombstone_client_tokens, sender=Application, dispatch_uid="oauth_forget_deleted_client")
+models.signals.post_save.connect(_tombstone_client_tokens, sender=Application, dispatch_uid="oauth_forget_disabled_client")
+models.signals.pre_delete.connect(_tombstone_end_user_tokens, sender=settings.AUTH_USER_MODEL,
+                                  dispatch_uid="oauth_forget_deleted_end_user")
 
 
 # --- The per-project count of open-registered clients (Project.open_client_count) ---------------

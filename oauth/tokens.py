@@ -1,14 +1,16 @@
-"""Token service (RFC 6749 §5.1, RFC 8707, RFC 9068, RFC 7662 cache): minting, audience, revocation.
+"""Token service (RFC 6749 §5.1, RFC 8707, RFC 9068, RFC 7662 cache): minting, audience, finding.
 
-Everything that creates, finds or ends an access or refresh token goes through here, whether the
+Everything that creates or finds an access or refresh token goes through here (ending one goes
+through `oauth.revoke`), whether the
 request came through oauthlib (the token endpoint) or not (the mcpauth exchange):
 
 - values: opaque `mcpat_…`/`mcprt_…` (projects.secrets) or an RFC 9068 JWT (oauth.jwt_tokens);
   the database keeps only the toolkit's sha256 `token_checksum` (COMPLIANT_BCP_RFC9700_TOKEN_STORAGE);
 - lifetimes come from the project (`access_token_ttl`, `refresh_token_ttl`);
 - audience: the granted resource, narrowed by a `resource` parameter, within `project.resources`;
-- introspection answers are cached by checksum in Redis (compact bytes) and replaced by a
-  tombstone whenever a token is revoked, so a resource server may introspect on every request.
+- introspection answers are cached by checksum in the shared cache (compact bytes) and replaced
+  by a tombstone whenever a token is revoked (`oauth.revoke`, the one way tokens end), so a
+  resource server may introspect on every request.
 """
 
 import hashlib
@@ -22,7 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from oauth2_provider.models import set_token_value
 
@@ -159,7 +161,7 @@ def touch_client(client: Application) -> None:
     if client.last_used_at is None or now - client.last_used_at > CLIENT_TOUCH_RESOLUTION:
         Application.objects.filter(pk=client.pk).update(last_used_at=now)
         client.last_used_at = now
-        clients.forget(client)  # the process tier's copy would still hold the old time
+        clients.touched(client)
 
 
 @transaction.atomic
@@ -195,67 +197,6 @@ def live_access_token(project: Project, raw: str) -> AccessToken | None:
     if row is None or row.is_expired() or row.application.disabled_at is not None:
         return None
     return row
-
-
-def revoke_family(family: uuid.UUID | None) -> None:
-    """End a whole grant: every refresh token of the family and every access token they carry."""
-    if not family:
-        return
-    members = RefreshToken.objects.filter(token_family=family).values("access_token_id")
-    doomed = list(AccessToken.objects.filter(pk__in=members).values_list("token_checksum", flat=True))
-    RefreshToken.revoke_family(family)  # the toolkit's set-based sweep: revokes the rows, deletes their access tokens
-    forget(doomed)
-
-
-def revoke_refresh_token(row: RefreshToken) -> None:
-    """RFC 7009 §2.1: revoking a refresh token ends its family (every token of the grant)."""
-    if row.token_family:
-        revoke_family(row.token_family)
-        return
-    doomed = list(AccessToken.objects.filter(pk=row.access_token_id).values_list("token_checksum", flat=True))
-    row.revoke()
-    forget(doomed)
-
-
-def _carrier(access_id: int) -> QuerySet:
-    return RefreshToken.objects.filter(access_token_id=access_id).values_list("token_family", "access_token_id")
-
-
-def _carrier_or_source(access_id: int, source_id: int) -> QuerySet:
-    return (RefreshToken.objects.filter(Q(access_token_id=access_id) | Q(pk=source_id))
-            .values_list("token_family", "access_token_id"))
-
-
-def revoke_access_token(row: AccessToken) -> None:
-    """End one access token and, when it came with a refresh token, the grant it belongs to."""
-    # The refresh token carrying it, and the one it was refreshed from: both of the same grant.
-    if row.source_refresh_token_id:
-        found = rows.fetch(RefreshToken, _carrier_or_source, row.pk, row.source_refresh_token_id)
-    else:
-        found = rows.fetch(RefreshToken, _carrier, row.pk)
-    family = next((f for f, _ in found if f), None)
-    carried = any(access_id == row.pk for _, access_id in found)
-    if family:
-        revoke_family(family)  # deletes every access token its refresh tokens carry
-    if not (family and carried):
-        if carried:  # a refresh token outside any family still points at it: the collector clears that
-            AccessToken.objects.filter(pk=row.pk).delete()
-        else:
-            rows.delete(AccessToken, row.pk)  # one DELETE: nothing refers to it
-    forget([row.token_checksum])
-
-
-def forget_client_tokens(client: Application) -> None:
-    """A deleted or disabled client's tokens must stop introspecting active at once, cache included."""
-    forget(list(AccessToken.objects.filter(application_id=client.pk).values_list("token_checksum", flat=True)))
-
-
-def revoke_client_tokens(client: Application) -> None:
-    """For callers that disable or delete a client: drop its tokens and their cached introspection."""
-    doomed = list(AccessToken.objects.filter(application=client).values_list("token_checksum", flat=True))
-    RefreshToken.objects.filter(application=client, revoked__isnull=True).update(revoked=timezone.now())
-    AccessToken.objects.filter(application=client).delete()
-    forget(doomed)
 
 
 # --- introspection cache (RFC 7662) ---------------------------------------------------------------

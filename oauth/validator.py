@@ -33,7 +33,7 @@ from oauth2_provider.settings import oauth2_settings
 from mcpauth_service import rows
 from projects.models import AuditEvent
 
-from . import tokens
+from . import revoke, tokens
 from .backend import django_request, project_of
 from .clients import load_client
 from .errors import InvalidGrant
@@ -121,7 +121,7 @@ class Validator(OAuth2Validator):
 
     def _code_replayed(self, grant: Grant, request) -> None:
         with transaction.atomic():
-            tokens.revoke_family(grant.token_family)
+            revoke.family(grant.token_family)
             AuditEvent.record(project_of(request), "token.code_replayed", client_id=grant.application.client_id,
                               request=django_request(request), grant=grant.pk)
 
@@ -180,7 +180,7 @@ class Validator(OAuth2Validator):
 
     def _refresh_reused(self, row: RefreshToken, request) -> None:
         with transaction.atomic():
-            tokens.revoke_family(row.token_family)
+            revoke.family(row.token_family)
             AuditEvent.record(project_of(request), "token.refresh_reuse_detected",
                               client_id=row.application.client_id, request=django_request(request),
                               family=str(row.token_family))
@@ -262,13 +262,13 @@ class Validator(OAuth2Validator):
         digest = tokens.checksum(token)
         access = rows.select_one(AccessToken, token_checksum=digest, application_id=client.pk)
         if access is not None:
-            tokens.revoke_access_token(access)
+            revoke.access_token(access)
             kind = "access_token"
         else:
             refresh = rows.select_one(RefreshToken, token_checksum=digest, application_id=client.pk)
             if refresh is None:
                 return
-            tokens.revoke_refresh_token(refresh)
+            revoke.refresh_token(refresh)
             kind = "refresh_token"
         AuditEvent.record(client.project, "token.revoked", client_id=client.client_id,
                           request=django_request(request), token_type=kind)

@@ -1,32 +1,41 @@
-"""An in-process tier in front of the Django cache for hot rows that rarely change (tenants).
+"""An in-process tier for hot rows that rarely change (projects, clients, project secrets), never stale.
 
-Every request under `/p/<slug>/` needs its project. The Django cache (Redis) already spares the
-database, but a Redis round trip plus unpickling still costs more CPU than a whole hello-world
-view, so each process also keeps the rows it read, for at most `ttl` seconds.
+Every request under `/p/<slug>/` needs its project, and the token, revocation and introspection
+endpoints need a client or a project secret: each process keeps the rows it read, so a hot row
+costs no query. What makes that safe is one generation number in the shared cache (Redis, or the
+embedded default's cache table), which every change moves on:
 
-Forgetting a key (a project saved or deleted) drops it here and broadcasts it over Redis pub/sub;
-a daemon thread in every process drops it there within milliseconds. The process serves from
-memory only while that subscription is up, and never keeps a value read before a broadcast that
-arrived since (so a reader racing a writer's commit cannot pin the old row). Without Redis (the
-embedded default) the tier stays off: the local-memory cache is already in process.
+- a row is kept with the generation read *before* the row was read from the database;
+- it is served only while the shared generation is still that number;
+- the generation is read at most once per request (the first time a tier is used in it) and on
+  every use outside requests (commands, tasks);
+- every change (`forget`) increments it after its transaction commits (and once at once), before
+  the change's response is sent: a request that starts after the change was acknowledged reads
+  the new number, and nothing kept before it is served. There is no broadcast to wait for.
+
+A reader racing a writer keeps at most a row tagged with the old generation, which the writer's
+increment at commit retires. A generation that is missing (never set, or a flushed or restarted
+Redis) starts again from a random number, so a lost key never brings an old generation back.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
+from django.core.cache import cache
+from django.core.signals import request_finished, request_started
 from django.db import transaction
 
-logger = logging.getLogger("mcpauth.localcache")
+from mcpauth_service.cache import get_bytes
 
 MISS = object()
+GENERATION_KEY = "localcache:generation"
+
+_request = threading.local()  # the generation read in this thread's current request, if any
 
 
 def now_and_at_commit(forget: Callable[[], None]) -> None:
@@ -36,120 +45,82 @@ def now_and_at_commit(forget: Callable[[], None]) -> None:
     transaction.on_commit(forget)
 
 
-def _channel() -> str:
-    prefix = settings.CACHES.get("default", {}).get("KEY_PREFIX", "")
-    scope = hashlib.sha256(f"{settings.REDIS_URL}|{prefix}".encode()).hexdigest()[:16]
-    return f"mcpauth:localcache:forget:{scope}"
+def request_began(**kwargs) -> None:
+    _request.active, _request.generation = True, None
+
+
+def request_ended(**kwargs) -> None:
+    _request.active, _request.generation = False, None
+
+
+request_started.connect(request_began, dispatch_uid="mcpauth.localcache.request_started")
+request_finished.connect(request_ended, dispatch_uid="mcpauth.localcache.request_finished")
+
+
+def _read_generation() -> int | None:
+    stored = get_bytes(cache, GENERATION_KEY)  # an integer: stored as digits by Redis, pickled elsewhere
+    if stored is None:  # never set, or lost (a flushed Redis): a random start never revives an old number
+        cache.add(GENERATION_KEY, secrets.randbelow(2**62), timeout=None)
+        stored = get_bytes(cache, GENERATION_KEY)
+    return int(stored) if stored is not None else None
+
+
+def generation() -> int | None:
+    """The shared generation, read once per request; None when it is unknown."""
+    if not getattr(_request, "active", False):
+        return _read_generation()
+    if _request.generation is None:
+        _request.generation = _read_generation()
+    return _request.generation
+
+
+def bump() -> None:
+    """Retire every row any process keeps (the next request anywhere reads the new generation)."""
+    try:
+        cache.incr(GENERATION_KEY)
+    except ValueError:  # never set, or lost: start from a random number (never an old one)
+        if not cache.add(GENERATION_KEY, secrets.randbelow(2**62), timeout=None):
+            cache.incr(GENERATION_KEY)
+    _request.generation = None  # this request's own later reads see its change
 
 
 class LocalCache:
     def __init__(self, ttl: float, max_entries: int = 10_000):
-        self.ttl = ttl
+        self.ttl = ttl  # also bounds memory; correctness comes from the generation
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, Any]] = {}
-        self._forgotten: dict[str, float] = {}  # key -> monotonic time of the last forget seen
-        self._pid: int | None = None
-        self._listening = False
-        self._lock = threading.Lock()
-        self._publisher = None
-
-    # --- reading and writing ----------------------------------------------------------------------
-    @property
-    def enabled(self) -> bool:
-        if not getattr(settings, "REDIS_URL", None) or self.ttl <= 0:
-            return False
-        if self._pid != os.getpid():  # first use in this process (or after a fork)
-            self._start()
-        return self._listening
+        self._entries: dict[str, tuple[float, int, Any]] = {}
 
     def get(self, key: str) -> Any:
-        """The value kept for `key`, or MISS."""
-        if not self.enabled:
-            return MISS
+        """The value kept for `key` under the current generation, or MISS."""
         hit = self._entries.get(key)
         if hit is None:
             return MISS
-        if hit[0] <= time.monotonic():
+        if hit[0] <= time.monotonic() or hit[1] != generation():
             self._entries.pop(key, None)
             return MISS
-        return hit[1]
+        return hit[2]
 
-    def now(self) -> float:
-        """Take this before reading the value to `put`: a forget seen after it voids the put."""
-        return time.monotonic()
+    def peek(self, key: str) -> Any:
+        """The kept value whatever its generation (for bookkeeping on it, never for serving), or MISS."""
+        hit = self._entries.get(key)
+        return MISS if hit is None else hit[2]
 
-    def put(self, key: str, value: Any, read_at: float) -> None:
-        if not self.enabled or self._forgotten.get(key, -1.0) >= read_at:
+    def now(self) -> int | None:
+        """Take this before reading the value to `put`: the generation it will be kept under."""
+        return generation()
+
+    def put(self, key: str, value: Any, read_at: int | None) -> None:
+        if read_at is None or self.ttl <= 0:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[key] = (time.monotonic() + self.ttl, value)
+        self._entries[key] = (time.monotonic() + self.ttl, read_at, value)
 
     def forget(self, *keys: str) -> None:
-        """Drop `keys` here and in every other process."""
+        """Drop `keys` here, and everything every process keeps (see the module docstring)."""
         for key in keys:
-            self._drop(key)
-        if getattr(settings, "REDIS_URL", None):
-            try:
-                publisher = self._client()
-                for key in keys:
-                    publisher.publish(_channel(), f"{self._sender()}|{key}")
-            except Exception:  # noqa: BLE001 - the TTL bounds what a missed broadcast can cost
-                logger.warning("localcache: could not broadcast a forget", exc_info=True)
+            self._entries.pop(key, None)
+        bump()
 
     def clear(self) -> None:
         self._entries.clear()
-
-    def _drop(self, key: str) -> None:
-        self._forgotten[key] = time.monotonic()
-        if len(self._forgotten) > self.max_entries:
-            self._forgotten.clear()
-            self._entries.clear()
-        self._entries.pop(key, None)
-
-    # --- the subscription ---------------------------------------------------------------------------
-    def _sender(self) -> str:
-        return f"{os.getpid()}.{id(self)}"
-
-    def _client(self):
-        import redis
-
-        if self._publisher is None or self._publisher[0] != os.getpid():
-            self._publisher = (os.getpid(), redis.Redis.from_url(settings.REDIS_URL))
-        return self._publisher[1]
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._listening = False
-            self._entries.clear()
-            ready = threading.Event()
-            threading.Thread(target=self._listen, args=(ready,), name="localcache-forget", daemon=True).start()
-        ready.wait(2)  # normally a millisecond; if Redis is slow the tier simply stays off for now
-
-    def _listen(self, ready: threading.Event) -> None:
-        import redis
-
-        pid = os.getpid()
-        while self._pid == pid:
-            try:
-                pubsub = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(_channel())
-                pubsub.get_message(timeout=2)  # the subscribe confirmation: from here on we hear forgets
-                self._entries.clear()  # anything may have changed while nobody listened
-                self._listening = True
-                ready.set()
-                for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        data = message["data"]
-                        sender, _, key = (data.decode() if isinstance(data, bytes) else str(data)).partition("|")
-                        if sender != self._sender():  # our own forgets were applied when made
-                            self._drop(key)
-            except Exception:  # noqa: BLE001 - off until resubscribed; reads go to Redis meanwhile
-                self._listening = False
-                self._entries.clear()
-                ready.set()
-                logger.warning("localcache: subscription lost; retrying", exc_info=True)
-                time.sleep(1)

@@ -6,7 +6,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
-from django.core.cache import cache
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -17,7 +16,8 @@ from . import keys
 from . import secrets as tokens
 from .localcache import MISS, LocalCache, now_and_at_commit
 
-# Projects read on hot paths, kept in process for seconds (see projects/localcache.py).
+# Projects, clients and project secrets read on hot paths, kept in process while no change was
+# made anywhere (projects/localcache.py), and at most this many seconds.
 local_cache = LocalCache(ttl=10.0)
 
 DEFAULT_SCOPES = [
@@ -121,34 +121,24 @@ def clone_row(row: models.Model) -> models.Model:
 
 
 class ProjectManager(models.Manager.from_queryset(ProjectQuerySet)):  # type: ignore[misc]
-    CACHE_TTL = 300
-
     def cached_by_slug(self, slug: str) -> "Project | None":
-        """Tenant lookup for hot paths: no database query, and usually no Redis round trip either
-        (projects.localcache keeps it in process, dropped everywhere when the project changes)."""
+        """Tenant lookup for hot paths: usually no query (projects.localcache keeps the row in
+        process until any project, client or secret changes anywhere), else one."""
         key = Project.cache_key_slug(slug)
         project = local_cache.get(key)
-        if project is not MISS:
-            return clone_row(project) if project else None  # each request gets its own instance
-        read_at = local_cache.now()
-        project = cache.get(key)
-        if project is None:
+        if project is MISS:
+            read_at = local_cache.now()
             project = self.filter(slug=slug).first() or False
-            cache.set(key, project, self.CACHE_TTL)
-        local_cache.put(key, project, read_at)
-        return clone_row(project) if project else None
+            local_cache.put(key, project, read_at)
+        return clone_row(project) if project else None  # each request gets its own instance
 
     def cached_slug_for_domain(self, domain: str) -> str | None:
         key = Project.cache_key_domain(domain)
         slug = local_cache.get(key)
-        if slug is not MISS:
-            return slug or None
-        read_at = local_cache.now()
-        slug = cache.get(key)
-        if slug is None:
+        if slug is MISS:
+            read_at = local_cache.now()
             slug = self.filter(custom_domain=domain).values_list("slug", flat=True).first() or ""
-            cache.set(key, slug, self.CACHE_TTL)
-        local_cache.put(key, slug, read_at)
+            local_cache.put(key, slug, read_at)
         return slug or None
 
     @transaction.atomic
@@ -253,11 +243,11 @@ class Project(models.Model):
         return self.display_name or self.name
 
     def forget_cached(self) -> None:
+        """No process serves this project's old row (or an old domain's) from now on."""
         stale = [self.cache_key_slug(self.slug)]
         if self.custom_domain:
             stale.append(self.cache_key_domain(self.custom_domain))
-        cache.delete_many(stale)
-        local_cache.forget(*stale)
+        local_cache.forget(*stale)  # and, through the generation, every other kept row
 
     def save(self, *args, **kwargs) -> None:
         if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
@@ -265,11 +255,6 @@ class Project(models.Model):
             # registrations since: every column but the counter.
             kwargs["update_fields"] = [f.name for f in self._meta.concrete_fields
                                        if not f.primary_key and f.name != "open_client_count"]
-        if self.pk:
-            previous = Project.objects.filter(pk=self.pk).values_list("custom_domain", flat=True).first()
-            if previous and previous != self.custom_domain:
-                cache.delete(self.cache_key_domain(previous))
-                local_cache.forget(self.cache_key_domain(previous))
         super().save(*args, **kwargs)
         now_and_at_commit(self.forget_cached)
 
@@ -392,7 +377,7 @@ class ProjectSecret(HashedCredential):
     @classmethod
     def _live_rows(cls, project: Project, prefix: str) -> list["ProjectSecret"]:
         """The live rows of `project` with this lookup prefix; kept in process (projects.localcache)
-        until any of them is saved (revoked), touched, or deleted, so a hot secret costs no query."""
+        until anything is saved (revoked) or deleted, so a hot secret costs no query."""
         key = cls.cache_key(project.pk, prefix)
         rows = local_cache.get(key)
         if rows is MISS:
@@ -413,11 +398,11 @@ class ProjectSecret(HashedCredential):
                 row = clone_row(cached)  # each caller gets its own instance
                 row.permissions = list(cached.permissions)
                 row.touch()
+                # This process's copy learns the time it wrote (other processes write theirs once
+                # too): a last-use time is bookkeeping, not something another worker must honour.
+                cached.last_used_at = row.last_used_at
                 return row
         return None
-
-    def touched(self) -> None:
-        self.forget_cached()
 
     def forget_cached(self) -> None:
         local_cache.forget(self.cache_key(self.project_id, self.prefix))

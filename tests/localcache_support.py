@@ -1,22 +1,12 @@
 """Another worker's in-process tier (projects.localcache), for tests of cross-process forgetting."""
 
-import threading
-
 from projects.localcache import LocalCache
 
 
-def another_worker_holding(key: str) -> tuple[LocalCache, threading.Event]:
-    """A tier with its own memory and its own Redis subscription, holding a stale value at `key`,
-    and an event set when a broadcast drops that key there."""
+def another_worker_holding(key: str) -> LocalCache:
+    """A tier with its own memory, as another process has, holding a stale value at `key` kept under
+    the current shared generation. Outside a request it reads the generation on every use, as another
+    process does at the start of its next request."""
     other = LocalCache(ttl=60)
     other.put(key, "stale", other.now())
-    dropped = threading.Event()
-    original = other._drop
-
-    def watch(k):
-        original(k)
-        if k == key:
-            dropped.set()
-
-    other._drop = watch
-    return other, dropped
+    return other

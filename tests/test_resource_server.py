@@ -18,7 +18,7 @@ from mcpauth_rs import InsufficientScope, ResourceServer, TokenRejected
 from mcpauth_rs.core import protected_resource_metadata_url
 from mcpauth_rs.drf import McpauthAuthentication, configured_resource_server, protected_resource_metadata
 from mcpauth_rs.mcp import McpauthTokenVerifier, auth_settings
-from oauth import jwt_tokens, tokens
+from oauth import jwt_tokens, revoke, tokens
 from oauth.models import AccessToken
 from projects.models import Project, ProjectSecret, SigningKey
 from tests.browser import run_async
@@ -130,7 +130,7 @@ def test_it_caches_introspection_briefly_and_forgets_on_request(issuer_url, intr
     uncached = resource_server(issuer_url, introspection_secret, cache_seconds=0)
     cached.verify(body["access_token"])
     uncached.verify(body["access_token"])
-    tokens.revoke_access_token(AccessToken.objects.get(token_checksum=tokens.checksum(body["access_token"])))
+    revoke.access_token(AccessToken.objects.get(token_checksum=tokens.checksum(body["access_token"])))
 
     assert cached.verify(body["access_token"]).subject == end_user_a.subject  # the cached answer, for now
     with pytest.raises(TokenRejected, match="inactive"):
@@ -198,7 +198,7 @@ def test_it_sees_a_revoked_jwt_when_asked_to_check_revocation(issuer_url, jwt_pr
     local_only = resource_server(issuer_url, token_format="jwt")
     checked = resource_server(issuer_url, introspection_secret, check_revocation=True, cache_seconds=0)
     checked.verify(body["access_token"])
-    tokens.revoke_access_token(AccessToken.objects.get(token_checksum=tokens.checksum(body["access_token"])))
+    revoke.access_token(AccessToken.objects.get(token_checksum=tokens.checksum(body["access_token"])))
     with pytest.raises(TokenRejected, match="inactive"):
         checked.verify(body["access_token"])
     # Stateless verification cannot know: the documented trade-off of JWKS-only checking.
