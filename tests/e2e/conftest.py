@@ -10,78 +10,32 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PYTHON = sys.executable
+from tests.servers import (
+    PYTHON,
+    ROOT,
+    free_port,
+    recreate_database,
+    sibling_database_url,
+    start_server,
+    stop,
+    wait_for_http,
+)
+
 PASSWORD = "correct horse battery staple"
 REDIRECT_URI = "http://127.0.0.1:33418/callback"  # loopback: any port matches (RFC 8252)
 ACCESS_TOKEN_TTL = 4  # seconds: short, so the SDK refreshes on its own after a real wait
-STARTUP_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_http(url: str, process: subprocess.Popen, log: Path) -> None:
-    """Poll until `url` answers (any HTTP status); fail with the process log if it dies first."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{url}: process exited {process.returncode}\n{log.read_text()[-4000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"{url} did not answer within {STARTUP_SECONDS}s\n{log.read_text()[-4000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _e2e_database_url() -> str:
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith(("postgres://", "postgresql://")):
-        pytest.fail("end-to-end tests need DATABASE_URL pointing at PostgreSQL (see .ci/run)")
-    parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_e2e"))
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    return sibling_database_url("_e2e")
 
 
 @dataclass
@@ -129,7 +83,7 @@ class Issuer:
 def issuer(tmp_path_factory) -> Iterator[Issuer]:
     workdir = tmp_path_factory.mktemp("e2e")
     database_url = _e2e_database_url()
-    _recreate_database(database_url)
+    recreate_database(database_url)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -150,15 +104,8 @@ def issuer(tmp_path_factory) -> Iterator[Issuer]:
                              capture_output=True, text=True, timeout=300, check=False)
     if migrate.returncode != 0:
         pytest.fail(f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
-    log = workdir / "issuer.log"
-    gunicorn = shutil.which("gunicorn", path=str(Path(PYTHON).parent)) or "gunicorn"
-    process = subprocess.Popen(
-        [gunicorn, "mcpauth_service.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--error-logfile", "-", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )
+    process = start_server(env, port, workdir / "issuer.log")
     try:
-        wait_for_http(f"{url}/healthz", process, log)
         server = Issuer(url=url, env=env, workdir=workdir)
         server.manage("createoperator", "--email", server.operator, "--password", PASSWORD)
         yield server

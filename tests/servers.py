@@ -1,0 +1,104 @@
+"""Our server as real processes on loopback, for the end-to-end and multi-worker tests.
+
+`server_command` is the one place that says how the server is started (as `make run` does); a
+change of server (gunicorn, granian, ...) is made there and in the Makefile together.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+STARTUP_SECONDS = 60
+
+
+def server_command(port: int, workers: int = 2) -> list[str]:
+    """The server as `make run` starts it (Makefile), on 127.0.0.1:`port` with `workers` processes."""
+    gunicorn = shutil.which("gunicorn", path=str(Path(PYTHON).parent)) or "gunicorn"
+    return [gunicorn, "mcpauth_service.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--error-logfile", "-", "--log-level", "warning"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, log: Path) -> None:
+    """Poll until `url` answers (any HTTP status); fail with the process log if it dies first."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{url}: process exited {process.returncode}\n{log.read_text()[-4000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"{url} did not answer within {STARTUP_SECONDS}s\n{log.read_text()[-4000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def sibling_database_url(suffix: str) -> str:
+    """DATABASE_URL's database with `suffix` appended: a PostgreSQL database of the test's own."""
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith(("postgres://", "postgresql://")):
+        pytest.fail("this test needs DATABASE_URL pointing at PostgreSQL (see .ci/run)")
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix))
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def manage(env: dict[str, str], *args: str, timeout: int = 300) -> str:
+    """`python manage.py ARGS` against the server's database; its stdout (fails the test on an error)."""
+    done = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def start_server(env: dict[str, str], port: int, log: Path, workers: int = 2) -> subprocess.Popen:
+    """The server (`server_command`) with `env`, answering on `port` when this returns."""
+    process = subprocess.Popen(server_command(port, workers), cwd=ROOT, env=env, stdout=log.open("w"),
+                               stderr=subprocess.STDOUT)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process, log)
+    except BaseException:
+        stop(process)
+        raise
+    return process
