@@ -93,8 +93,8 @@ class RedisCache(DjangoRedisCache):
 
 # `django.core.cache.cache` is a proxy (isinstance sees the proxy), so these ask for the method.
 def get_bytes(cache, key: str) -> bytes | None:
-    """`cache.get_bytes` where the backend has it (Redis); elsewhere (tests' local memory) the bytes
-    go through the backend's own get/set, which is equally correct there."""
+    """`cache.get_bytes` where the backend has it (Redis); elsewhere (the embedded cache table) the
+    bytes go through the backend's own get/set, which is equally correct there."""
     method = getattr(cache, "get_bytes", None)
     return method(key) if method is not None else cache.get(key)
 

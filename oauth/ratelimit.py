@@ -6,8 +6,8 @@ Counters are atomic increments on keys that expire with their window, so every w
 shares them. Over a limit → `TooManyRequests` (429) with `Retry-After` until the window turns.
 
 With Redis, every window of every scope is counted by one Lua script: one round trip per
-request, however many windows. Other cache backends (the embedded default's local memory)
-count with `cache.add` + `cache.incr`, window by window.
+request, however many windows. Other cache backends (the embedded default's cache table, whose
+`add` and `incr` are atomic across processes) count with `cache.add` + `cache.incr`, window by window.
 """
 
 import hashlib
