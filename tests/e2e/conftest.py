@@ -1,4 +1,4 @@
-"""End-to-end harness: our issuer (gunicorn) and the example MCP server as real processes on loopback.
+"""End-to-end harness: our issuer (the server as shipped, mcpauth_service/serve.py) and the example MCP server as real processes on loopback.
 
 The issuer runs against its own PostgreSQL database (`<test database>_e2e`, created and migrated
 once per session) and its own Redis key prefix, so the suite's other tests never see its rows.
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -37,6 +36,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def serve_command(port: int, workers: int | None = None, threads: int | None = None) -> list[str]:
+    """The server as shipped, on loopback: the one command make run, make serve and Docker use."""
+    argv = [PYTHON, "-m", "mcpauth_service.serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers:
+        argv += ["--workers", str(workers)]
+    if threads:
+        argv += ["--threads", str(threads)]
+    return argv
 
 
 def wait_for_http(url: str, process: subprocess.Popen, log: Path) -> None:
@@ -137,6 +146,8 @@ def issuer(tmp_path_factory) -> Iterator[Issuer]:
         "DATABASE_URL": database_url,
         "PUBLIC_URL": url,
         "SECRET_KEY": os.environ.get("SECRET_KEY") or "e2e-" + secrets.token_urlsafe(48),
+        "DIGEST_KEY": os.environ.get("DIGEST_KEY") or "e2e-" + secrets.token_urlsafe(48),
+        "KEY_ENCRYPTION_KEY": os.environ.get("KEY_ENCRYPTION_KEY") or "e2e-" + secrets.token_urlsafe(48),
         "CACHE_KEY_PREFIX": "mcpauth-e2e-" + secrets.token_hex(4),
         "DEBUG": "false",
         "LOG_LEVEL": "WARNING",
@@ -151,12 +162,8 @@ def issuer(tmp_path_factory) -> Iterator[Issuer]:
     if migrate.returncode != 0:
         pytest.fail(f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
     log = workdir / "issuer.log"
-    gunicorn = shutil.which("gunicorn", path=str(Path(PYTHON).parent)) or "gunicorn"
-    process = subprocess.Popen(
-        [gunicorn, "mcpauth_service.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--error-logfile", "-", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )
+    process = subprocess.Popen(serve_command(port, workers=2), cwd=ROOT, env=env, stdout=log.open("w"),
+                               stderr=subprocess.STDOUT)
     try:
         wait_for_http(f"{url}/healthz", process, log)
         server = Issuer(url=url, env=env, workdir=workdir)
