@@ -39,7 +39,7 @@ def check_separate_keys(app_configs, **kwargs):
         errors.append(Error(
             "DIGEST_KEY is not set (required when DATABASE_URL is set).",
             hint=UPGRADE_HINT.format(name="DIGEST_KEY",
-                                     what="every stored secret, token and client secret stops matching"),
+                                     what="every project secret, client secret, registration access token and operator API token stops matching"),
             id="mcpauth.E002",
         ))
     if not settings.KEY_ENCRYPTION_KEY:
