@@ -34,11 +34,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=8)
-    parser.add_argument("--slow-seconds", type=int, default=20)
+    parser.add_argument("--slow-seconds", type=int, default=20, help="0: no slow-client attack")
     parser.add_argument("--slow-headers", type=int, default=20)
     parser.add_argument("--short-bodies", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--also", action="append", default=[], metavar="SERVER:WORKERS:THREADS",
+                        help="one more configuration to compare, e.g. granian:2:8 (repeatable)")
     return parser.parse_args(argv)
 
 
@@ -50,6 +52,9 @@ def label(model: tuple[str, int, int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     models = [(s, args.workers, 1 if s == "sync" else args.threads) for s, _, _ in MODELS]
+    for extra in args.also:
+        server, workers, threads = extra.split(":")
+        models.append((server, int(workers), int(threads)))
     cfg = run.parse_args(["--duration", str(args.duration)])
     run.require_wrk()
     run.OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                     per[name] = r = run.run_wrk(cfg, scenario, world.base_path, path, cfg.duration)
                     print(f"  round {index + 1} {label(model):<16} {name:<20} {r['rps']:>8.1f} req/s  "
                           f"p99 {r['p99_ms']:>7.2f} ms  {r['statuses']}", flush=True)
-                if index == 0:
+                if index == 0 and args.slow_seconds:
                     slow[label(model)] = outcomes = {}
                     for kind, headers, bodies in (("slow_headers", args.slow_headers, 0),
                                                   ("short_bodies", 0, args.short_bodies)):

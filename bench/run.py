@@ -202,8 +202,9 @@ class Server:
         self.server = server or os.environ.get("WEB_SERVER") or serve.DEFAULT_SERVER
         self.workers = workers or int(os.environ.get("WEB_WORKERS") or serve.default_workers())
         self.threads = threads or int(os.environ.get("WEB_THREADS") or serve.DEFAULT_THREADS)
-        self.cmd = serve.command(host="127.0.0.1", port=cfg.port, server=self.server, workers=self.workers,
-                                 threads=self.threads)
+        # Exactly what ships: the serve module (system checks, then exec of the server) with its flags.
+        self.cmd = [sys.executable, "-m", "mcpauth_service.serve", "--host", "127.0.0.1", "--port", str(cfg.port),
+                    "--server", self.server, "--workers", str(self.workers), "--threads", str(self.threads)]
         self.proc: subprocess.Popen | None = None
         self.log_path = OUT_DIR / "server.log"
 
