@@ -11,7 +11,8 @@ COPY dashboard ./dashboard
 RUN pip install --no-cache-dir .
 
 FROM python:3.11-slim
-ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MCPAUTH_VAR_DIR=/app/var
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MCPAUTH_VAR_DIR=/app/var \
+    HOST=0.0.0.0 PORT=8000
 RUN useradd --create-home --uid 10001 mcpauth
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
@@ -20,4 +21,7 @@ USER mcpauth
 RUN SECRET_KEY=build-only-not-secret-collectstatic-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx \
     python manage.py collectstatic --noinput --verbosity 0
 EXPOSE 8000
-CMD ["gunicorn", "mcpauth_service.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]
+# The server as shipped (mcpauth_service/serve.py, the same command as `make serve`): granian,
+# WEB_WORKERS (default: the CPU count) x WEB_THREADS (default 4). It refuses to start without
+# SECRET_KEY, DIGEST_KEY and KEY_ENCRYPTION_KEY once DATABASE_URL is set (docs/deployment.md).
+CMD ["python", "-m", "mcpauth_service.serve"]

@@ -1,14 +1,14 @@
-# mcpauth — `make run` serves the embedded default; `make test` runs the whole suite.
+# mcpauth — `make run` serves the embedded default; `make test` runs the whole suite;
+# `make serve` runs the production server as shipped (no demo) with the environment's settings.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
-WORKERS ?= 2
 export PUBLIC_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: install run test migrate lint clean demo bench bench-scale bench-soak bench-wrk
+.PHONY: install run serve test migrate lint clean demo bench bench-scale bench-soak bench-wrk
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,12 +21,18 @@ install: $(STAMP)
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
+# The server command lives in one place, mcpauth_service/serve.py (granian; WEB_WORKERS, WEB_THREADS).
 run: migrate
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py bootstrapdemo
 	@echo "  Serving on http://$(HOST):$(PORT)  (Ctrl-C to stop)"
-	$(BIN)/gunicorn mcpauth_service.wsgi:application --bind $(HOST):$(PORT) --workers $(WORKERS) \
-		--access-logfile - --error-logfile - --log-level warning
+	$(BIN)/python -m mcpauth_service.serve --host $(HOST) --port $(PORT) --access-log
+
+# Production as shipped: migrations, static files, the server; DATABASE_URL, REDIS_URL, SECRET_KEY,
+# DIGEST_KEY, KEY_ENCRYPTION_KEY and PUBLIC_URL come from the environment (docs/deployment.md).
+serve: migrate
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python -m mcpauth_service.serve --host $(HOST) --port $(PORT)
 
 # The end-to-end tests also run the official MCP TypeScript SDK under Node 20 (git-ignored node_modules).
 E2E_TS := tests/e2e/ts
@@ -44,7 +50,7 @@ $(E2E_TS)/node_modules/.installed: $(E2E_TS)/package-lock.json
 # The issuer plus examples/mcp_server.py (port 8001), printing how to connect MCP Inspector or Claude.
 demo: migrate
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python examples/demo.py --host $(HOST) --port $(PORT) --workers $(WORKERS)
+	$(BIN)/python examples/demo.py --host $(HOST) --port $(PORT)
 
 # Benchmarks (docs/performance.md): own database (BENCH_DATABASE_URL, default mcpauth_bench) and
 # Redis db (BENCH_REDIS_URL, default db 9); loopback only; results in var/bench/.

@@ -5,9 +5,9 @@
     python -m bench.run --soak 300      # a 5-minute mixed run, sampling worker RSS
 
 It recreates its own database (BENCH_DATABASE_URL, default .../mcpauth_bench) and Redis database
-(BENCH_REDIS_URL, default db 9), seeds a project (bench/seed.py), starts gunicorn as production
-does (2 sync workers, DEBUG off, a random 64-character SECRET_KEY, PostgreSQL, Redis) on a loopback
-port, and drives it with wrk (bench/lua/*.lua; 50 connections). Each scenario is probed with one
+(BENCH_REDIS_URL, default db 9), seeds a project (bench/seed.py), starts the server as shipped
+(mcpauth_service/serve.py: granian, WEB_WORKERS/WEB_THREADS honoured; DEBUG off, a random
+SECRET_KEY, PostgreSQL, Redis) on a loopback port, and drives it with wrk (bench/lua/*.lua; 50 connections). Each scenario is probed with one
 real request first (a wrong seed or a missing endpoint is reported, not timed), then measured.
 Results: a table on stdout and JSON in var/bench/.
 """
@@ -142,6 +142,8 @@ def configure_environment(cfg: Config) -> None:
         "DATABASE_URL": cfg.database_url,
         "REDIS_URL": cfg.redis_url,
         "SECRET_KEY": secrets.token_urlsafe(48),
+        "DIGEST_KEY": secrets.token_urlsafe(48),
+        "KEY_ENCRYPTION_KEY": secrets.token_urlsafe(48),
         "PUBLIC_URL": cfg.origin,
         "DEBUG": "false",
         "LOG_LEVEL": "WARNING",
@@ -149,8 +151,6 @@ def configure_environment(cfg: Config) -> None:
         "CACHE_KEY_PREFIX": "mcpauth-bench",
         "BENCH_LUA_DIR": str(LUA_DIR),
     })
-    for key in ("DIGEST_KEY", "KEY_ENCRYPTION_KEY"):
-        os.environ.pop(key, None)
 
 
 def recreate_database(url: str) -> None:
@@ -191,33 +191,44 @@ def require_wrk() -> str:
 
 
 class Server:
-    """gunicorn as production runs it: sync workers, DEBUG off, no code reloading."""
+    """The server as shipped (mcpauth_service/serve.py), DEBUG off; `server`/`workers`/`threads`
+    override the shipped defaults for the process-model comparison (bench/process_model.py)."""
 
-    def __init__(self, cfg: Config, workers: int = 2):
+    def __init__(self, cfg: Config, server: str | None = None, workers: int | None = None,
+                 threads: int | None = None):
+        from mcpauth_service import serve
+
         self.cfg = cfg
-        self.workers = workers
+        self.server = server or os.environ.get("WEB_SERVER") or serve.DEFAULT_SERVER
+        self.workers = workers or int(os.environ.get("WEB_WORKERS") or serve.default_workers())
+        self.threads = threads or int(os.environ.get("WEB_THREADS") or serve.DEFAULT_THREADS)
+        # Exactly what ships: the serve module (system checks, then exec of the server) with its flags.
+        self.cmd = [sys.executable, "-m", "mcpauth_service.serve", "--host", "127.0.0.1", "--port", str(cfg.port),
+                    "--server", self.server, "--workers", str(self.workers), "--threads", str(self.threads)]
         self.proc: subprocess.Popen | None = None
-        self.log_path = OUT_DIR / "gunicorn.log"
+        self.log_path = OUT_DIR / "server.log"
+
+    @property
+    def label(self) -> str:
+        threads = "" if self.server == "sync" else f" x {self.threads} threads"
+        return f"{self.server}, {self.workers} workers{threads}"
 
     def start(self) -> None:
-        gunicorn = Path(sys.executable).parent / "gunicorn"
-        cmd = [str(gunicorn), "mcpauth_service.wsgi:application", "--bind", f"127.0.0.1:{self.cfg.port}",
-               "--workers", str(self.workers), "--worker-class", "sync", "--log-level", "warning"]
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"gunicorn exited with {self.proc.returncode}; see {self.log_path}")
+                raise SystemExit(f"{self.server} exited with {self.proc.returncode}; see {self.log_path}")
             try:
                 status, _, _ = request(self.cfg.port, "GET", "/healthz")
-                if status == 200 and len(self.worker_pids()) == self.workers:
+                if status == 200 and len(self.worker_pids()) >= self.workers:
                     return
             except OSError:
                 pass
             time.sleep(0.2)
-        raise SystemExit(f"gunicorn did not answer /healthz within 60 s; see {self.log_path}")
+        raise SystemExit(f"{self.server} did not answer /healthz within 60 s; see {self.log_path}")
 
     def worker_pids(self) -> list[int]:
         if self.proc is None:
@@ -497,7 +508,7 @@ def environment_facts(cfg: Config) -> dict:
         "cpus": os.cpu_count(),
         "loadavg_at_start": list(os.getloadavg()),
         "wrk": (out(["wrk", "--version"]).splitlines() or [""])[0],
-        "server": "gunicorn, 2 sync workers, DEBUG off, PostgreSQL, Redis, loopback",
+        "server": "DEBUG off, PostgreSQL, Redis, loopback",
         "connections": cfg.connections,
         "wrk_threads": cfg.threads,
         "duration_s": cfg.duration,
@@ -658,6 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     connection.close()
     facts = environment_facts(cfg)
     server = Server(cfg)
+    facts["server"] = f"{server.label}, " + facts["server"]
+    print(f"bench: serving with {server.label}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
     server.start()
     try:

@@ -1,8 +1,8 @@
 """`make demo`: our issuer plus the example MCP server it protects, and how to connect a client.
 
 Runs `bootstrapdemo` (the demo operator and project "demo", whose resource is
-http://127.0.0.1:8001/mcp), makes once an end user and an introspection-only secret for the MCP
-server (kept in var/demo-mcp.json, git-ignored), then serves the issuer with gunicorn and
+http://127.0.0.1:8001/mcp), makes once an introspection-only secret for the MCP
+server (kept in var/demo-mcp.json, git-ignored), then serves the issuer (mcpauth_service.serve) and
 `examples/mcp_server.py` until Ctrl-C.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -20,7 +19,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-END_USER = "user@example.com"
 
 
 def manage(*args: str) -> dict | None:
@@ -29,13 +27,9 @@ def manage(*args: str) -> dict | None:
 
 
 def credentials(var_dir: Path) -> dict:
-    """The demo end user's password and the MCP server's secret, made the first time only."""
+    """The MCP server's introspection secret, made the first time only (bootstrapdemo makes the end user)."""
     path = var_dir / "demo-mcp.json"
     saved = json.loads(path.read_text()) if path.exists() else {}
-    if "password" not in saved:
-        saved["password"] = secrets.token_urlsafe(12)
-        if manage("createenduser", "--project", "demo", "--email", END_USER, "--password", saved["password"]) is None:
-            sys.exit(f"{END_USER} already exists in project demo; delete {path.name}'s user or the var/ folder")
     if "secret" not in saved:
         secret = manage("createsecret", "--project", "demo", "--name", "Example MCP server",
                         "--permissions", "introspect")
@@ -52,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, help="web worker processes (default: WEB_WORKERS or the CPU count)")
     args = parser.parse_args()
     demo = manage("bootstrapdemo")
     if demo is None:
@@ -60,9 +54,8 @@ def main() -> None:
     saved = credentials(Path(os.environ.get("MCPAUTH_VAR_DIR", ROOT / "var")))
     mcp_url = "http://127.0.0.1:8001/mcp"
 
-    issuer = subprocess.Popen(
-        [str(Path(PYTHON).parent / "gunicorn"), "mcpauth_service.wsgi:application", "--bind",
-         f"{args.host}:{args.port}", "--workers", str(args.workers), "--log-level", "warning"], cwd=ROOT)
+    serve = [PYTHON, "-m", "mcpauth_service.serve", "--host", args.host, "--port", str(args.port)]
+    issuer = subprocess.Popen(serve + (["--workers", str(args.workers)] if args.workers else []), cwd=ROOT)
     server = subprocess.Popen(
         [PYTHON, str(ROOT / "examples" / "mcp_server.py"), "--issuer", demo["issuer"], "--port", "8001"],
         cwd=ROOT, env={**os.environ, "MCPAUTH_INTROSPECTION_SECRET": saved["secret"]})
@@ -72,7 +65,7 @@ def main() -> None:
         f"  Issuer:              {demo['issuer']}",
         f"  Dashboard:           {demo['dashboard']}  ({demo['email']} / {demo['password']})",
         f"  MCP server:          {mcp_url}",
-        f"  End user sign-in:    {END_USER} / {saved['password']}",
+        f"  End user sign-in:    {demo['end_user_email']} / {demo['end_user_password']}",
         "",
         "  Connect MCP Inspector:",
         "    npx @modelcontextprotocol/inspector",

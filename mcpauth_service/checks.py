@@ -20,6 +20,38 @@ def check_secret_key(app_configs, **kwargs):
     return []
 
 
+UPGRADE_HINT = (
+    "Set {name} to 50+ random characters. Upgrading a deployment that ran without it? Then it was "
+    "SECRET_KEY: set {name} to the current SECRET_KEY value, or {what}. See docs/deployment.md, "
+    "'Keys and their rotation'."
+)
+
+
+@register()
+def check_separate_keys(app_configs, **kwargs):
+    """With DATABASE_URL set, DIGEST_KEY and KEY_ENCRYPTION_KEY must be given, never derived from
+    SECRET_KEY: otherwise rotating SECRET_KEY would silently invalidate every stored secret and
+    every signing key."""
+    if not settings.DATABASE_URL:
+        return []  # the embedded default keeps its own random keys in var/
+    errors = []
+    if not settings.DIGEST_KEY:
+        errors.append(Error(
+            "DIGEST_KEY is not set (required when DATABASE_URL is set).",
+            hint=UPGRADE_HINT.format(name="DIGEST_KEY",
+                                     what="every project secret, client secret, registration access token and operator API token stops matching"),
+            id="mcpauth.E002",
+        ))
+    if not settings.KEY_ENCRYPTION_KEY:
+        errors.append(Error(
+            "KEY_ENCRYPTION_KEY is not set (required when DATABASE_URL is set).",
+            hint=UPGRADE_HINT.format(name="KEY_ENCRYPTION_KEY",
+                                     what="no stored signing key can be decrypted"),
+            id="mcpauth.E003",
+        ))
+    return errors
+
+
 @register()
 def check_outbound_guard(app_configs, **kwargs):
     if settings.OUTBOUND_ALLOW_PRIVATE_ADDRESSES and not settings.DEBUG:

@@ -17,23 +17,36 @@ DEBUG = env_bool("DEBUG", False)
 INSECURE_SECRET_KEY = "django-insecure-mcpauth-development-only-never-deploy"
 
 
-def _embedded_secret_key() -> str:
-    """The embedded default keeps a random key in var/ so `make run` needs no setup."""
-    path = VAR_DIR / "secret_key"
+def _embedded_key(name: str, inherit: str | None = None) -> str:
+    """The embedded default keeps each random key in its own file in var/, so `make run` needs no setup.
+
+    `inherit`: the value a key takes when var/ already holds a database made before that key had its
+    own file (then it was SECRET_KEY, and changing it would break every stored secret).
+    """
+    path = VAR_DIR / name
     if not path.exists():
         import secrets
 
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
+        existing = inherit is not None and (VAR_DIR / "mcpauth.sqlite3").exists()
+        path.write_text(inherit if existing else secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
 
 
-# Deployments (DATABASE_URL set) must pass SECRET_KEY; the embedded default makes its own.
-SECRET_KEY = env_str("SECRET_KEY") or (INSECURE_SECRET_KEY if env_str("DATABASE_URL") else _embedded_secret_key())
-# Keys hashing secrets/tokens and encrypting signing keys at rest; both default to SECRET_KEY.
-DIGEST_KEY = env_str("DIGEST_KEY", SECRET_KEY)
-KEY_ENCRYPTION_KEY = env_str("KEY_ENCRYPTION_KEY", SECRET_KEY)
+# Three keys, each rotated on its own (docs/deployment.md, "Keys and their rotation"):
+# SECRET_KEY signs sessions and CSRF tokens; DIGEST_KEY keys the HMAC digests of stored secrets and
+# tokens; KEY_ENCRYPTION_KEY encrypts signing keys at rest. Deployments (DATABASE_URL set) must pass
+# all three (mcpauth.E001/E002/E003); the embedded default makes and keeps its own in var/.
+if env_str("DATABASE_URL"):
+    SECRET_KEY = env_str("SECRET_KEY") or INSECURE_SECRET_KEY
+    DIGEST_KEY = env_str("DIGEST_KEY")
+    KEY_ENCRYPTION_KEY = env_str("KEY_ENCRYPTION_KEY")
+else:
+    SECRET_KEY = env_str("SECRET_KEY") or _embedded_key("secret_key")
+    # A var/ database from before these files existed used SECRET_KEY for both: it keeps that value.
+    DIGEST_KEY = env_str("DIGEST_KEY") or _embedded_key("digest_key", inherit=SECRET_KEY)
+    KEY_ENCRYPTION_KEY = env_str("KEY_ENCRYPTION_KEY") or _embedded_key("key_encryption_key", inherit=SECRET_KEY)
 
 PUBLIC_URL = env_url("PUBLIC_URL", "http://127.0.0.1:8000")
 # The issuer never comes from the Host header (PUBLIC_URL or a registered custom domain does),

@@ -1,13 +1,12 @@
 """Our server as real processes on loopback, for the end-to-end and multi-worker tests.
 
-`server_command` is the one place that says how the server is started (as `make run` does); a
-change of server (gunicorn, granian, ...) is made there and in the Makefile together.
+`server_command` starts it exactly as shipped, through `mcpauth_service.serve`, the one module that
+says which web server runs and how.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,10 +24,10 @@ STARTUP_SECONDS = 60
 
 
 def server_command(port: int, workers: int = 2) -> list[str]:
-    """The server as `make run` starts it (Makefile), on 127.0.0.1:`port` with `workers` processes."""
-    gunicorn = shutil.which("gunicorn", path=str(Path(PYTHON).parent)) or "gunicorn"
-    return [gunicorn, "mcpauth_service.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--error-logfile", "-", "--log-level", "warning"]
+    """The server as shipped (`python -m mcpauth_service.serve`, what `make run`, `make serve` and the
+    Dockerfile run), on 127.0.0.1:`port` with `workers` processes."""
+    return [PYTHON, "-m", "mcpauth_service.serve", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers)]
 
 
 def free_port() -> int:

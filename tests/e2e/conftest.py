@@ -1,4 +1,4 @@
-"""End-to-end harness: our issuer (gunicorn) and the example MCP server as real processes on loopback.
+"""End-to-end harness: our issuer (the server as shipped, mcpauth_service/serve.py) and the example MCP server as real processes on loopback.
 
 The issuer runs against its own PostgreSQL database (`<test database>_e2e`, created and migrated
 once per session) and its own Redis key prefix, so the suite's other tests never see its rows.

@@ -1,4 +1,4 @@
-"""Idempotently create the demo operator and project used by `make run`, and print how to use them.
+"""Idempotently create the demo operator, project and end user used by `make run`, and print how to use them.
 
 Secrets are stored hashed, so the demo's plaintext credentials are kept in var/demo.json
 (git-ignored, local only) the first time and re-printed from there afterwards.
@@ -15,10 +15,12 @@ from projects.models import Project, ProjectSecret, User
 from ._base import JsonCommand
 
 DEMO_EMAIL = "demo@example.com"
+# Someone who signs in on the demo project's hosted sign-in page (an end user, not an operator).
+DEMO_END_USER = "user@example.com"
 
 
 class Command(JsonCommand):
-    help = "Create (once) a demo operator and project, then print the URLs and credentials."
+    help = "Create (once) a demo operator, project and end user, then print the URLs and credentials."
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -40,6 +42,14 @@ class Command(JsonCommand):
         elif not ProjectSecret.authenticate(project, saved.get("registration_secret", ""), "register"):
             _, saved["registration_secret"] = ProjectSecret.issue(project, "Demo registration secret",
                                                                    list(ProjectSecret.PERMISSIONS), created_by=operator)
+        end_user = User.objects.filter(project=project, email=DEMO_END_USER).first()
+        if end_user is None or not end_user.check_password(saved.get("end_user_password", "")):
+            saved["end_user_password"] = secrets.token_urlsafe(12)
+            if end_user is None:
+                User.objects.create_end_user(project, DEMO_END_USER, saved["end_user_password"])
+            else:
+                end_user.set_password(saved["end_user_password"])
+                end_user.save(update_fields=["password"])
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(saved))
         path.chmod(0o600)
@@ -49,6 +59,8 @@ class Command(JsonCommand):
             "password": saved["password"],
             "issuer": project.issuer,
             "registration_secret": saved["registration_secret"],
+            "end_user_email": DEMO_END_USER,
+            "end_user_password": saved["end_user_password"],
         }
         human = "\n".join([
             "",
@@ -58,6 +70,8 @@ class Command(JsonCommand):
             f"  Demo issuer:          {project.issuer}",
             f"  Discovery:            {settings.PUBLIC_URL}/.well-known/oauth-authorization-server/p/demo",
             f"  Registration secret:  {saved['registration_secret']}",
+            f"  End user sign-in:     {DEMO_END_USER} / {saved['end_user_password']}"
+            "  (the demo issuer's hosted sign-in page)",
             "",
         ])
         self.emit(options, payload, human)
