@@ -28,7 +28,7 @@ from jwcrypto.common import JWException, base64url_decode
 from jwcrypto.jws import JWS
 
 from . import client_keys
-from .backend import issuer_of
+from .backend import django_request, issuer_of
 from .errors import InvalidClient, InvalidRequest
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -55,8 +55,14 @@ def unverified_claims(assertion: Any) -> dict:
 
 # -- the checks, in order -------------------------------------------------------------------------
 
+def given_twice(request, name: str) -> bool:
+    """The toolkit hands oauthlib one value per name, so the Django request is asked as well."""
+    incoming = django_request(request)
+    return name in request.duplicate_params or (incoming is not None and len(incoming.POST.getlist(name)) > 1)
+
+
 def require_parameters(request) -> str:
-    if any(name in request.duplicate_params for name in PARAMETERS):
+    if any(given_twice(request, name) for name in PARAMETERS):
         raise InvalidRequest("client_assertion and client_assertion_type must each be given once.")
     if getattr(request, "client_assertion_type", None) != ASSERTION_TYPE:
         raise refuse(f"client_assertion_type must be {ASSERTION_TYPE}.")
