@@ -20,6 +20,7 @@ client's developer can act on (never a key, a fetched body or an address):
 
 import hashlib
 import json
+import math
 import time
 from typing import Any
 
@@ -110,7 +111,7 @@ def _number(claims: dict, name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise refuse(f"client assertion {name} must be a NumericDate (seconds since the epoch).")
     return float(value)
 

@@ -285,10 +285,12 @@ def test_it_refetches_the_jwks_uri_once_for_an_unknown_kid(client, cimd_url, pro
     (lambda now: {"exp": now + 3600}, "at most 300 seconds"),
     (lambda now: {"iat": now - 400, "exp": now + 30}, "at most 300 seconds"),
     (lambda now: {"exp": None}, "exp is required"),
+    (lambda now: {"exp": float("nan")}, "NumericDate"),
+    (lambda now: {"exp": str(now + 60)}, "NumericDate"),
     (lambda now: {"jti": None}, "jti is required"),
     (lambda now: {"iss": "someone-else"}, "iss and sub"),
     (lambda now: {"sub": "someone-else"}, "iss and sub"),
-], ids=["wrong-aud", "wrong-aud-array", "expired", "exp-too-far", "lifetime-too-long", "no-exp", "no-jti",
+], ids=["wrong-aud", "wrong-aud-array", "expired", "exp-too-far", "lifetime-too-long", "no-exp", "nan-exp", "string-exp", "no-jti",
         "iss-not-client", "sub-not-client"])
 def test_it_refuses_an_assertion_with_bad_claims(client, dcr_client, project_a, end_user_a, key, overrides, says):
     claims = overrides(int(time.time()))
