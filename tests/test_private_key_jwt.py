@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
+from django.contrib.auth.hashers import check_password
 from django.db import connection
 from jwcrypto.jwk import JWK
 from jwcrypto.jwt import JWT
@@ -191,6 +192,28 @@ def test_it_refuses_keys_it_cannot_trust(client, project_a, fields, says):
     assert response.json()["error"] == "invalid_client_metadata"
     assert says in response.json()["error_description"]
     assert not Application.objects.filter(project=project_a).exists()
+
+
+def test_a_secret_client_moving_to_keys_loses_its_secret(client, project_a, key):
+    info = register(client, project_a, key_client_body(token_endpoint_auth_method="client_secret_basic",
+                                                       grant_types=["client_credentials"], redirect_uris=[]),
+                    secret=project_a.registration_secret).json()
+    update = {**key_client_body(jwks=public_jwks(key), grant_types=["client_credentials"], redirect_uris=[]),
+              "client_id": info["client_id"]}
+
+    response = client.put(info["registration_client_uri"].removeprefix("http://127.0.0.1:8000"),
+                          data=json.dumps(update), content_type="application/json",
+                          HTTP_AUTHORIZATION=f"Bearer {info['registration_access_token']}")
+
+    assert response.status_code == 200, response.content
+    assert "client_secret" not in response.json() and "client_secret_expires_at" not in response.json()
+    assert response.json()["jwks"] == public_jwks(key)
+    row = Application.objects.get(client_id=info["client_id"])
+    assert not check_password(info["client_secret"], row.client_secret)
+    refused = post_form(client, f"/p/{project_a.slug}/oauth/token", {"grant_type": "client_credentials"},
+                        HTTP_AUTHORIZATION=basic(row, info["client_secret"]))
+    assert_refused(refused, says="registered for private_key_jwt")
+    assert client_credentials(client, project_a, assertion(key, row.client_id, project_a.issuer)).status_code == 200
 
 
 def test_it_keeps_a_cimd_client_with_a_jwks_uri(cimd_url, project_a, docs):
