@@ -32,14 +32,14 @@ from oauth2_provider.cimd import (
 )
 from oauth2_provider.settings import oauth2_settings
 
-from . import client_metadata, outbound
+from . import client_auth, client_metadata, outbound
 from .errors import OAuthError
 from .models import Application
 
 log = logging.getLogger("mcpauth.cimd")
 
 DOCUMENT_CACHE_PREFIX = "cimd:doc:"
-# The draft forbids shared-secret client authentication for these public clients.
+# The draft forbids shared-secret client authentication for these clients (private_key_jwt is fine).
 FORBIDDEN_PROPERTIES = ("client_secret", "client_secret_expires_at")
 
 __all__ = ["CIMDError", "OutboundMetadataFetcher", "is_cimd_client_id", "resolve"]
@@ -69,7 +69,7 @@ class Document:
 
 
 def check_document(document: dict, client_id: str, project) -> client_metadata.ClientMetadata:
-    """The draft's rules on top of RFC 7591's: client_id bound to the URL, name and redirects, public."""
+    """The draft's rules on top of RFC 7591's: client_id bound to the URL, name and redirects, no secret."""
     if document.get("client_id") != client_id:
         raise CIMDError("document client_id does not equal the URL")
     if not isinstance(document.get("client_name"), str) or not document["client_name"].strip():
@@ -78,8 +78,8 @@ def check_document(document: dict, client_id: str, project) -> client_metadata.C
         raise CIMDError("document has no redirect_uris")
     if any(name in document for name in FORBIDDEN_PROPERTIES):
         raise CIMDError("document carries a client secret")
-    if document.get("token_endpoint_auth_method", "none") != "none":
-        raise CIMDError("document asks for client authentication we do not offer to CIMD clients")
+    if client_auth.holds_secret(document.get("token_endpoint_auth_method", "none")):
+        raise CIMDError("document asks for shared-secret client authentication (none or private_key_jwt only)")
     # One document serves many projects: scopes outside this project's catalog are dropped, not fatal.
     fields = {k: v for k, v in document.items() if k != "scope"}
     try:
@@ -144,7 +144,7 @@ def resolve(project, client_id: str, existing: Application | None = None) -> App
 def _upsert(project, client_id: str, document: Document, existing: Application | None) -> Application:
     cleaned = document.metadata
     client = existing or Application(project=project, client_id=client_id)
-    cleaned.apply_to(client)  # public and never first-party: check_document saw to it
+    cleaned.apply_to(client)  # no secret, never first-party: check_document saw to it
     client.registration_source = Application.RegistrationSource.CIMD
     client.registration_path = Application.Path.CIMD
     client.cimd_expires_at = timezone.now() + timedelta(seconds=max(0, document.expires_at - time.time()))

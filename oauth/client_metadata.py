@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import client_keys
+from .client_auth import CLIENT_AUTH_METHODS, holds_secret
 from .errors import InvalidClientMetadata, InvalidRedirectUri
 
 MAX_URI_LENGTH = 2000
@@ -25,7 +27,7 @@ MAX_CONTACTS = 10
 MAX_CONTACT_LENGTH = 320
 
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
-AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
+AUTH_METHODS = tuple(CLIENT_AUTH_METHODS)
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
@@ -59,10 +61,15 @@ class ClientMetadata:
 
     metadata: dict[str, Any] = field(default_factory=dict)
     first_party: bool = False
+    keys: dict[str, Any] = field(default_factory=dict)  # `jwks` or `jwks_uri`, kept on their own columns
 
     @property
     def confidential(self) -> bool:
         return self.metadata["token_endpoint_auth_method"] != "none"
+
+    @property
+    def issues_secret(self) -> bool:
+        return holds_secret(self.metadata["token_endpoint_auth_method"])
 
     @property
     def redirect_uris(self) -> list[str]:
@@ -80,6 +87,7 @@ class ClientMetadata:
         client.client_type = "confidential" if self.confidential else "public"
         client.authorization_grant_type = self.toolkit_grant
         client.metadata = self.metadata
+        client.jwks, client.jwks_uri = self.keys.get("jwks"), self.keys.get("jwks_uri", "")
         client.fingerprint = self.fingerprint
         client.first_party = client.skip_authorization = self.first_party
 
@@ -102,6 +110,7 @@ def validate(data: Any, project, path: str) -> ClientMetadata:
     out["response_types"] = check_response_types(data.get("response_types"), out["grant_types"])
     out["token_endpoint_auth_method"] = check_auth_method(data.get("token_endpoint_auth_method"), policy)
     check_grants_fit_client(out)
+    keys = check_client_keys(data, out["token_endpoint_auth_method"])
     out["application_type"] = check_application_type(data.get("application_type"), out["redirect_uris"])
     scope = check_scope(data.get("scope"), project)
     if scope is not None:
@@ -112,7 +121,7 @@ def validate(data: Any, project, path: str) -> ClientMetadata:
         out["first_party"] = True
     if not out["redirect_uris"]:
         del out["redirect_uris"]
-    return ClientMetadata(metadata=out, first_party=first_party)
+    return ClientMetadata(metadata=out, first_party=first_party, keys=keys)
 
 
 # -- redirect URIs (RFC 6749 §3.1.2, RFC 8252 §7, API.md "Redirect URIs") ------------------------
@@ -218,8 +227,9 @@ def check_auth_method(value: Any, policy: Policy) -> str:
     method = policy.default_auth_method if value is None else value
     if method not in AUTH_METHODS:
         raise InvalidClientMetadata("Unsupported token_endpoint_auth_method.")
-    if method != "none" and not policy.may_be_confidential:
-        raise InvalidClientMetadata("Clients registered this way are public: use token_endpoint_auth_method none.")
+    if holds_secret(method) and not policy.may_be_confidential:
+        raise InvalidClientMetadata("Clients registered this way hold no secret: use token_endpoint_auth_method "
+                                    "none or private_key_jwt.")
     return method
 
 
@@ -229,6 +239,22 @@ def check_grants_fit_client(out: dict[str, Any]) -> None:
         raise InvalidClientMetadata("client_credentials needs a confidential client.")
     if "authorization_code" in out["grant_types"] and not out["redirect_uris"]:
         raise InvalidRedirectUri("redirect_uris is required for the authorization_code grant.")
+
+
+def check_client_keys(data: dict, method: str) -> dict[str, Any]:
+    """RFC 7591 §2 `jwks` / `jwks_uri`, for private_key_jwt only (other clients' keys are ignored):
+    exactly one of them; the URL https, the set public asymmetric keys (`oauth.client_keys`)."""
+    if method != "private_key_jwt":
+        return {}
+    jwks, jwks_uri = data.get("jwks"), data.get("jwks_uri")
+    if (jwks is None) == (jwks_uri is None):
+        raise InvalidClientMetadata("private_key_jwt needs exactly one of jwks and jwks_uri.")
+    if jwks_uri is not None:
+        return {"jwks_uri": check_https_uri("jwks_uri", jwks_uri)}
+    try:
+        return {"jwks": client_keys.public_keyset(jwks)}
+    except client_keys.KeySetError as exc:
+        raise InvalidClientMetadata(f"jwks {exc}.") from None
 
 
 def check_application_type(value: Any, redirect_uris: list[str]) -> str:

@@ -10,6 +10,7 @@ import json
 
 from django.http import HttpResponse
 
+from . import client_auth
 from .endpoint import oauth_endpoint
 
 GRANT_TYPES = [
@@ -18,7 +19,6 @@ GRANT_TYPES = [
     "client_credentials",
     "urn:ietf:params:oauth:grant-type:token-exchange",
 ]
-CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
 def build_metadata(project, issuer: str) -> dict:
@@ -35,15 +35,19 @@ def build_metadata(project, issuer: str) -> dict:
         "response_modes_supported": ["query"],
         "grant_types_supported": GRANT_TYPES,
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
+        # One registry (oauth.client_auth) authenticates clients at all three endpoints.
+        "token_endpoint_auth_methods_supported": client_auth.method_names(),
+        "token_endpoint_auth_signing_alg_values_supported": client_auth.signing_algs(),
+        "revocation_endpoint_auth_methods_supported": client_auth.method_names(),
+        "revocation_endpoint_auth_signing_alg_values_supported": client_auth.signing_algs(),
+        "introspection_endpoint_auth_methods_supported": [*client_auth.method_names(authenticated_only=True),
+                                                          "bearer"],
+        "introspection_endpoint_auth_signing_alg_values_supported": client_auth.signing_algs(),
         "client_id_metadata_document_supported": project.cimd_enabled,
         "authorization_response_iss_parameter_supported": True,
         "resource_indicators_supported": True,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
-        "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
     }
     if not project.registration_enabled:
         del doc["registration_endpoint"]

@@ -1,7 +1,10 @@
 """Token introspection (RFC 7662) at `{issuer}/oauth/introspect` and the alias `/api/oauth/introspect`.
 
-The caller is a confidential client of the project (client_secret_basic or client_secret_post) or
-holds a project secret with `introspect` (Bearer). The answer for any token that is not a live
+The caller is a confidential client of the project, registered with a project secret or in the
+dashboard, authenticated by its registered method (`oauth.client_auth`: client_secret_basic,
+client_secret_post or private_key_jwt), or holds a project secret with `introspect` (Bearer).
+Clients that registered themselves (open DCR, CIMD) may hold keys for private_key_jwt but are
+not resource servers: they cannot introspect. The answer for any token that is not a live
 access token of this project (unknown, expired, revoked, another project's) is exactly
 `{"active": false}`. Answers come from the Redis cache kept by `oauth.tokens`.
 """
@@ -19,12 +22,13 @@ from .errors import InvalidClient, InvalidRequest
 from .models import Application
 from .validator import Validator
 
+INTROSPECTING_PATHS = (Application.Path.SECRET, Application.Path.DASHBOARD)
 _core = TenantOAuthLibCore(server=object())  # only its request translation is used here
 _validator = Validator()
 
 
 def authenticate_caller(request: HttpRequest) -> None:
-    """A project secret with `introspect`, or a confidential client of this project; else 401."""
+    """A project secret with `introspect`, or a trusted confidential client of this project; else 401."""
     if bearer_token(request) is not None:
         require_secret(request, "introspect")
         return
@@ -33,7 +37,8 @@ def authenticate_caller(request: HttpRequest) -> None:
     with bound(request):
         ok = _validator.authenticate_client(oauth_request)
     client = oauth_request.client
-    if not ok or not isinstance(client, Application) or client.client_type != Application.CLIENT_CONFIDENTIAL:
+    if not ok or not isinstance(client, Application) or client.client_type != Application.CLIENT_CONFIDENTIAL \
+            or client.registration_path not in INTROSPECTING_PATHS:
         raise InvalidClient(headers={"WWW-Authenticate": 'Basic realm="introspection"'},
                             reason="introspection caller not authenticated")
 

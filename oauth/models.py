@@ -59,6 +59,10 @@ class Application(AbstractApplication):
     fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
     # RFC 7592 registration access token, as a keyed digest (the token itself is shown once).
     registration_token_digest = models.CharField(max_length=64, blank=True, editable=False)
+    # RFC 7591 §2: the client's public keys for private_key_jwt, a JWK Set or the URL of one
+    # (never both; checked by oauth.client_keys.public_keyset).
+    jwks = models.JSONField(null=True, blank=True)
+    jwks_uri = models.CharField(max_length=2000, blank=True, default="")
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"

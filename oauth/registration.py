@@ -23,6 +23,7 @@ from projects import secrets as tokens
 from projects.models import AuditEvent
 
 from . import client_metadata, ratelimit
+from .client_auth import holds_secret, registered_method
 from .client_metadata import ClientMetadata
 from .credentials import require_secret
 from .endpoint import oauth_endpoint
@@ -130,7 +131,7 @@ def create_client(request: HttpRequest, cleaned: ClientMetadata, path: str) -> t
     client = Application(project=project, registration_path=path, registration_source=Application.RegistrationSource.DCR,
                          client_id=new_client_id(), client_secret=NO_SECRET)
     cleaned.apply_to(client)
-    secret = new_client_secret(client) if cleaned.confidential else None
+    secret = new_client_secret(client) if cleaned.issues_secret else None
     token = new_registration_token(client)
     event = AuditEvent.new(project, "client.registered", actor=path, client_id=client.client_id,
                            request=request, path=path, fingerprint=client.fingerprint)
@@ -150,10 +151,13 @@ def update(request: HttpRequest, client: Application) -> HttpResponse:
         raise InvalidClientMetadata("client_secret does not match the issued secret.")
     fields = {k: v for k, v in data.items() if k not in SERVER_FIELDS}
     cleaned = client_metadata.validate(fields, request.project, client.registration_path)
-    was_confidential = client.client_type == Application.CLIENT_CONFIDENTIAL
+    had_secret = holds_secret(registered_method(client))
     cleaned.apply_to(client)
-    # A client turning confidential gets its secret now; one staying confidential keeps its own.
-    secret = new_client_secret(client) if cleaned.confidential and not was_confidential else None
+    # A client moving to a secret method gets its secret now; one keeping a secret method keeps
+    # its own; one leaving them (for none or private_key_jwt) loses it.
+    secret = new_client_secret(client) if cleaned.issues_secret and not had_secret else None
+    if not cleaned.issues_secret:
+        client.client_secret = NO_SECRET
     token = new_registration_token(client)
     with transaction.atomic():
         client.save()
@@ -172,8 +176,14 @@ def delete(request: HttpRequest, client: Application) -> HttpResponse:
 
 
 def _secret_matches(value: object, client: Application) -> bool:
-    return isinstance(value, str) and client.client_type == Application.CLIENT_CONFIDENTIAL and check_password(
+    return isinstance(value, str) and holds_secret(registered_method(client)) and check_password(
         value, client.client_secret)
+
+
+def client_keys(client: Application) -> dict:
+    if client.jwks:
+        return {"jwks": client.jwks}
+    return {"jwks_uri": client.jwks_uri} if client.jwks_uri else {}
 
 
 def client_information(request: HttpRequest, client: Application, *, secret: str | None = None,
@@ -181,7 +191,8 @@ def client_information(request: HttpRequest, client: Application, *, secret: str
     """RFC 7591 §3.2.1 client information response (RFC 7592 §3 for reads and updates)."""
     body = {"client_id": client.client_id, "client_id_issued_at": int(client.created.timestamp())}
     body.update(client.metadata)
-    if client.client_type == Application.CLIENT_CONFIDENTIAL:
+    body.update(client_keys(client))
+    if holds_secret(registered_method(client)):
         if secret:
             body["client_secret"] = secret
         body["client_secret_expires_at"] = 0  # does not expire

@@ -3,7 +3,8 @@
 Set as OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"]. It overrides only the hooks where mcpauth's
 policy differs from the toolkit's defaults:
 
-- clients are found through `oauth.clients.load_client(project, ...)`, never globally;
+- clients are found through `oauth.clients.load_client(project, ...)`, never globally, and
+  authenticated by the method they registered (`oauth.client_auth.CLIENT_AUTH_METHODS`);
 - grant types and scopes come from the client and the project's catalog;
 - codes are single use and kept after redemption so a replay revokes what they issued;
 - refresh tokens rotate on every use; a spent token replayed after the grace window
@@ -18,11 +19,8 @@ grace window, gets sibling tokens). That statement is its own transaction; with 
 it commits without waiting for the disk flush. Revocations run in their own transactions, flushed.
 """
 
-import base64
-import binascii
 import uuid
 from datetime import timedelta
-from urllib.parse import unquote_plus
 
 from django.conf import settings
 from django.db import transaction
@@ -33,7 +31,7 @@ from oauth2_provider.settings import oauth2_settings
 from mcpauth_service import rows
 from projects.models import AuditEvent
 
-from . import revoke, tokens
+from . import client_auth, revoke, tokens
 from .backend import django_request, project_of
 from .clients import load_client
 from .errors import InvalidGrant
@@ -69,21 +67,21 @@ class Validator(OAuth2Validator):
             return None
         return request.client
 
-    def _basic_client_id(self, request) -> str | None:
-        auth = self._extract_basic_auth(request)
-        if not auth:
-            return None
-        try:
-            return unquote_plus(base64.b64decode(auth).decode("utf-8").split(":", 1)[0])
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            return None
+    def client_authentication_required(self, request, *args, **kwargs):
+        """Any credential presented is checked; without one, only a `none` client may go on."""
+        if client_auth.presented_method(request) is not None:
+            return True
+        client = self._load_application(request.client_id, request)
+        return client is None or client_auth.registered_method(client) != "none"
 
     def authenticate_client(self, request, *args, **kwargs):
-        """RFC 6749 §2.3.1 (basic, then post); a body client_id naming another client fails auth."""
-        basic_id = self._basic_client_id(request)
-        if basic_id is not None and request.client_id and request.client_id != basic_id:
-            return False
-        return super().authenticate_client(request, *args, **kwargs)
+        """RFC 6749 §2.3: by the method the client registered (`oauth.client_auth`)."""
+        return client_auth.authenticate(request, self._load_application)
+
+    def authenticate_client_id(self, client_id, request, *args, **kwargs):
+        """No credential: only a client registered with `none` (a public client) is let through."""
+        client = self._load_application(client_id, request)
+        return client is not None and client_auth.registered_method(client) == "none"
 
     def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs):
         if grant_type not in GRANT_TYPE_MAPPING or grant_type == "password":

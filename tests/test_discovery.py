@@ -36,7 +36,9 @@ def test_it_lists_every_field_api_md_requires(client, project_a):
         "urn:ietf:params:oauth:grant-type:token-exchange",
     }
     assert doc["code_challenge_methods_supported"] == ["S256"]
-    assert set(doc["token_endpoint_auth_methods_supported"]) == {"none", "client_secret_basic", "client_secret_post"}
+    assert set(doc["token_endpoint_auth_methods_supported"]) == {"none", "client_secret_basic", "client_secret_post",
+                                                                 "private_key_jwt"}
+    assert doc["token_endpoint_auth_signing_alg_values_supported"] == ["RS256", "PS256", "ES256", "EdDSA"]
     assert doc["client_id_metadata_document_supported"] is True
     assert doc["authorization_response_iss_parameter_supported"] is True
 
