@@ -23,11 +23,11 @@ from rest_framework.views import APIView
 from oauth.errors import OAuthError
 from oauth.models import Application
 from oauth.parsing import JSON, NO_BODY, Body, check_request
-from projects.models import Project, ProjectMember, ProjectSecret
+from projects.models import Project, ProjectMember, ProjectSecret, SlugTaken
 
 from . import actions, audit, clients
 from .decorators import OWNER, READ, WRITE
-from .forms import ClientForm, MemberForm, ProjectForm, RoleForm, SecretForm, SettingsForm
+from .forms import TAKEN, ClientForm, MemberForm, ProjectForm, RoleForm, SecretForm, SettingsForm
 from .models import OperatorToken
 
 
@@ -280,10 +280,13 @@ class ProjectsView(ManagementView):
         if not form.is_valid():
             raise form_errors(form)
         data = form.cleaned_data
-        project, secret = Project.objects.create_project(
-            owner=request.user, name=data["name"], slug=data["slug"],
-            resources=[data["resource"]] if data["resource"] else [],
-        )
+        try:
+            project, secret = Project.objects.create_project(
+                owner=request.user, name=data["name"], slug=data["slug"],
+                resources=[data["resource"]] if data["resource"] else [],
+            )
+        except SlugTaken:  # created concurrently, after the form's check
+            raise exceptions.ValidationError({"slug": [TAKEN]}) from None
         body = ProjectSerializer(project).data | {"registration_secret": secret}
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
