@@ -19,7 +19,8 @@ settings.register_profile("ci", max_examples=int(os.environ.get("FUZZ_EXAMPLES",
                           derandomize=True, database=None, suppress_health_check=_RELAXED)
 settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "500")), deadline=None,
                           suppress_health_check=_RELAXED)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
 
 TABLES = (AccessToken, RefreshToken, Grant, Application, User, AuditEvent, Project, ProjectSecret, SigningKey,
           AuthorizationRequest)

@@ -11,15 +11,19 @@ import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from schemathesis.config import SchemathesisConfig
 
 from dashboard.models import OperatorToken
 from mcpauth_service.wsgi import application
-from tests.fuzz_support import assert_error_shape, rows
+from tests.fuzz_support import PROFILE, assert_error_shape, rows
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
 
+# Schemathesis' coverage phase (every boundary and negative case the schema implies, hundreds of
+# requests) runs in the long run only; the default run has the schema's examples and fuzzing.
+CONFIG = SchemathesisConfig.from_dict({"phases": {"coverage": {"enabled": PROFILE == "fuzz"}}})
 # Loaded at collection: building the schema reads no table.
-schema = schemathesis.openapi.from_wsgi("/api/schema?format=json", application)
+schema = schemathesis.openapi.from_wsgi("/api/schema?format=json", application, config=CONFIG)
 
 
 @pytest.fixture(autouse=True)
