@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PUBLIC_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: install run serve test migrate lint clean demo bench bench-scale bench-soak bench-wrk
+.PHONY: install run serve test fuzz migrate lint clean demo bench bench-scale bench-soak bench-wrk
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lint: install
 
 test: install lint $(E2E_TS)/node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fuzz suite at length (docs/requests.md): `make test` runs it with a few examples per endpoint;
+# this runs FUZZ_EXAMPLES (default 500) per endpoint, random, plus schemathesis' coverage phase.
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -m fuzz $(PYTEST_ARGS)
 
 $(E2E_TS)/node_modules/.installed: $(E2E_TS)/package-lock.json
 	npm ci --prefix $(E2E_TS) --no-audit --no-fund --loglevel=error

@@ -15,16 +15,19 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from oauth.errors import OAuthError
 from oauth.models import Application
-from projects.models import Project, ProjectMember, ProjectSecret
+from oauth.parsing import JSON, NO_BODY, Body, check_request
+from projects.models import Project, ProjectMember, ProjectSecret, SlugTaken
 
 from . import actions, audit, clients
 from .decorators import OWNER, READ, WRITE
-from .forms import ClientForm, MemberForm, ProjectForm, RoleForm, SecretForm, SettingsForm
+from .forms import TAKEN, ClientForm, MemberForm, ProjectForm, RoleForm, SecretForm, SettingsForm
 from .models import OperatorToken
 
 
@@ -60,11 +63,15 @@ class IsOperator(BasePermission):
 
 
 ERROR_CODES = {400: "invalid_request", 401: "invalid_token", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 415: "unsupported_media_type", 429: "rate_limited"}
+               405: "method_not_allowed", 415: "invalid_request", 429: "rate_limited"}
+# JSON in, as at the OAuth endpoints (oauth.parsing): 415 for any other media type, 413 past 256 KB.
+API_BODY = Body((JSON,), max_bytes=256 * 1024, repeatable=frozenset())
 
 
 def error_handler(exc, context):
     """The one place management-API errors become JSON."""
+    if isinstance(exc, OAuthError):  # refused by oauth.parsing before the view read anything
+        return Response(exc.payload(), status=exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
@@ -86,6 +93,14 @@ def error_handler(exc, context):
 class ManagementView(APIView):
     authentication_classes = [OperatorTokenAuthentication]
     permission_classes = [IsOperator]
+    parser_classes = [JSONParser]
+    reads_body = True  # False: the view's POST takes no body, whatever is sent is ignored
+
+    def initial(self, request, *args, **kwargs):
+        # Before authentication: nothing unchecked is read (oauth.parsing).
+        takes_body = self.reads_body and request.method in ("POST", "PUT", "PATCH")
+        check_request(request, API_BODY if takes_body else NO_BODY)
+        super().initial(request, *args, **kwargs)
 
     def get_exception_handler(self):
         return error_handler
@@ -265,10 +280,13 @@ class ProjectsView(ManagementView):
         if not form.is_valid():
             raise form_errors(form)
         data = form.cleaned_data
-        project, secret = Project.objects.create_project(
-            owner=request.user, name=data["name"], slug=data["slug"],
-            resources=[data["resource"]] if data["resource"] else [],
-        )
+        try:
+            project, secret = Project.objects.create_project(
+                owner=request.user, name=data["name"], slug=data["slug"],
+                resources=[data["resource"]] if data["resource"] else [],
+            )
+        except SlugTaken:  # created concurrently, after the form's check
+            raise exceptions.ValidationError({"slug": [TAKEN]}) from None
         body = ProjectSerializer(project).data | {"registration_secret": secret}
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
@@ -309,6 +327,8 @@ class ProjectView(ManagementView):
 
 
 class RotateKeyView(ManagementView):
+    reads_body = False
+
     @extend_schema(tags=["projects"], summary="Rotate the signing key", request=None,
                    responses=inline_serializer("RotatedKey", {"kid": serializers.CharField()}))
     def post(self, request, slug):
@@ -364,6 +384,8 @@ ACTION_RESULT = inline_serializer("ClientActionResult", {"ok": serializers.Boole
 
 
 class RevokeClientTokensView(ClientLookup, ManagementView):
+    reads_body = False
+
     @extend_schema(tags=["clients"], summary="Revoke every token of a client", request=None, responses=ACTION_RESULT)
     def post(self, request, slug, pk):
         project, client = self.client(slug, pk, WRITE)
@@ -373,6 +395,7 @@ class RevokeClientTokensView(ClientLookup, ManagementView):
 
 class DisableClientView(ClientLookup, ManagementView):
     disabled = True
+    reads_body = False
 
     @extend_schema(tags=["clients"], summary="Disable a client (revokes its tokens) or enable it again",
                    request=None, responses=ACTION_RESULT)
@@ -441,6 +464,8 @@ class EndUsersView(ManagementView):
 
 
 class EndUserRevokeView(ManagementView):
+    reads_body = False
+
     @extend_schema(tags=["end users"], summary="Revoke everything a person granted (tokens, codes, consent)",
                    request=None, responses=inline_serializer("RevokedGrants", {"live_tokens": serializers.IntegerField()}))
     def post(self, request, slug, pk):

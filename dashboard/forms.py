@@ -14,6 +14,7 @@ from projects.models import Project, ProjectMember, ProjectSecret, User
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
 RESERVED_SLUGS = {"new"}  # /projects/new is the creation page
+TAKEN = "This slug is taken."
 LOOPBACK_HOSTS = {"127.0.0.1", "[::1]", "::1", "localhost"}
 
 
@@ -72,7 +73,7 @@ class ProjectForm(forms.Form):
         if not SLUG.match(slug):
             raise ValidationError("Use 1–50 lowercase letters, digits and dashes.")
         if slug in RESERVED_SLUGS or Project.objects.filter(slug=slug).exists():
-            raise ValidationError("This slug is taken.")
+            raise ValidationError(TAKEN)
         return slug
 
     def clean_resource(self) -> str:
@@ -175,6 +176,8 @@ class SettingsForm(forms.ModelForm):
 
     def clean_resources_text(self) -> list[str]:
         values = [check_resource(v) for v in lines(self.cleaned_data["resources_text"])]
+        if not values:  # tokens are issued for a resource: without one the project could issue none
+            raise ValidationError("List at least one resource (the URL of the MCP server this project protects).")
         if len(set(values)) != len(values):
             raise ValidationError("Each resource may appear once.")
         return values

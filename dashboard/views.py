@@ -15,11 +15,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from oauth2_provider.models import get_access_token_model
 
-from projects.models import AuditEvent, Project, User
+from projects.models import AuditEvent, Project, SlugTaken, User
 
 from . import activity
 from .decorators import operator_required, project_view
-from .forms import ProjectForm, SignUpForm, TokenForm
+from .forms import TAKEN, ProjectForm, SignUpForm, TokenForm
 from .models import OperatorToken
 
 
@@ -81,10 +81,14 @@ def project_new(request):
     form = ProjectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        project, secret = Project.objects.create_project(
-            owner=request.user, name=data["name"], slug=data["slug"],
-            resources=[data["resource"]] if data["resource"] else [],
-        )
+        try:
+            project, secret = Project.objects.create_project(
+                owner=request.user, name=data["name"], slug=data["slug"],
+                resources=[data["resource"]] if data["resource"] else [],
+            )
+        except SlugTaken:  # created concurrently, after the form's check
+            form.add_error("slug", TAKEN)
+            return render(request, "dashboard/project_new.html", {"form": form}, status=400)
         request.role = "owner"
         # The registration secret exists in clear only in this one response.
         return render(request, "dashboard/project_created.html", {"project": project, "secret": secret})

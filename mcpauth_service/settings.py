@@ -200,6 +200,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # ASCII JSON (\u escapes): a value that cannot be encoded as UTF-8 (a lone surrogate stored before
+    # requests were parsed strictly) can never make a listing fail.
+    "UNICODE_JSON": False,
 }
 
 # Operator dashboard: anyone may sign up as an operator unless OPERATOR_SIGNUP=false.

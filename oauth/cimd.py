@@ -35,6 +35,7 @@ from oauth2_provider.settings import oauth2_settings
 from . import client_auth, client_metadata, outbound
 from .errors import OAuthError
 from .models import Application
+from .parsing import check_json_value
 
 log = logging.getLogger("mcpauth.cimd")
 
@@ -59,7 +60,12 @@ class OutboundMetadataFetcher(SafeMetadataFetcher):
             )
         except outbound.OutboundError as exc:
             raise CIMDError(str(exc)) from None
-        return self._read_document(response)  # a redirect (3xx) is refused there: status != 200
+        try:
+            document, max_age = self._read_document(response)  # a redirect (3xx) is refused there: status != 200
+            check_json_value(document)  # nothing stored may later fail to encode (oauth.parsing)
+        except (OAuthError, RecursionError):
+            raise CIMDError("document holds NUL characters, unpaired surrogates or deep nesting") from None
+        return document, max_age
 
 
 @dataclass(frozen=True)

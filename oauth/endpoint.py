@@ -1,7 +1,6 @@
-"""The one decorator for JSON endpoints we own: methods, CORS, caching, and error rendering."""
+"""The one decorator for JSON endpoints we own: methods, strict parsing, CORS, caching, error rendering."""
 
 import functools
-import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -9,7 +8,8 @@ from typing import Any
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .errors import InvalidRequest, MethodNotAllowed, OAuthError, ServerError
+from .errors import MethodNotAllowed, OAuthError, ServerError
+from .parsing import FORM_BODY, NO_BODY, Body, check_request, decode_json
 
 logger = logging.getLogger("mcpauth.oauth")
 
@@ -26,28 +26,9 @@ def add_cors(response: HttpResponse, methods: Iterable[str]) -> HttpResponse:
     return response
 
 
-def contains_nul(value: Any) -> bool:
-    """True when a string anywhere in a decoded JSON value holds NUL (PostgreSQL text cannot)."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(contains_nul(v) for v in value)
-    return False
-
-
 def read_json_object(request) -> dict[str, Any]:
-    """The request body as a JSON object, or `invalid_request` (never a 500 on odd input)."""
-    try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise InvalidRequest("The body must be a JSON object.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The body must be a JSON object.")
-    if contains_nul(body):
-        raise InvalidRequest("Values must not contain NUL characters.")
-    return body
+    """The request body as a JSON object (an empty body is `{}`), by the rules of `oauth.parsing`."""
+    return decode_json(request.body) if request.body else {}
 
 
 def render_error(exc: Exception) -> HttpResponse:
@@ -58,14 +39,19 @@ def render_error(exc: Exception) -> HttpResponse:
     return ServerError().as_response()
 
 
-def oauth_endpoint(methods: Iterable[str] = ("POST",), *, cors: bool = True, cache: str = "no-store"):
-    """Wrap a view: answer OPTIONS preflights, refuse other methods with JSON 405, render errors.
+def oauth_endpoint(methods: Iterable[str] = ("POST",), *, cors: bool = True, cache: str = "no-store",
+                   body: Body | None = None):
+    """Wrap a view: answer OPTIONS preflights, refuse other methods with JSON 405, refuse what
+    `oauth.parsing` refuses (415, 413, 400) before the view reads the request, render errors.
 
     `cache` is the Cache-Control of success responses: token-bearing ones must be `no-store`.
+    `body` is what the endpoint accepts; by default a form body when it takes POST, PUT or PATCH.
     """
     allowed = tuple(m.upper() for m in methods)
     if "GET" in allowed and "HEAD" not in allowed:
         allowed = (*allowed, "HEAD")
+    if body is None:
+        body = FORM_BODY if {"POST", "PUT", "PATCH"} & set(allowed) else NO_BODY
 
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
@@ -75,6 +61,7 @@ def oauth_endpoint(methods: Iterable[str] = ("POST",), *, cors: bool = True, cac
             try:
                 if request.method not in allowed:
                     raise MethodNotAllowed(headers={"Allow": ", ".join(allowed)})
+                check_request(request, body)
                 response = view(request, *args, **kwargs)
                 if cache and not response.has_header("Cache-Control"):
                     response["Cache-Control"] = cache

@@ -22,6 +22,7 @@ from .credentials import require_secret
 from .endpoint import oauth_endpoint, read_json_object
 from .errors import AccessDenied, InvalidRequest, InvalidScope, NotFound
 from .models import AuthorizationRequest
+from .parsing import JSON_BODY
 from .signin import client_name
 
 USED = "This authorization request has expired or was already completed."
@@ -58,7 +59,7 @@ def authorization_request(request: HttpRequest, authorization_id: str) -> JsonRe
     })
 
 
-@oauth_endpoint(methods=("POST",), cors=False)
+@oauth_endpoint(methods=("POST",), cors=False, body=JSON_BODY)
 def complete(request: HttpRequest, authorization_id: str) -> JsonResponse:
     pending = load(request, authorization_id)
     body = read_json_object(request)
@@ -76,7 +77,7 @@ def complete(request: HttpRequest, authorization_id: str) -> JsonResponse:
     return JsonResponse({"redirect_to": redirect_to})
 
 
-@oauth_endpoint(methods=("POST",), cors=False)
+@oauth_endpoint(methods=("POST",), cors=False, body=JSON_BODY)
 def deny_request(request: HttpRequest, authorization_id: str) -> JsonResponse:
     pending = load(request, authorization_id)
     redirect_to = deny(pending, unclaimed=True)

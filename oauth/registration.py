@@ -10,11 +10,9 @@ per client. Ours decide per project, keep the registration access token as a key
 the client row, and share the client metadata rules of `oauth.client_metadata` with CIMD.
 """
 
-import json
 from urllib.parse import quote
 
 from django.contrib.auth.hashers import check_password
-from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -30,8 +28,10 @@ from .endpoint import oauth_endpoint
 from .errors import InvalidClientMetadata, InvalidToken, TooManyRequests
 from .hashers import NO_SECRET
 from .models import Application, new_client_id
+from .parsing import JSON, Body, decode_json
 
-MAX_BODY_BYTES = 64 * 1024
+# RFC 7591 §3.2.2: a body that is not a JSON object is refused as `invalid_client_metadata`.
+REGISTRATION_BODY = Body((JSON,), max_bytes=64 * 1024, malformed=InvalidClientMetadata)
 OPEN_CAP_RETRY_AFTER = 3600
 MANAGED_PATHS = (Application.Path.OPEN, Application.Path.SECRET)
 # RFC 7592 §2.2: values the server controls; a client sending them back changes nothing.
@@ -39,7 +39,7 @@ SERVER_FIELDS = ("registration_access_token", "registration_client_uri", "client
                  "client_id_issued_at")
 
 
-@oauth_endpoint(methods=("POST",))
+@oauth_endpoint(methods=("POST",), body=REGISTRATION_BODY)
 def register(request: HttpRequest) -> HttpResponse:
     """RFC 7591 §3: register a client; 201 with its information, the secret and token shown once."""
     ratelimit.limit_registration(request)
@@ -49,7 +49,7 @@ def register(request: HttpRequest) -> HttpResponse:
     return JsonResponse(client_information(request, client, secret=secret, token=token), status=201)
 
 
-@oauth_endpoint(methods=("GET", "PUT", "DELETE"))
+@oauth_endpoint(methods=("GET", "PUT", "DELETE"), body=REGISTRATION_BODY)
 def manage(request: HttpRequest, client_id: str) -> HttpResponse:
     """RFC 7592 §2: read, update or delete a client with its registration access token."""
     client = authenticate_registration(request, client_id)
@@ -75,17 +75,9 @@ def registration_path(request: HttpRequest) -> str:
     raise InvalidToken("Open registration is turned off; a project secret is required.", reason="open DCR off")
 
 
-def read_json(request: HttpRequest) -> object:
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        raise InvalidClientMetadata("The request body is too large.") from None
-    if len(body) > MAX_BODY_BYTES:
-        raise InvalidClientMetadata("The request body is too large.")
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):  # RecursionError: a deeply nested body
-        raise InvalidClientMetadata("The request body must be valid JSON.") from None
+def read_json(request: HttpRequest) -> dict:
+    """The body, already checked by `oauth.parsing` (size, media type, syntax) when it is not empty."""
+    return decode_json(request.body, InvalidClientMetadata)
 
 
 def authenticate_registration(request: HttpRequest, client_id: str) -> Application:

@@ -27,6 +27,7 @@ from .credentials import require_secret
 from .endpoint import oauth_endpoint, read_json_object
 from .errors import InvalidClient, InvalidRequest, InvalidScope, UnauthorizedClient
 from .models import AccessToken, Application
+from .parsing import JSON_BODY
 from .validator import allowed_scopes
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -156,7 +157,7 @@ def requested_resource(body: dict[str, Any]) -> list[str]:
     return [resource]
 
 
-@oauth_endpoint(("POST",))
+@oauth_endpoint(("POST",), body=JSON_BODY)
 def exchange(request: HttpRequest) -> JsonResponse:
     secret = require_secret(request, "exchange")
     body = read_json_object(request)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -120,6 +120,10 @@ def clone_row(row: models.Model) -> models.Model:
     return clone
 
 
+class SlugTaken(Exception):
+    """Another project has this slug: it was created between the form's check and the insert."""
+
+
 class ProjectManager(models.Manager.from_queryset(ProjectQuerySet)):  # type: ignore[misc]
     def cached_by_slug(self, slug: str) -> "Project | None":
         """Tenant lookup for hot paths: usually no query (projects.localcache keeps the row in
@@ -144,15 +148,23 @@ class ProjectManager(models.Manager.from_queryset(ProjectQuerySet)):  # type: ig
     @transaction.atomic
     def create_project(self, *, owner: User, name: str, slug: str, resources: list[str] | None = None,
                        scopes: list[str] | None = None, **policy) -> tuple["Project", str]:
-        """A project with its owner, first signing key and registration secret (returned once)."""
+        """A project with its owner, first signing key and registration secret (returned once), all
+        or nothing; `SlugTaken` when another project took the slug first (a concurrent creation)."""
         catalog = DEFAULT_SCOPES if not scopes else [{"name": s, "description": ""} for s in scopes]
-        project = self.create(name=name, slug=slug, resources=list(resources or []), scopes=catalog, **policy)
-        ProjectMember.objects.create(project=project, user=owner, role=ProjectMember.Role.OWNER)
-        SigningKey.generate(project)
-        _, registration_secret = ProjectSecret.issue(
-            project, "Registration secret", list(ProjectSecret.PERMISSIONS), created_by=owner
-        )
-        AuditEvent.record(project, "project.created", actor=owner.email)
+        try:
+            with transaction.atomic():
+                project = self.create(name=name, slug=slug, resources=list(resources or []), scopes=catalog,
+                                      **policy)
+                ProjectMember.objects.create(project=project, user=owner, role=ProjectMember.Role.OWNER)
+                SigningKey.generate(project)
+                _, registration_secret = ProjectSecret.issue(
+                    project, "Registration secret", list(ProjectSecret.PERMISSIONS), created_by=owner
+                )
+                AuditEvent.record(project, "project.created", actor=owner.email)
+        except IntegrityError:
+            if self.filter(slug=slug).exists():
+                raise SlugTaken(slug) from None
+            raise
         return project, registration_secret
 
 

@@ -197,10 +197,17 @@ def test_complete_refuses_nul_characters(client, handoff_project, public_client_
 
 
 def test_a_malformed_request_id_is_not_found(client, handoff_project):
-    path = f"/p/{handoff_project.slug}/api/oauth/authorization-requests/a%00b/complete"
+    path = f"/p/{handoff_project.slug}/api/oauth/authorization-requests/a.b/complete"
     response = client.post(path, "{}", content_type="application/json",
                            HTTP_AUTHORIZATION=f"Bearer {handoff_project.registration_secret}")
     assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+def test_a_request_id_with_a_nul_is_a_bad_request(client, handoff_project):
+    path = f"/p/{handoff_project.slug}/api/oauth/authorization-requests/a%00b/complete"
+    response = client.post(path, "{}", content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {handoff_project.registration_secret}")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
 
 
 def test_expired_requests_are_listed_for_the_reaper(client, handoff_project, public_client_a):

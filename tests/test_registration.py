@@ -366,8 +366,8 @@ def test_it_answers_invalid_client_metadata_to_a_body_that_is_not_a_json_object(
 
 def test_it_refuses_an_oversized_body(client, project_a):
     response = post(client, URL_A, {**CLAUDE_LIKE, "padding": "x" * 100_000})
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_client_metadata"
+    assert response.status_code == 413  # API.md "Errors": a body over the endpoint's limit
+    assert response.json()["error"] == "invalid_request"
     assert Application.objects.count() == 0
 
 
