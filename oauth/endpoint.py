@@ -14,7 +14,7 @@ from .errors import InvalidRequest, MethodNotAllowed, OAuthError, ServerError
 logger = logging.getLogger("mcpauth.oauth")
 
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, MCP-Protocol-Version"
-CORS_EXPOSE_HEADERS = "WWW-Authenticate, Retry-After"
+CORS_EXPOSE_HEADERS = "WWW-Authenticate, Retry-After, RateLimit, RateLimit-Policy"
 
 
 def add_cors(response: HttpResponse, methods: Iterable[str]) -> HttpResponse:
