@@ -198,6 +198,9 @@ class SettingsForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         project = self.instance
+        self.original = {name: getattr(project, name) for name in self.Meta.fields}
+        for name in ("open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days"):
+            self.fields[name].required = False
         for limit in ratelimit.PROJECT_LIMITS:
             default = ratelimit.format_windows((w.limit, w.seconds) for w in limit.default)
             own = (project.rate_limits or {}).get(limit.name)
@@ -258,6 +261,8 @@ class SettingsForm(forms.ModelForm):
 
     def _at_most(self, name: str, most: int) -> int:
         value = self.cleaned_data[name]
+        if value is None:  # a form posted without it (older pages and scripts) keeps the current value
+            return getattr(self.instance, name)
         if not 0 <= value <= most:
             raise ValidationError(f"From 0 to {most}.")
         return value
@@ -294,8 +299,8 @@ class SettingsForm(forms.ModelForm):
 
     def apply(self) -> list[str]:
         """Copy the cleaned values onto the project; the names of the fields that changed."""
-        changed = [name for name in self.changed_data if name in self.Meta.fields]
         project = self.instance
+        changed = [name for name in self.Meta.fields if getattr(project, name) != self.original[name]]
         if self.cleaned_data["resources_text"] != project.resources:
             project.resources = self.cleaned_data["resources_text"]
             changed.append("resources")
