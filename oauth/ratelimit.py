@@ -113,28 +113,20 @@ def enabled() -> bool:
 
 @dataclass(frozen=True)
 class Counter:
-    """One window of one limit for one subject, at time `now`."""
+    """One window of one limit for one subject. The window opens at the subject's first request
+    and the counter expires with it (so a window never ends early because a clock minute turned)."""
 
     limit: Limit
     window: Window
     windows: tuple[Window, ...]  # all of the limit's windows in force (for RateLimit-Policy)
     subject: str
-    now: float
-
-    @property
-    def index(self) -> int:
-        return int(self.now // self.window.seconds)
 
     @property
     def key(self) -> str:
-        return f"ratelimit:{self.limit.name}:{self.window.seconds}:{self.index}:{self.subject}"
+        return f"ratelimit:{self.limit.name}:{self.window.seconds}:{self.subject}"
 
-    @property
-    def timeout(self) -> int:
-        return self.window.seconds + 1
-
-    def refuse(self) -> TooManyRequests:
-        retry_after = int((self.index + 1) * self.window.seconds - self.now) + 1
+    def refuse(self, retry_after: int) -> TooManyRequests:
+        retry_after = max(1, retry_after)
         return TooManyRequests(retry_after, headers=rate_limit_headers(self.limit.name, self.windows, self.window,
                                                                        retry_after),
                                reason=f"{self.limit.name} limit {self.window} for {self.subject}")
@@ -177,27 +169,26 @@ def hit(*checks: tuple[Limit, str, tuple[Window, ...]]) -> Hit:
     (the counts after it are not taken)."""
     if not enabled():
         return Hit([])
-    now = time.time()
-    counters = [Counter(limit, window, windows, subject, now)
-                for limit, subject, windows in checks for window in windows]
-    position = store().count(counters)
-    if position is not None:
-        raise counters[position].refuse()
+    counters = [Counter(limit, window, windows, subject) for limit, subject, windows in checks for window in windows]
+    full = store().count(counters)
+    if full is not None:
+        position, retry_after = full
+        raise counters[position].refuse(retry_after)
     return Hit(counters)
 
 
 # --- the stores ----------------------------------------------------------------------------------
 
-# KEYS: the counters in order; ARGV: timeout and limit of each. Counts them in order and stops at
-# the first one over its limit, returning its 1-based position, else 0. A new counter gets its
-# expiry in the same atomic step, so it dies with its window.
+# KEYS: the counters in order; ARGV: window seconds and limit of each. Counts them in order and
+# stops at the first one over its limit, returning its 1-based position and the seconds its window
+# has left, else {0, 0}. A new counter gets its expiry in the same atomic step: it dies with its window.
 HIT_SCRIPT = """
 for i, key in ipairs(KEYS) do
   local count = redis.call('INCR', key)
   if count == 1 then redis.call('EXPIRE', key, ARGV[2 * i - 1]) end
-  if count > tonumber(ARGV[2 * i]) then return i end
+  if count > tonumber(ARGV[2 * i]) then return {i, redis.call('TTL', key)} end
 end
-return 0
+return {0, 0}
 """
 # Takes one count back from each counter that still exists (never creates a key without expiry).
 FORGIVE_SCRIPT = """
@@ -217,11 +208,12 @@ class RedisStore:
         self.hit_script = self.client.register_script(HIT_SCRIPT)  # EVALSHA, EVAL once if Redis forgot it
         self.forgive_script = self.client.register_script(FORGIVE_SCRIPT)
 
-    def count(self, counters: list[Counter]) -> int | None:
+    def count(self, counters: list[Counter]) -> tuple[int, int] | None:
+        """(position of the first full counter, seconds its window has left), or None."""
         keys = [cache.make_key(c.key) for c in counters]
-        args = [value for c in counters for value in (c.timeout, c.window.limit)]
-        position = self.hit_script(keys=keys, args=args)
-        return position - 1 if position else None
+        args = [value for c in counters for value in (c.window.seconds, c.window.limit)]
+        position, ttl = self.hit_script(keys=keys, args=args)
+        return (position - 1, ttl) if position else None
 
     def forgive(self, counters: list[Counter]) -> None:
         self.forgive_script(keys=[cache.make_key(c.key) for c in counters])
@@ -238,16 +230,19 @@ def redis_options() -> dict:
 class CacheStore:
     """Any Django cache shared by every worker: `add` sets a counter's expiry once, `incr` keeps it."""
 
-    def count(self, counters: list[Counter]) -> int | None:
+    def count(self, counters: list[Counter]) -> tuple[int, int] | None:
         for position, counter in enumerate(counters):
-            cache.add(counter.key, 0, timeout=counter.timeout)
+            seconds = counter.window.seconds
+            if cache.add(counter.key, 0, timeout=seconds):  # a new window: remember when it ends
+                cache.set(f"{counter.key}:ends", time.time() + seconds, timeout=seconds)
             try:
                 count = cache.incr(counter.key)
             except ValueError:  # expired between add and incr
-                cache.add(counter.key, 1, timeout=counter.timeout)
+                cache.add(counter.key, 1, timeout=seconds)
                 count = 1
             if count > counter.window.limit:
-                return position
+                ends = cache.get(f"{counter.key}:ends", time.time() + seconds)
+                return position, int(ends - time.time()) + 1
         return None
 
     def forgive(self, counters: list[Counter]) -> None:
