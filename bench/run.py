@@ -148,6 +148,8 @@ def configure_environment(cfg: Config) -> None:
         "DEBUG": "false",
         "LOG_LEVEL": "WARNING",
         "BENCH_HELLO": "true",
+        # Every request comes from 127.0.0.1: measuring 429s would measure nothing.
+        "RATE_LIMITS": "off",
         "CACHE_KEY_PREFIX": "mcpauth-bench",
         "BENCH_LUA_DIR": str(LUA_DIR),
     })

@@ -104,9 +104,10 @@ def revoke_end_user(project: Project, person: User, request) -> int:
 
 
 @transaction.atomic
-def update_settings(project: Project, changed: list[str], request) -> None:
+def update_settings(project: Project, changed: list[str], request=None, *, actor: str = "") -> None:
     project.save()
-    AuditEvent.record(project, "settings.changed", actor=actor_of(request), request=request, changed=changed)
+    AuditEvent.record(project, "settings.changed", actor=actor or actor_of(request), request=request,
+                      changed=changed)
 
 
 @transaction.atomic

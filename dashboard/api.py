@@ -8,7 +8,7 @@ Validation is the dashboard's own (the same forms), so both paths accept exactly
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, QueryDict
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
@@ -23,11 +23,12 @@ from rest_framework.views import APIView
 from oauth.errors import OAuthError
 from oauth.models import Application
 from oauth.parsing import JSON, NO_BODY, Body, check_request
+from oauth.ratelimit import format_windows
 from projects.models import Project, ProjectMember, ProjectSecret, SlugTaken
 
-from . import actions, audit, clients
+from . import actions, audit, clients, policy
 from .decorators import OWNER, READ, WRITE
-from .forms import TAKEN, ClientForm, MemberForm, ProjectForm, RoleForm, SecretForm, SettingsForm
+from .forms import TAKEN, ClientForm, MemberForm, ProjectForm, RoleForm, SecretForm, SettingsForm, as_form_data
 from .models import OperatorToken
 
 
@@ -117,20 +118,6 @@ def form_errors(form) -> exceptions.ValidationError:
     return exceptions.ValidationError({name: [str(e) for e in errs] for name, errs in form.errors.items()})
 
 
-def as_form_data(values: dict) -> QueryDict:
-    """JSON values as the dashboard's form would post them (lists repeat; booleans are "on"/absent)."""
-    data = QueryDict(mutable=True)
-    for name, value in values.items():
-        if isinstance(value, bool):
-            if value:
-                data[name] = "on"
-        elif isinstance(value, list):
-            data.setlist(name, [str(v) for v in value])
-        elif value is not None:
-            data[name] = str(value)
-    return data
-
-
 # --- Serializers (shapes of responses) ---------------------------------------------------------
 
 class ScopeSerializer(serializers.Serializer):
@@ -138,17 +125,30 @@ class ScopeSerializer(serializers.Serializer):
     description = serializers.CharField(allow_blank=True)
 
 
+class RateLimitsField(serializers.DictField):
+    """{limit name: "10/15m, 100/1d"}: the limits the project set itself (the others have their default)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=serializers.CharField(allow_blank=True, allow_null=True), **kwargs)
+
+    def to_representation(self, value) -> dict[str, str]:
+        return {name: format_windows(windows) for name, windows in (value or {}).items()}
+
+
 class ProjectSerializer(serializers.ModelSerializer):
     issuer = serializers.CharField(read_only=True)
     scopes = ScopeSerializer(many=True)
     resources = serializers.ListField(child=serializers.URLField())
+    rate_limits = RateLimitsField(help_text="Per-project rate limits (names in docs/configuration.md); "
+                                            "null or \"\" puts one back to its default.")
 
     class Meta:
         model = Project
         fields = ["slug", "name", "issuer", "resources", "scopes", "cimd_enabled", "open_registration_enabled",
                   "secret_registration_enabled", "login_mode", "login_url", "signup_enabled", "token_format",
                   "access_token_ttl", "refresh_token_ttl", "display_name", "logo_url", "accent_color",
-                  "created_at", "updated_at"]
+                  "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
+                  "rate_limits", "created_at", "updated_at"]
 
 
 class ProjectCreateSerializer(serializers.Serializer):
@@ -301,29 +301,11 @@ class ProjectView(ManagementView):
     def patch(self, request, slug):
         project = self.project(slug, WRITE)
         patch = request.data if isinstance(request.data, dict) else {}
-        form = SettingsForm(as_form_data(self.settings_values(project, patch)), instance=project)
-        if not form.is_valid():
-            raise form_errors(form)
-        changed = form.apply()
-        if changed:
-            actions.update_settings(form.instance, changed, request)
-        return Response(ProjectSerializer(form.instance).data)
-
-    @staticmethod
-    def settings_values(project: Project, patch: dict) -> dict:
-        values = {name: getattr(project, name) for name in SettingsForm.Meta.fields}
-        values |= {k: v for k, v in patch.items() if k in SettingsForm.Meta.fields}
-        resources = patch.get("resources", project.resources)
-        scopes = patch.get("scopes", project.scopes)
-        if not isinstance(resources, list) or not isinstance(scopes, list):
-            raise exceptions.ValidationError({"resources": ["A list."], "scopes": ["A list."]})
-        values["resources_text"] = "\n".join(str(r) for r in resources)
-        values["scopes_text"] = "\n".join(
-            (f"{s.get('name', '')} — {s['description']}" if s.get("description") else str(s.get("name", "")))
-            if isinstance(s, dict) else str(s)
-            for s in scopes
-        )
-        return values
+        try:  # keys that are not settings (slug, issuer, ... sent back from a GET) are ignored
+            policy.change_settings(project, {k: v for k, v in patch.items() if k in policy.SETTINGS}, request)
+        except policy.InvalidSettings as exc:
+            raise exceptions.ValidationError(exc.errors) from None
+        return Response(ProjectSerializer(project).data)
 
 
 class RotateKeyView(ManagementView):

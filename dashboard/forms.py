@@ -6,7 +6,9 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
+from django.http import QueryDict
 
+from oauth import ratelimit
 from oauth.models import Application
 from projects.models import Project, ProjectMember, ProjectSecret, User
 
@@ -43,6 +45,25 @@ def check_redirect_uri(value: str) -> str:
 
 def lines(value: str) -> list[str]:
     return [line.strip() for line in value.splitlines() if line.strip()]
+
+
+def as_form_data(values: dict) -> QueryDict:
+    """JSON values as the dashboard's form would post them (lists repeat; booleans are "on"/absent)."""
+    data = QueryDict(mutable=True)
+    for name, value in values.items():
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        elif isinstance(value, list):
+            data.setlist(name, [str(v) for v in value])
+        elif value is not None:
+            data[name] = str(value)
+    return data
+
+
+def rate_limit_key(name: str) -> str:
+    """The settings key (form field, `setproject --set` key) of one per-project rate limit."""
+    return f"rate_limits.{name}"
 
 
 class SignUpForm(forms.Form):
@@ -145,6 +166,7 @@ class SettingsForm(forms.ModelForm):
             "login_mode", "login_url", "signup_enabled",
             "token_format", "access_token_ttl", "refresh_token_ttl",
             "display_name", "logo_url", "accent_color",
+            "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
         ]
         labels = {
             "cimd_enabled": "Client ID Metadata Documents (CIMD)",
@@ -159,16 +181,36 @@ class SettingsForm(forms.ModelForm):
             "display_name": "Display name",
             "logo_url": "Logo URL",
             "accent_color": "Accent colour",
+            "open_client_cap": "Most open-registered clients",
+            "unused_client_days": "Remove never-used open and CIMD clients after (days)",
+            "idle_client_days": "Remove idle open and CIMD clients after (days)",
+            "key_rotation_days": "Rotate the signing key every (days)",
         }
         widgets = {"accent_color": forms.TextInput(attrs={"type": "color"})}
         help_texts = {
             "access_token_ttl": "60 seconds to 24 hours (3600 = one hour).",
             "refresh_token_ttl": "5 minutes to 365 days (2592000 = 30 days).",
+            "open_client_cap": "Registrations beyond it get 429 until the reaper frees room.",
+            "unused_client_days": "0 keeps them.",
+            "idle_client_days": "0 keeps them.",
+            "key_rotation_days": "0: rotate by hand only.",
         }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         project = self.instance
+        self.original = {name: getattr(project, name) for name in self.Meta.fields}
+        for name in ("open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days"):
+            self.fields[name].required = False
+        for limit in ratelimit.PROJECT_LIMITS:
+            default = ratelimit.format_windows((w.limit, w.seconds) for w in limit.default)
+            own = (project.rate_limits or {}).get(limit.name)
+            self.fields[rate_limit_key(limit.name)] = forms.CharField(
+                label=limit.label, required=False, max_length=200,
+                initial=ratelimit.format_windows(own) if own else "",
+                help_text=f"Default {default}. Count / window (s, m, h or d), comma-separated; blank for the default.",
+                widget=forms.TextInput(attrs={"placeholder": default}),
+            )
         self.fields["resources_text"].initial = "\n".join(project.resources)
         self.fields["scopes_text"].initial = "\n".join(
             f"{s['name']} — {s['description']}" if s.get("description") else s["name"] for s in project.scopes
@@ -208,6 +250,26 @@ class SettingsForm(forms.ModelForm):
             raise ValidationError("Between 5 minutes and 365 days.")
         return value
 
+    def clean_open_client_cap(self) -> int:
+        return self._at_most("open_client_cap", 1_000_000)
+
+    def clean_unused_client_days(self) -> int:
+        return self._at_most("unused_client_days", 3650)
+
+    def clean_idle_client_days(self) -> int:
+        return self._at_most("idle_client_days", 3650)
+
+    def clean_key_rotation_days(self) -> int:
+        return self._at_most("key_rotation_days", 3650)
+
+    def _at_most(self, name: str, most: int) -> int:
+        value = self.cleaned_data[name]
+        if value is None:  # a form posted without it (older pages and scripts) keeps the current value
+            return getattr(self.instance, name)
+        if not 0 <= value <= most:
+            raise ValidationError(f"From 0 to {most}.")
+        return value
+
     def clean_accent_color(self) -> str:
         value = self.cleaned_data["accent_color"].lower()
         if not re.fullmatch(r"#[0-9a-f]{6}", value):
@@ -224,18 +286,33 @@ class SettingsForm(forms.ModelForm):
         data = super().clean()
         if data.get("login_mode") == Project.LoginMode.HANDOFF and not data.get("login_url"):
             self.add_error("login_url", "Handoff mode needs the URL of your login page.")
+        self.rate_limits = {}
+        for limit in ratelimit.PROJECT_LIMITS:
+            text = (data.get(rate_limit_key(limit.name)) or "").strip()
+            try:
+                if text:
+                    self.rate_limits[limit.name] = ratelimit.parse_windows(text)
+            except ValueError as exc:
+                self.add_error(rate_limit_key(limit.name), str(exc))
         return data
+
+    @property
+    def rate_limit_fields(self) -> list:
+        return [self[rate_limit_key(limit.name)] for limit in ratelimit.PROJECT_LIMITS]
 
     def apply(self) -> list[str]:
         """Copy the cleaned values onto the project; the names of the fields that changed."""
-        changed = [name for name in self.changed_data if name in self.Meta.fields]
         project = self.instance
+        changed = [name for name in self.Meta.fields if getattr(project, name) != self.original[name]]
         if self.cleaned_data["resources_text"] != project.resources:
             project.resources = self.cleaned_data["resources_text"]
             changed.append("resources")
         if self.cleaned_data["scopes_text"] != project.scopes:
             project.scopes = self.cleaned_data["scopes_text"]
             changed.append("scopes")
+        if self.rate_limits != (project.rate_limits or {}):
+            project.rate_limits = self.rate_limits
+            changed.append("rate_limits")
         return changed
 
 

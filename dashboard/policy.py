@@ -1,14 +1,86 @@
-"""A project's settings: registration policy, login, resources, scopes, tokens, branding, keys."""
+"""A project's settings: registration policy, login, resources, scopes, tokens, rate limits, branding, keys.
+
+One validation for the three ways in: the dashboard posts `SettingsForm`; the management API's
+PATCH and `manage.py setproject` give JSON-like values to `change_settings`, which lays them over
+the project's current values and validates them with that same form.
+"""
 
 from django.contrib import messages
+from django.db import models
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from oauth import ratelimit
 from projects.models import Project, SigningKey
 
 from . import actions
 from .decorators import WRITE, project_view
-from .forms import SettingsForm
+from .forms import SettingsForm, as_form_data, rate_limit_key
+
+# Every settings key the API and the command line take: the form's model fields, then the lists
+# and the rate limits ({name: "10/15m"}), which the form edits as text.
+SETTINGS = [*SettingsForm.Meta.fields, "resources", "scopes", "rate_limits"]
+
+
+class InvalidSettings(Exception):
+    """Settings refused; `errors` maps each key to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__(errors)
+        self.errors = errors
+
+
+def change_settings(project: Project, patch: dict, request=None, *, actor: str = "") -> list[str]:
+    """Apply `patch` ({key: JSON value}, keys from SETTINGS) to `project`, validated as the
+    dashboard validates, saved and audited; the names of what changed. InvalidSettings otherwise."""
+    errors: dict[str, list[str]] = {}
+    form = SettingsForm(as_form_data(form_values(project, patch, errors)), instance=project)
+    if not form.is_valid() or errors:
+        raise InvalidSettings({name: [str(e) for e in errs] for name, errs in form.errors.items()} | errors)
+    changed = form.apply()
+    if changed:
+        actions.update_settings(project, changed, request, actor=actor)
+    return changed
+
+
+def form_values(project: Project, patch: dict, errors: dict[str, list[str]]) -> dict:
+    """The project's current settings with `patch` over them, as the settings form's fields; what
+    the form cannot see (a list that is not a list, a boolean that is not one) goes to `errors`."""
+    values = {name: getattr(project, name) for name in SettingsForm.Meta.fields}
+    for name in SettingsForm.Meta.fields:
+        if name in patch:
+            if isinstance(Project._meta.get_field(name), models.BooleanField) and not isinstance(patch[name], bool):
+                errors[name] = ["Must be true or false."]
+            values[name] = patch[name]
+    resources = patch.get("resources", project.resources)
+    scopes = patch.get("scopes", project.scopes)
+    if not isinstance(resources, list) or not isinstance(scopes, list):
+        errors |= {"resources": ["A list."], "scopes": ["A list."]}
+    else:
+        values["resources_text"] = "\n".join(str(r) for r in resources)
+        values["scopes_text"] = "\n".join(
+            (f"{s.get('name', '')} — {s['description']}" if s.get("description") else str(s.get("name", "")))
+            if isinstance(s, dict) else str(s)
+            for s in scopes
+        )
+    return values | rate_limit_values(project, patch.get("rate_limits", {}), errors)
+
+
+def rate_limit_values(project: Project, patch, errors: dict) -> dict[str, str]:
+    """The rate-limit fields: the project's own limits as text, with `patch` ({name: text or null}) over them."""
+    texts = {name: ratelimit.format_windows(windows) for name, windows in (project.rate_limits or {}).items()}
+    if not isinstance(patch, dict):
+        errors["rate_limits"] = ['An object like {"signin:account": "10/15m"}.']
+        return {}
+    names = {limit.name for limit in ratelimit.PROJECT_LIMITS}
+    for name, text in patch.items():
+        if name not in names:
+            errors[rate_limit_key(str(name))] = [f"Unknown rate limit; one of {', '.join(sorted(names))}."]
+        elif text is not None and not isinstance(text, str):
+            errors[rate_limit_key(name)] = ['A limit like "10/15m", or null for the default.']
+        else:
+            texts[name] = text or ""
+    return {rate_limit_key(name): text for name, text in texts.items() if name in names}
 
 
 @project_view()

@@ -1,5 +1,6 @@
 """Operator dashboard: accounts, the projects an operator belongs to, and a project's overview."""
 
+import hashlib
 import json
 from urllib.parse import urlsplit
 
@@ -15,6 +16,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from oauth2_provider.models import get_access_token_model
 
+from mcpauth_service.security import client_ip
+from oauth import ratelimit
+from oauth.errors import TooManyRequests
 from projects.models import AuditEvent, Project, SlugTaken, User
 
 from . import activity
@@ -30,26 +34,55 @@ def _safe_next(request) -> str:
     return "dashboard:home"
 
 
+THROTTLED = "Too many attempts. Wait a few minutes and try again."
+
+
+def operator_password_checks(request, email: str) -> list:
+    """Failed operator password checks per account (known or not) and per client address."""
+    account = hashlib.sha256(f"operator:{email.strip().lower()}".encode()).hexdigest()
+    return [ratelimit.check("operator-signin:account", account),
+            ratelimit.check("operator-signin:ip", client_ip(request) or "unknown")]
+
+
+def _page(request, template: str, context: dict, status: int, refused: TooManyRequests | None = None):
+    response = render(request, template, context, status=status)
+    for name, value in (refused.headers if refused else {}).items():
+        response[name] = value  # Retry-After and the RateLimit fields of a 429
+    return response
+
+
+@never_cache
 @require_http_methods(["GET", "POST"])
 def login_view(request):
-    error = ""
-    email = ""
+    error, email, status, refused = "", "", 200, None
     if request.method == "POST":
         email = request.POST.get("email", "").strip()
-        user = authenticate(request, email=email, password=request.POST.get("password", ""))
-        if user is not None:
-            login(request, user)
-            return redirect(_safe_next(request))
-        error = "That email and password do not match an operator account."
+        try:  # every attempt counts until its password proved right (the same for unknown accounts)
+            attempt = ratelimit.hit(*operator_password_checks(request, email))
+        except TooManyRequests as exc:
+            error, status, refused = THROTTLED, 429, exc
+        else:
+            user = authenticate(request, email=email, password=request.POST.get("password", ""))
+            if user is not None:
+                attempt.forgive()
+                login(request, user)
+                return redirect(_safe_next(request))
+            error, status = "That email and password do not match an operator account.", 400
     context = {"error": error, "email": email, "signup_enabled": settings.OPERATOR_SIGNUP_ENABLED}
-    return render(request, "dashboard/login.html", context, status=400 if error else 200)
+    return _page(request, "dashboard/login.html", context, status, refused)
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def signup_view(request):
     if not settings.OPERATOR_SIGNUP_ENABLED:
         raise Http404("sign-up is closed")
     form = SignUpForm(request.POST or None)
+    if request.method == "POST":
+        try:  # every attempt counts: accounts are cheap to make, so addresses are limited
+            ratelimit.hit(ratelimit.check("operator-signup:ip", client_ip(request) or "unknown"))
+        except TooManyRequests as refused:
+            return _page(request, "dashboard/signup.html", {"form": SignUpForm(), "error": THROTTLED}, 429, refused)
     if request.method == "POST" and form.is_valid():
         user = User.objects.create_operator(form.cleaned_data["email"], form.cleaned_data["password"])
         login(request, user, backend="projects.auth.OperatorBackend")
@@ -145,13 +178,23 @@ def account(request):
     new_token = None
     status = 200
     if request.method == "POST" and request.POST.get("action") == "password":
+        try:  # the current password is checked: the operator's sign-in limits apply
+            attempt = ratelimit.hit(*operator_password_checks(request, request.user.email))
+        except TooManyRequests as refused:
+            tokens = request.user.api_tokens.filter(revoked_at__isnull=True).order_by("-created_at")
+            context = {"password_form": password_form, "token_form": token_form, "tokens": tokens,
+                       "password_error": THROTTLED}
+            return _page(request, "dashboard/account.html", context, 429, refused)
         password_form = PasswordChangeForm(request.user, request.POST)
         if password_form.is_valid():
+            attempt.forgive()
             password_form.save()
             update_session_auth_hash(request, password_form.user)
             AuditEvent.record(None, "operator.password_changed", actor=request.user.email, request=request)
             messages.success(request, "Your password was changed.")
             return redirect("dashboard:account")
+        if "old_password" not in password_form.errors:
+            attempt.forgive()  # the current password was right; only the new one was refused
         status = 400
     elif request.method == "POST" and request.POST.get("action") == "token":
         token_form = TokenForm(request.POST)

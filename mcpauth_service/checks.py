@@ -71,3 +71,16 @@ def check_public_url(app_configs, **kwargs):
         if host not in {"127.0.0.1", "localhost", "[::1]"}:
             return [Warning("PUBLIC_URL is plain http on a non-loopback host.", id="mcpauth.W002")]
     return []
+
+
+@register()
+def check_rate_limits(app_configs, **kwargs):
+    if not settings.RATE_LIMITS_ENABLED:
+        return [
+            Warning(
+                "RATE_LIMITS is off: sign-in, sign-up and registration are not throttled.",
+                hint="For load tests only. Unset RATE_LIMITS (or set it to on) in production.",
+                id="mcpauth.W010",
+            )
+        ]
+    return []

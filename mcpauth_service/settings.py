@@ -281,8 +281,10 @@ BENCH_HELLO = env_bool("BENCH_HELLO", False)
 OUTBOUND_CA_BUNDLE = env_str("OUTBOUND_CA_BUNDLE", "")
 OUTBOUND_TIMEOUT_SECONDS = env_int("OUTBOUND_TIMEOUT_SECONDS", 5)
 
-# Registration rate limits, {scope: [(window_seconds, limit), ...]}; see oauth/ratelimit.py.
-RATE_LIMITS: dict[str, list[tuple[int, int]]] = {}
+# RATE_LIMITS=off turns every rate limit off (load tests only; system check mcpauth.W010 says so).
+# Otherwise the defaults of oauth/ratelimit.py apply, overridable per project (docs/configuration.md).
+# (Any other value leaves them on: a mistyped `off` fails safe.)
+RATE_LIMITS_ENABLED = env_str("RATE_LIMITS").strip().lower() != "off"
 
 # The reaper (oauth/reaper.py): unused and idle open/CIMD clients, expired codes and tokens.
 CELERY_BEAT_SCHEDULE = {

@@ -1,3 +1,4 @@
+import logging
 import os
 
 from django.core.wsgi import get_wsgi_application
@@ -8,6 +9,9 @@ application = get_wsgi_application()
 # Refuse to serve a deployment that fails a system check (weak SECRET_KEY with DEBUG off, ...).
 from django.core import checks  # noqa: E402
 
-_errors = [m for m in checks.run_checks() if m.is_serious()]
+_messages = checks.run_checks()
+_errors = [m for m in _messages if m.is_serious()]
+for _warning in (m for m in _messages if not m.is_serious() and not m.is_silenced()):
+    logging.getLogger("mcpauth.checks").warning("%s", _warning)  # e.g. RATE_LIMITS=off, at every start
 if _errors:
     raise SystemExit("refusing to start:\n" + "\n".join(str(m) for m in _errors))

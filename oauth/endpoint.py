@@ -14,7 +14,7 @@ from .parsing import FORM_BODY, NO_BODY, Body, check_request, decode_json
 logger = logging.getLogger("mcpauth.oauth")
 
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, MCP-Protocol-Version"
-CORS_EXPOSE_HEADERS = "WWW-Authenticate, Retry-After"
+CORS_EXPOSE_HEADERS = "WWW-Authenticate, Retry-After, RateLimit, RateLimit-Policy"
 
 
 def add_cors(response: HttpResponse, methods: Iterable[str]) -> HttpResponse:

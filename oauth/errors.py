@@ -117,7 +117,10 @@ class MethodNotAllowed(OAuthError):
 
 
 class TooManyRequests(OAuthError):
-    error = "too_many_requests"
+    """429 with `Retry-After` (and, from oauth.ratelimit, the RateLimit header fields). No RFC
+    names this error; `rate_limited` is the code the management API and the metrics use too."""
+
+    error = "rate_limited"
     status = 429
     description = "Too many requests; retry later."
 

@@ -130,7 +130,8 @@ def create_client(request: HttpRequest, cleaned: ClientMetadata, path: str) -> t
     slot = project.open_client_slot() if path == Application.Path.OPEN else None
     if not rows.write(client, event, guard=slot):
         raise TooManyRequests(OPEN_CAP_RETRY_AFTER, "This project accepts no more open registrations for now.",
-                              reason=f"open client cap {project.open_client_cap} reached")
+                              reason=f"open client cap {project.open_client_cap} reached",
+                              headers=ratelimit.cap_headers("open-clients", project.open_client_cap, OPEN_CAP_RETRY_AFTER))
     return client, secret, token
 
 

@@ -1,14 +1,14 @@
 """Hosted sign-in for a project's end users (API.md "Authorization", login mode `hosted`).
 
 Email and password (Django's password hasher), optional sign-up per project, failures throttled
-per account and per IP in the cache (Redis). A signed-in end user is remembered in the session
-under their project's key only (oauth.endusers), never as a Django-auth login.
+per account and per IP (oauth.ratelimit), with the same answer whether or not the account exists.
+A signed-in end user is remembered in the session under their project's key only (oauth.endusers),
+never as a Django-auth login.
 """
 
 import hashlib
 
 from django.contrib.auth.password_validation import validate_password
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods
 from mcpauth_service.security import client_ip
 from projects.models import Project, User
 
+from . import ratelimit
 from .authorize import (
     AuthorizationRequest,
     ErrorPage,
@@ -30,41 +31,17 @@ from .authorize import (
     redirect_browser,
 )
 from .endusers import sign_in
-from .errors import OAuthError
+from .errors import OAuthError, TooManyRequests
 
-WINDOW = 15 * 60  # seconds a failure counts against its account and address
-ACCOUNT_LIMIT = 5  # failed sign-ins per account (project + email) per window
-IP_LIMIT = 20  # failed sign-ins or sign-ups per client address per window, across projects
 BAD_CREDENTIALS = "That email and password do not match an account."
 THROTTLED = "Too many attempts. Wait a few minutes and try again."
 
 
-class Throttle:
-    """Failure counters in the cache: `blocked` before the work, `fail` after a failure."""
-
-    def __init__(self, *keys: tuple[str, int]):
-        self.keys = keys
-
-    @classmethod
-    def for_signin(cls, request: HttpRequest, email: str) -> "Throttle":
-        account = hashlib.sha256(f"{request.project.pk}:{email}".encode()).hexdigest()
-        return cls((f"signin:account:{account}", ACCOUNT_LIMIT), (f"signin:ip:{client_ip(request)}", IP_LIMIT))
-
-    @classmethod
-    def for_signup(cls, request: HttpRequest) -> "Throttle":
-        return cls((f"signin:ip:{client_ip(request)}", IP_LIMIT))
-
-    def blocked(self) -> bool:
-        counts = cache.get_many([key for key, _ in self.keys])
-        return any(counts.get(key, 0) >= limit for key, limit in self.keys)
-
-    def fail(self) -> None:
-        for key, _ in self.keys:
-            cache.add(key, 0, WINDOW)
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, WINDOW)
+def signin_checks(request: HttpRequest, email: str) -> list:
+    """Failed sign-ins per account (project + email, known or not) and per address (all projects)."""
+    account = hashlib.sha256(f"{request.project.pk}:{email}".encode()).hexdigest()
+    return [ratelimit.check("signin:account", account, request.project),
+            ratelimit.check("signin:ip", client_ip(request) or "unknown", request.project)]
 
 
 def authenticate_end_user(project: Project, email: str, password: str) -> User | None:
@@ -78,16 +55,21 @@ def authenticate_end_user(project: Project, email: str, password: str) -> User |
 
 
 def _form(request: HttpRequest, pending: AuthorizationRequest, template: str, *, error: str = "",
-          email: str = "", status: int = 200) -> HttpResponse:
+          email: str = "", status: int = 200, headers: dict | None = None) -> HttpResponse:
     context = {
         **branding(request.project), "pending": pending, "client_name": client_name(pending.client),
         "error": error, "email": email, "signup_enabled": request.project.signup_enabled,
         "signin_url": page_url(pending, "signin"), "signup_url": page_url(pending, "signup"),
     }
     response = render(request, template, context, status=status)
-    if status == 429:
-        response["Retry-After"] = str(WINDOW)
+    for name, value in (headers or {}).items():
+        response[name] = value
     return response
+
+
+def _throttled(request: HttpRequest, pending: AuthorizationRequest, template: str, email: str,
+               refused: TooManyRequests) -> HttpResponse:
+    return _form(request, pending, template, error=THROTTLED, email=email, status=429, headers=refused.headers)
 
 
 def client_name(client) -> str:
@@ -118,13 +100,14 @@ def signin(request: HttpRequest) -> HttpResponse:
         if request.method == "GET":
             return _form(request, pending, "oauth/signin.html")
         email = request.POST.get("email", "").strip().lower()[:254]
-        throttle = Throttle.for_signin(request, email)
-        if throttle.blocked():
-            return _form(request, pending, "oauth/signin.html", error=THROTTLED, email=email, status=429)
+        try:  # every attempt counts until its password proved right: parallel guesses cannot outrun the count
+            attempt = ratelimit.hit(*signin_checks(request, email))
+        except TooManyRequests as refused:
+            return _throttled(request, pending, "oauth/signin.html", email, refused)
         user = authenticate_end_user(request.project, email, request.POST.get("password", ""))
         if user is None:
-            throttle.fail()
             return _form(request, pending, "oauth/signin.html", error=BAD_CREDENTIALS, email=email, status=400)
+        attempt.forgive()
         return _signed_in(request, pending, user)
     except ErrorPage as page:
         return error_page(request, page)
@@ -140,10 +123,10 @@ def signup(request: HttpRequest) -> HttpResponse:
         if request.method == "GET":
             return _form(request, pending, "oauth/signup.html")
         email = request.POST.get("email", "").strip().lower()[:254]
-        throttle = Throttle.for_signup(request)
-        if throttle.blocked():
-            return _form(request, pending, "oauth/signup.html", error=THROTTLED, email=email, status=429)
-        throttle.fail()  # every sign-up attempt counts: accounts are cheap to make, so addresses are limited
+        try:  # every sign-up attempt counts: accounts are cheap to make, so addresses are limited
+            ratelimit.hit(ratelimit.check("signin:ip", client_ip(request) or "unknown", request.project))
+        except TooManyRequests as refused:
+            return _throttled(request, pending, "oauth/signup.html", email, refused)
         user, error = create_account(request.project, email, request.POST.get("password", ""))
         if user is None:
             return _form(request, pending, "oauth/signup.html", error=error, email=email, status=400)

@@ -208,6 +208,9 @@ class Project(models.Model):
     access_token_ttl = models.PositiveIntegerField(default=3600)  # seconds
     refresh_token_ttl = models.PositiveIntegerField(default=30 * 24 * 3600)  # seconds
     key_rotation_days = models.PositiveIntegerField(default=90)  # 0: rotate by hand only
+    # The project's own rate limits, {limit name: [[count, window seconds], ...]}, for the limits
+    # a project may change (oauth.ratelimit.PROJECT_LIMITS); a limit not listed keeps its default.
+    rate_limits = models.JSONField(default=dict, blank=True)
 
     display_name = models.CharField(max_length=200, blank=True)
     logo_url = models.URLField(max_length=2000, blank=True)

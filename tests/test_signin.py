@@ -1,5 +1,6 @@
 """Hosted sign-in for a project's end users (API.md "Authorization", login mode `hosted`)."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -7,7 +8,7 @@ from django.contrib.auth import SESSION_KEY
 from django.test import Client
 from django.utils import timezone
 
-from oauth import signin
+from oauth import ratelimit, signin
 from oauth.models import AuthorizationRequest, Grant
 from projects.models import Project, User
 from tests.authz import authorize_path, first_party_client, query_of
@@ -105,29 +106,82 @@ def test_an_end_user_session_is_not_a_dashboard_session(client, project_a, publi
     assert response.status_code == 302 and "/login" in response["Location"]
 
 
+ACCOUNT_LIMIT = ratelimit.LIMITS["signin:account"].default[0].limit  # 5 failures per 15 minutes
+IP_LIMIT = ratelimit.LIMITS["signin:ip"].default[0].limit  # 20 failures per 15 minutes
+
+
 def test_it_throttles_failures_per_account(client, project_a, public_client_a, end_user_a):
     path = start(client, project_a, public_client_a)
-    for _ in range(signin.ACCOUNT_LIMIT):
+    for _ in range(ACCOUNT_LIMIT):
         assert post(client, path, "eve@example.com", "wrong password").status_code == 400
     response = post(client, path, "eve@example.com", PASSWORD)  # even the right password now waits
     assert response.status_code == 429
-    assert response["Retry-After"] == str(signin.WINDOW)
+    retry_after = int(response["Retry-After"])
+    assert 1 <= retry_after <= 901
+    assert response["RateLimit-Policy"] == '"signin:account/15m";q=5;w=900'
+    assert response["RateLimit"] == f'"signin:account/15m";r=0;t={retry_after}'
     assert signin.THROTTLED in response.content.decode()
+    assert '<label for="email">Email</label>' in response.content.decode()  # the form, with the message
     assert f"enduser:{project_a.pk}" not in client.session
+
+
+def test_an_unknown_account_is_throttled_exactly_like_an_existing_one(project_a, public_client_a, end_user_a):
+    answers = {}
+    for email in ("eve@example.com", "nobody@example.com"):
+        browser = Client()
+        path = start(browser, project_a, public_client_a)
+        statuses = [post(browser, path, email, "wrong password").status_code for _ in range(ACCOUNT_LIMIT + 1)]
+        last = post(browser, path, email, "wrong password")
+        page = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", last.content.decode())
+        answers[email] = (statuses, last.status_code, last["RateLimit-Policy"],
+                          page.replace(email, "EMAIL").replace(path.split("request=")[1], "REQUEST"))
+    assert answers["eve@example.com"] == answers["nobody@example.com"]
+    assert answers["eve@example.com"][0] == [400] * ACCOUNT_LIMIT + [429]
+
+
+def test_a_right_password_does_not_count_against_the_account(client, project_a, public_client_a, end_user_a):
+    for _ in range(ACCOUNT_LIMIT + 2):
+        browser = Client()
+        assert post(browser, start(browser, project_a, public_client_a), "eve@example.com", PASSWORD).status_code == 302
+    path = start(client, project_a, public_client_a)
+    assert post(client, path, "eve@example.com", "wrong password").status_code == 400
 
 
 def test_it_throttles_failures_per_address(client, project_a, public_client_a, end_user_a):
     path = start(client, project_a, public_client_a)
-    for n in range(signin.IP_LIMIT):
+    for n in range(IP_LIMIT):
         assert post(client, path, f"nobody{n}@example.com", "wrong password").status_code == 400
-    assert post(client, path, "eve@example.com", PASSWORD).status_code == 429
+    response = post(client, path, "eve@example.com", PASSWORD)
+    assert response.status_code == 429
+    assert response["RateLimit"].startswith('"signin:ip/15m";r=0;t=')
+
+
+def test_a_project_sets_its_own_sign_in_limits(client, project_a, public_client_a, end_user_a, project_b,
+                                               public_client_b, end_user_b):
+    project_a.rate_limits = {"signin:account": [[2, 600]]}
+    project_a.save()
+    path = start(client, project_a, public_client_a)
+    assert [post(client, path, "eve@example.com", "wrong").status_code for _ in range(3)] == [400, 400, 429]
+    assert client.post(path, {"email": "eve@example.com", "password": "x"})["RateLimit-Policy"] == \
+        '"signin:account/10m";q=2;w=600'
+    other = Client()  # bravo keeps the default 5
+    path_b = start(other, project_b, public_client_b)
+    assert [post(other, path_b, "eve@example.com", "wrong").status_code for _ in range(3)] == [400, 400, 400]
 
 
 def test_one_accounts_failures_do_not_lock_another(client, project_a, public_client_a, end_user_a):
     User.objects.create_end_user(project_a, "frank@example.com", PASSWORD)
     path = start(client, project_a, public_client_a)
-    for _ in range(signin.ACCOUNT_LIMIT):
+    for _ in range(ACCOUNT_LIMIT):
         post(client, path, "frank@example.com", "wrong password")
+    assert post(client, path, "eve@example.com", PASSWORD).status_code == 302
+
+
+def test_rate_limits_off_never_throttles_sign_in(client, project_a, public_client_a, end_user_a, settings):
+    settings.RATE_LIMITS_ENABLED = False
+    path = start(client, project_a, public_client_a)
+    for _ in range(ACCOUNT_LIMIT + 3):
+        assert post(client, path, "eve@example.com", "wrong password").status_code == 400
     assert post(client, path, "eve@example.com", PASSWORD).status_code == 302
 
 
@@ -200,3 +254,15 @@ def test_sign_up_refuses_a_weak_password(client, project_a, public_client_a):
 def test_it_answers_a_nul_byte_in_the_email_as_bad_credentials(client, project_a, public_client_a, end_user_a):
     response = post(client, start(client, project_a, public_client_a), "eve@example.com\x00", PASSWORD)
     assert response.status_code == 400
+
+
+def test_sign_up_attempts_are_limited_per_address(client, project_a, public_client_a):
+    Project.objects.filter(pk=project_a.pk).update(signup_enabled=True)
+    project_a.forget_cached()
+    path = start(client, project_a, public_client_a).replace("signin", "signup")
+    for n in range(IP_LIMIT):
+        assert post(client, path, f"new{n}@example.com", "short").status_code == 400
+    response = post(client, path, "last@example.com", PASSWORD)
+    assert response.status_code == 429 and "Retry-After" in response and "RateLimit" in response
+    assert signin.THROTTLED in response.content.decode()
+    assert not User.objects.filter(email="last@example.com").exists()
