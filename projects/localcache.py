@@ -24,6 +24,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from mcpauth_service.cache import redis_options
+
 logger = logging.getLogger("mcpauth.localcache")
 
 MISS = object()
@@ -115,7 +117,7 @@ class LocalCache:
         import redis
 
         if self._publisher is None or self._publisher[0] != os.getpid():
-            self._publisher = (os.getpid(), redis.Redis.from_url(settings.REDIS_URL))
+            self._publisher = (os.getpid(), redis.Redis.from_url(settings.REDIS_URL, **redis_options()))
         return self._publisher[1]
 
     def _start(self) -> None:
@@ -135,7 +137,9 @@ class LocalCache:
         pid = os.getpid()
         while self._pid == pid:
             try:
-                pubsub = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
+                # Bounded connect; no read timeout, as the subscription waits for messages by design.
+                client = redis.Redis.from_url(settings.REDIS_URL, **{**redis_options(), "socket_timeout": None})
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(_channel())
                 pubsub.get_message(timeout=2)  # the subscribe confirmation: from here on we hear forgets
                 self._entries.clear()  # anything may have changed while nobody listened
