@@ -15,6 +15,10 @@ an answer raises, and the request answers 503 (mcpauth_service.errors): deletes 
 (`delete`, `delete_many`, `set_many_bytes`: an invalidation that did not land must refuse the change
 it belongs to), counters and single-use marks (`add`, `incr`, `get_many`). So a revocation is
 refused rather than left behind a stale cached answer, and no rate limit silently stops counting.
+
+After a read or fill found Redis unreachable, this backend's reads and fills skip Redis for
+SKIP_SECONDS (the database answers them), so a frozen Redis costs one timeout per process every
+few seconds instead of one per cache call. Nothing else is skipped: what must land still tries.
 """
 
 import logging
@@ -32,12 +36,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 logger = logging.getLogger("mcpauth.cache")
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError)  # the server is down, frozen or unreachable
+SKIP_SECONDS = 2.0  # reads and fills go without Redis this long after it was found unreachable
 _WARN_EVERY = 10.0  # seconds between two "Redis unreachable" warnings of one process
-_warned_at = [0.0]
+_warned_at = [-_WARN_EVERY]
 
 
-def _unreachable(operation: str, exc: Exception) -> None:
-    """Log (at most every _WARN_EVERY seconds per process) that `operation` went without Redis."""
+def _log_unreachable(operation: str, exc: Exception) -> None:
     now = time.monotonic()
     if now - _warned_at[0] >= _WARN_EVERY:
         _warned_at[0] = now
@@ -70,20 +74,34 @@ class RedisCache(DjangoRedisCache):
         super().__init__(server, params)
         self._class = ReusedClientRedisCacheClient
         self._local = threading.local()
+        # When reads and fills may try Redis again (see the module docstring). Only ever makes this
+        # backend ask the database instead: never an input to what is answered.
+        self._skip_until = 0.0
+
+    def _skipping(self) -> bool:
+        return time.monotonic() < self._skip_until
+
+    def _unreachable(self, operation: str, exc: Exception) -> None:
+        self._skip_until = time.monotonic() + SKIP_SECONDS
+        _log_unreachable(operation, exc)
 
     # --- without Redis: a read is a miss, a fill is skipped (see the module docstring) -------------
     def get(self, key, default=None, version=None):
+        if self._skipping():
+            return default
         try:
             return super().get(key, default, version)
         except UNREACHABLE as exc:
-            _unreachable("read", exc)
+            self._unreachable("read", exc)
             return default
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        if self._skipping():
+            return
         try:
             super().set(key, value, timeout, version)
         except UNREACHABLE as exc:
-            _unreachable("fill", exc)
+            self._unreachable("fill", exc)
 
     # --- bytes as they are: for hot values that are not Python objects -----------------------------
     # Django's get/set pickle every value and validate every key, and redis-py's client adds a pool
@@ -93,17 +111,21 @@ class RedisCache(DjangoRedisCache):
     # `clear()` work as for any other key, over one connection per thread (see `_command`); a key
     # written here must only be read here.
     def get_bytes(self, key: str) -> bytes | None:
+        if self._skipping():
+            return None
         try:
             return self._command(("GET", self.make_key(key)))[0]
         except UNREACHABLE as exc:
-            _unreachable("read", exc)
+            self._unreachable("read", exc)
             return None
 
     def add_bytes(self, key: str, value: bytes, timeout: int) -> None:
+        if self._skipping():
+            return
         try:
             self._command(("SET", self.make_key(key), value, "EX", timeout, "NX"))
         except UNREACHABLE as exc:
-            _unreachable("fill", exc)
+            self._unreachable("fill", exc)
 
     def set_many_bytes(self, keys: list[str], value: bytes, timeout: int) -> None:
         self._command(*(("SET", self.make_key(key), value, "EX", timeout) for key in keys))

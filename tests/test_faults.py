@@ -274,14 +274,15 @@ def assert_unavailable(response: httpx2.Response) -> None:
 def observe(requests: dict[str, Callable[[], httpx2.Response]], rounds: int) -> dict[str, list[httpx2.Response]]:
     """Send each request `rounds` times, in turn; every one must be answered (no client timeout)."""
     seen: dict[str, list[httpx2.Response]] = {name: [] for name in requests}
-    slowest = 0.0
+    slowest: dict[str, float] = dict.fromkeys(requests, 0.0)
     for _ in range(rounds):
         for name, send in requests.items():
             started = time.monotonic()
             seen[name].append(send())
-            slowest = max(slowest, time.monotonic() - started)
-    print(f"\n  {sum(map(len, seen.values()))} requests, slowest answer {slowest:.2f}s: "
-          + ", ".join(f"{name} {dict(Counter(r.status_code for r in found))}" for name, found in seen.items()))
+            slowest[name] = max(slowest[name], time.monotonic() - started)
+    print(f"\n  {sum(map(len, seen.values()))} requests: " + ", ".join(
+        f"{name} {dict(Counter(r.status_code for r in found))} (slowest {slowest[name]:.2f}s)"
+        for name, found in seen.items()))
     return seen
 
 
