@@ -8,13 +8,28 @@ response callbacks every time, which costs more CPU than the round trip itself (
 a warm introspection's cache read in `python -m bench.profile --cprofile introspect_warm`). The
 client is a thin, thread-safe handle on a connection pool (which already survives forks by
 checking its pid), so one per pool is enough.
+
+When Redis cannot be reached (stopped, frozen, unreachable: `redis` ConnectionError or TimeoutError,
+within the connect and command timeouts of `CACHES["default"]["OPTIONS"]`), a cache read is a miss
+and a cache fill is skipped, because the database gives the same answer (any cache may lose any
+entry at any time): `get`, `set`, `get_bytes` and `add_bytes`. Everything whose loss would change
+an answer raises, and the request answers 503 (mcpauth_service.errors): deletes and tombstones
+(`delete`, `delete_many`, `set_many_bytes`: an invalidation that did not land must refuse the change
+it belongs to), counters and single-use marks (`add`, `incr`, `get_many`). So a revocation is
+refused rather than left behind a stale cached answer, and no rate limit silently stops counting.
+
+After a read or fill found Redis unreachable, this backend's reads and fills skip Redis for
+SKIP_SECONDS (the database answers them), so a frozen Redis costs one timeout per process every
+few seconds instead of one per cache call. Nothing else is skipped: what must land still tries.
 """
 
 import base64
 import itertools
+import logging
 import os
 import pickle
 import threading
+import time
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -26,6 +41,26 @@ from django.db import connections, models, router, transaction
 from django.utils.timezone import now as tz_now
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = logging.getLogger("mcpauth.cache")
+
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError)  # the server is down, frozen or unreachable
+SKIP_SECONDS = 2.0  # reads and fills go without Redis this long after it was found unreachable
+_WARN_EVERY = 10.0  # seconds between two "Redis unreachable" warnings of one process
+_warned_at = [-_WARN_EVERY]
+
+
+def _log_unreachable(operation: str, exc: Exception) -> None:
+    now = time.monotonic()
+    if now - _warned_at[0] >= _WARN_EVERY:
+        _warned_at[0] = now
+        logger.warning("Redis unreachable (%s: %s); cache %s served without it", type(exc).__name__, exc, operation)
+
+
+def redis_options() -> dict:
+    """The redis.Redis() keyword arguments of the cache (connect and command timeouts, retry), for
+    every other client on REDIS_URL (readiness, rate limits)."""
+    return dict(settings.CACHES["default"].get("OPTIONS", {}))
 
 
 class ReusedClientRedisCacheClient(RedisCacheClient):
@@ -48,6 +83,34 @@ class RedisCache(DjangoRedisCache):
         super().__init__(server, params)
         self._class = ReusedClientRedisCacheClient
         self._local = threading.local()
+        # When reads and fills may try Redis again (see the module docstring). Only ever makes this
+        # backend ask the database instead: never an input to what is answered.
+        self._skip_until = 0.0
+
+    def _skipping(self) -> bool:
+        return time.monotonic() < self._skip_until
+
+    def _unreachable(self, operation: str, exc: Exception) -> None:
+        self._skip_until = time.monotonic() + SKIP_SECONDS
+        _log_unreachable(operation, exc)
+
+    # --- without Redis: a read is a miss, a fill is skipped (see the module docstring) -------------
+    def get(self, key, default=None, version=None):
+        if self._skipping():
+            return default
+        try:
+            return super().get(key, default, version)
+        except UNREACHABLE as exc:
+            self._unreachable("read", exc)
+            return default
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        if self._skipping():
+            return
+        try:
+            super().set(key, value, timeout, version)
+        except UNREACHABLE as exc:
+            self._unreachable("fill", exc)
 
     # --- bytes as they are: for hot values that are not Python objects -----------------------------
     # Django's get/set pickle every value and validate every key, and redis-py's client adds a pool
@@ -57,27 +120,46 @@ class RedisCache(DjangoRedisCache):
     # `clear()` work as for any other key, over one connection per thread (see `_command`); a key
     # written here must only be read here.
     def get_bytes(self, key: str) -> bytes | None:
-        return self._command(("GET", self.make_key(key)))[0]
+        if self._skipping():
+            return None
+        try:
+            return self._command(("GET", self.make_key(key)))[0]
+        except UNREACHABLE as exc:
+            self._unreachable("read", exc)
+            return None
 
     def add_bytes(self, key: str, value: bytes, timeout: int) -> None:
-        self._command(("SET", self.make_key(key), value, "EX", timeout, "NX"))
+        if self._skipping():
+            return
+        try:
+            self._command(("SET", self.make_key(key), value, "EX", timeout, "NX"))
+        except UNREACHABLE as exc:
+            self._unreachable("fill", exc)
 
     def set_many_bytes(self, keys: list[str], value: bytes, timeout: int) -> None:
         self._command(*(("SET", self.make_key(key), value, "EX", timeout) for key in keys))
 
     def _command(self, *commands: tuple) -> list:
         """Send `commands` in one write and read their replies, on this thread's own connection
-        (made from the pool's settings, remade after a fork); once more on a fresh connection if
-        the first attempt fails on the connection (every command used here is idempotent)."""
+        (made from the pool's settings, timeouts included, remade after a fork); once more on a
+        fresh connection if the first attempt fails on the connection (every command used here is
+        idempotent), not after a timeout: a frozen Redis costs one timeout, not two."""
         for attempt in (1, 2):
             connection = self._connection()
             try:
                 connection.send_packed_command(connection.pack_commands(commands))
                 return [connection.read_response() for _ in commands]
-            except (RedisConnectionError, RedisTimeoutError, OSError):
+            except RedisTimeoutError:
+                connection.disconnect()
+                raise
+            except RedisConnectionError:
                 connection.disconnect()
                 if attempt == 2:
                     raise
+            except OSError as exc:  # a socket error redis-py did not wrap: the same, for callers
+                connection.disconnect()
+                if attempt == 2:
+                    raise RedisConnectionError(str(exc)) from exc
             except BaseException:
                 connection.disconnect()  # a reply may be left unread: never reuse this socket
                 raise

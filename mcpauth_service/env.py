@@ -35,6 +35,16 @@ def env_int(name: str, default: int = 0) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
 
 
+def env_float(name: str, default: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+
+
 def env_url(name: str, default: str = "", schemes: tuple[str, ...] = ("http", "https")) -> str:
     raw = os.environ.get(name, default).strip()
     if not raw:

@@ -1,14 +1,23 @@
-"""Liveness (`/healthz`) and readiness (`/readyz`: the database and the cache/broker answer)."""
+"""Liveness (`/healthz`: the process answers, nothing else is asked) and readiness (`/readyz`:
+each dependency answers, within its connect and command timeouts).
+
+Both are answered by `ProbeMiddleware` before tenancy, sessions or anything else that might touch
+a dependency, so a stopped database or a frozen Redis never makes the liveness probe fail or hang.
+"""
 
 import logging
-import secrets
 
+import redis
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 
+from .cache import redis_options
+from .errors import RETRY_AFTER_SECONDS
+
 logger = logging.getLogger("mcpauth.health")
+
+_clients: dict[str, redis.Redis] = {}  # one client (and connection pool) per Redis URL per process
 
 
 def healthz(request):
@@ -16,32 +25,42 @@ def healthz(request):
 
 
 def _database_ok() -> bool:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            return cursor.fetchone() == (1,)
-    except Exception:
-        logger.warning("readiness: database check failed", exc_info=True)
-        return False
+    """`SELECT 1`; a connection the server dropped since (a restart) is replaced once, within
+    DB_CONNECT_TIMEOUT, so the probe reports the database and not a stale connection."""
+    for attempt in (1, 2):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                return cursor.fetchone() == (1,)
+        except Exception as exc:  # noqa: BLE001 - any failure is "not ready"
+            connection.close()
+            if attempt == 2:
+                logger.warning("readiness: database unavailable (%s: %s)", type(exc).__name__, exc)
+    return False
 
 
-def _cache_ok() -> bool:
-    probe = secrets.token_hex(8)
+def _redis_ok() -> bool:
+    url = settings.REDIS_URL
     try:
-        cache.set("readyz:probe", probe, 10)
-        return cache.get("readyz:probe") == probe
-    except Exception:
-        logger.warning("readiness: cache check failed", exc_info=True)
+        client = _clients.get(url)
+        if client is None:
+            client = _clients[url] = redis.Redis.from_url(url, **redis_options())
+        return client.ping() is True
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("readiness: Redis unavailable (%s: %s)", type(exc).__name__, exc)
         return False
 
 
 def readyz(request):
-    cache_name = "redis" if settings.REDIS_URL else "cache"
-    checks = {"database": _database_ok(), cache_name: _cache_ok()}
+    checks = {"database": _database_ok()}
+    if settings.REDIS_URL:
+        checks["redis"] = _redis_ok()
     failed = [name for name, ok in checks.items() if not ok]
     body = {"status": "unavailable" if failed else "ready", "checks": {k: "ok" if v else "failed" for k, v in checks.items()}}
     if failed:
         body["failed"] = failed
     response = JsonResponse(body, status=503 if failed else 200)
     response["Cache-Control"] = "no-store"
+    if failed:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

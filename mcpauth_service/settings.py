@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_int, env_list, env_str, env_url
+from .env import env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MCPAUTH_VAR_DIR", str(BASE_DIR / "var")))
@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "mcpauth_service.middleware.ProbeMiddleware",  # /healthz and /readyz before anything else
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "projects.tenancy.CustomDomainMiddleware",
@@ -123,6 +124,9 @@ if DATABASE_URL:
         # PostgreSQL parses and plans each hot-path statement once per connection, not per request.
         DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
             "DB_SERVER_SIDE_BINDING", True)
+        # A database that does not answer fails the request (503) within this many seconds (libpq,
+        # whole seconds, at least 2) instead of holding a worker (docs/reliability.md).
+        DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3))
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -135,16 +139,38 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss"))
+# Every Redis connection (cache, raw bytes, rate limits, readiness, Celery) gives up within these
+# many seconds: a stopped or frozen Redis fails a request (503) or is skipped, never hangs it.
+REDIS_CONNECT_TIMEOUT = env_float("REDIS_CONNECT_TIMEOUT", 1.0)
+REDIS_TIMEOUT = env_float("REDIS_TIMEOUT", 1.0)
 if REDIS_URL:
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.retry import Retry
+
     CACHES = {
         "default": {
             "BACKEND": "mcpauth_service.cache.RedisCache",  # Django's, reusing its Redis client
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "mcpauth"),
+            # redis.Redis() keyword arguments. One immediate retry on a dropped connection (a
+            # restarted Redis), none on a timeout: a frozen Redis costs one REDIS_TIMEOUT, not ten.
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                "socket_timeout": REDIS_TIMEOUT,
+                "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False
+    CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        # Longer than the 1 s BRPOP a worker waits on for its next task, so only a stuck Redis trips it.
+        "socket_timeout": max(5.0, REDIS_TIMEOUT),
+        "max_retries": 3,  # publishing a task (never on the request path) gives up after these
+    }
 else:
     # A table in the database every worker process shares (see mcpauth_service/cache.py), never
     # one process's memory: what one worker revokes, counts or learns, the others must see.

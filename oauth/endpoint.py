@@ -8,7 +8,9 @@ from typing import Any
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .errors import MethodNotAllowed, OAuthError, ServerError
+from mcpauth_service.errors import is_outage
+
+from .errors import MethodNotAllowed, OAuthError, ServerError, TemporarilyUnavailable
 from .parsing import FORM_BODY, NO_BODY, Body, check_request, decode_json
 
 logger = logging.getLogger("mcpauth.oauth")
@@ -35,6 +37,9 @@ def render_error(exc: Exception) -> HttpResponse:
     """Every error of an OAuth endpoint is rendered here; anything unexpected is a logged server_error."""
     if isinstance(exc, OAuthError):
         return exc.as_response()
+    if is_outage(exc):  # the database or Redis is down: retry later, not a bug
+        logger.warning("dependency unavailable (%s: %s)", type(exc).__name__, str(exc).strip()[:200])
+        return TemporarilyUnavailable().as_response()
     logger.exception("unexpected error in OAuth endpoint")
     return ServerError().as_response()
 

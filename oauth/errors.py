@@ -7,6 +7,8 @@ import logging
 
 from django.http import JsonResponse
 
+from mcpauth_service.errors import RETRY_AFTER_SECONDS, UNAVAILABLE_DESCRIPTION
+
 logger = logging.getLogger("mcpauth.oauth")
 
 
@@ -136,5 +138,12 @@ class ServerError(OAuthError):
 
 
 class TemporarilyUnavailable(OAuthError):
+    """RFC 6749 §4.1.2.1's code, with 503 and `Retry-After`: a dependency (database, Redis) is down."""
+
     error = "temporarily_unavailable"
     status = 503
+    description = UNAVAILABLE_DESCRIPTION
+
+    def __init__(self, description: str = "", **kwargs):
+        super().__init__(description, **kwargs)
+        self.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))

@@ -15,8 +15,11 @@ The token endpoint runs without an enclosing transaction. The code or refresh to
 plainly, checked, and then spent by the same statement that stores the new tokens
 (`mcpauth_service.rows.write`): a conditional claim, so of concurrent uses exactly one writes anything, and
 a loser learns it from the claim and is handled as a replay (or, for a refresh token inside the
-grace window, gets sibling tokens). That statement is its own transaction; with TOKEN_ASYNC_COMMIT
-it commits without waiting for the disk flush. Revocations run in their own transactions, flushed.
+grace window, gets sibling tokens). That statement is its own transaction. One that spends a code or
+a refresh token always commits with the disk flush, so a database crash cannot bring a spent one back
+(single use is durable before the tokens are returned); one that spends nothing (client_credentials,
+token exchange, grace-window siblings) commits without waiting for it when TOKEN_ASYNC_COMMIT is on.
+Revocations run in their own transactions, flushed.
 """
 
 import uuid
@@ -224,8 +227,9 @@ class Validator(OAuth2Validator):
                                                    scope=scope, audience=audience, family=request.token_family)
             return access, refresh
 
+        # Spending a code or refresh token is flushed before the response (durable single use).
         if not rows.write(*rows_for(previous if rotating else None), link="access_token", guard=guard,
-                          relax_commit=settings.TOKEN_ASYNC_COMMIT):
+                          relax_commit=settings.TOKEN_ASYNC_COMMIT and guard is None):
             self._lost_claim(request, grant, previous)
             # Still here: a concurrent refresh rotated the token inside the grace window; siblings.
             rows.write(*rows_for(None), link="access_token", relax_commit=settings.TOKEN_ASYNC_COMMIT)

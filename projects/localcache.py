@@ -30,7 +30,7 @@ from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.db import transaction
 
-from mcpauth_service.cache import get_bytes
+from mcpauth_service.cache import UNREACHABLE, get_bytes
 
 MISS = object()
 GENERATION_KEY = "localcache:generation"
@@ -60,7 +60,10 @@ request_finished.connect(request_ended, dispatch_uid="mcpauth.localcache.request
 def _read_generation() -> int | None:
     stored = get_bytes(cache, GENERATION_KEY)  # an integer: stored as digits by Redis, pickled elsewhere
     if stored is None:  # never set, or lost (a flushed Redis): a random start never revives an old number
-        cache.add(GENERATION_KEY, secrets.randbelow(2**62), timeout=None)
+        try:
+            cache.add(GENERATION_KEY, secrets.randbelow(2**62), timeout=None)
+        except UNREACHABLE:  # Redis is down: the generation is unknown, so nothing kept is served
+            return None
         stored = get_bytes(cache, GENERATION_KEY)
     return int(stored) if stored is not None else None
 
@@ -95,7 +98,11 @@ class LocalCache:
         hit = self._entries.get(key)
         if hit is None:
             return MISS
-        if hit[0] <= time.monotonic() or hit[1] != generation():
+        current = generation()
+        if current is None:  # the shared store is unreachable: whatever changed meanwhile, keep nothing
+            self._entries.clear()
+            return MISS
+        if hit[0] <= time.monotonic() or hit[1] != current:
             self._entries.pop(key, None)
             return MISS
         return hit[2]

@@ -60,7 +60,7 @@ def test_warm_introspection_reads_no_token_table(client, public_client_a, end_us
     assert [q for q in statements(queries) if "projectsecret" not in q] == []
 
 
-# --- a transaction that only issued tokens commits without waiting for the disk (TOKEN_ASYNC_COMMIT) ------
+# --- durable single use; a transaction that spends nothing commits without waiting (TOKEN_ASYNC_COMMIT) ----
 # The view's transaction is a savepoint inside the test's own, so its SET LOCAL is still visible here.
 
 
@@ -70,13 +70,35 @@ def synchronous_commit() -> str:
         return cursor.fetchone()[0]
 
 
+def spending(queries, table: str) -> list[str]:
+    """The statements that spend a row of `table` (a code, a refresh token) while storing tokens."""
+    return [sql for sql in statements(queries) if sql.startswith("WITH guarded AS (UPDATE") and table in sql]
+
+
 @pytest.mark.postgres
-def test_a_redemption_that_issues_tokens_commits_without_a_flush(client, public_client_a, end_user_a):
+def test_a_redemption_spends_the_code_with_a_synchronous_commit(client, public_client_a, end_user_a):
     code, verifier = make_code(public_client_a, end_user_a)
 
-    assert redeem(client, public_client_a, code, verifier).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert redeem(client, public_client_a, code, verifier).status_code == 200
 
-    assert synchronous_commit() == "off"
+    # A crash right after the answer must not bring the spent code back: flushed before the response.
+    [spend] = spending(queries, "oauth_grant")
+    assert "synchronous_commit" not in spend
+    assert synchronous_commit() == "on"
+
+
+@pytest.mark.postgres
+def test_a_refresh_spends_the_old_token_with_a_synchronous_commit(client, public_client_a, end_user_a):
+    code, verifier = make_code(public_client_a, end_user_a)
+    issued = redeem(client, public_client_a, code, verifier).json()
+
+    with CaptureQueriesContext(connection) as queries:
+        assert refresh(client, public_client_a, issued["refresh_token"]).status_code == 200
+
+    [spend] = spending(queries, "oauth_refreshtoken")
+    assert "synchronous_commit" not in spend
+    assert synchronous_commit() == "on"
 
 
 @pytest.mark.postgres
@@ -92,8 +114,6 @@ def test_a_client_credentials_token_commits_without_a_flush(client, project_a, c
 def test_a_replayed_code_revokes_with_a_synchronous_commit(client, public_client_a, end_user_a):
     code, verifier = make_code(public_client_a, end_user_a)
     assert redeem(client, public_client_a, code, verifier).status_code == 200
-    with connection.cursor() as cursor:  # the test's transaction would otherwise keep the first SET LOCAL
-        cursor.execute("SET LOCAL synchronous_commit TO DEFAULT")
     assert synchronous_commit() == "on"
 
     replay = redeem(client, public_client_a, code, verifier)
@@ -104,12 +124,13 @@ def test_a_replayed_code_revokes_with_a_synchronous_commit(client, public_client
 
 
 @pytest.mark.postgres
-def test_the_flush_is_kept_when_the_setting_is_off(client, public_client_a, end_user_a, settings):
+def test_the_flush_is_kept_when_the_setting_is_off(client, project_a, confidential_client_a, settings):
     settings.TOKEN_ASYNC_COMMIT = False
-    code, verifier = make_code(public_client_a, end_user_a)
 
-    assert redeem(client, public_client_a, code, verifier).status_code == 200
+    response = post_form(client, token_url(project_a), {"grant_type": "client_credentials"},
+                         HTTP_AUTHORIZATION=basic(confidential_client_a))
 
+    assert response.status_code == 200
     assert synchronous_commit() == "on"
 
 
@@ -119,8 +140,6 @@ def test_a_reused_refresh_token_revokes_with_a_synchronous_commit(client, public
     first = redeem(client, public_client_a, code, verifier).json()
     assert refresh(client, public_client_a, first["refresh_token"]).status_code == 200
     RefreshToken.objects.filter(revoked__isnull=False).update(revoked=timezone.now() - timedelta(minutes=5))
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO DEFAULT")
 
     reused = refresh(client, public_client_a, first["refresh_token"])  # past the grace window
 
