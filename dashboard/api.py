@@ -28,7 +28,7 @@ from projects.models import Project, ProjectMember, ProjectSecret, SlugTaken
 
 from . import actions, audit, clients, policy
 from .decorators import OWNER, READ, WRITE
-from .forms import TAKEN, ClientForm, MemberForm, ProjectForm, RoleForm, SecretForm, SettingsForm, as_form_data
+from .forms import TAKEN, ClientForm, MemberForm, ProjectForm, RoleForm, SecretForm, as_form_data
 from .models import OperatorToken
 
 
