@@ -52,6 +52,9 @@ def unavailable(request, exc: BaseException) -> HttpResponse:
                                 status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response["Cache-Control"] = "no-store"
+    if is_machine_route(request.path_info):  # failed before the endpoint's own CORS (tenant lookup)
+        response["Access-Control-Allow-Origin"] = "*"
+        response["Access-Control-Expose-Headers"] = "Retry-After"
     return response
 
 

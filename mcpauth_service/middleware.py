@@ -38,7 +38,7 @@ class ProbeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from . import health  # health imports the cache backend; keep this module import-light
+        from . import health  # not at the top: health imports errors, which imports this module
 
         if request.path_info == "/healthz":
             return health.healthz(request)

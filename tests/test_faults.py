@@ -1,4 +1,4 @@
-"""Fault tests (docs/reliability.md): the real server (gunicorn, two workers) on its own Redis and its
+"""Fault tests (docs/reliability.md): the real server (as shipped, two workers) on its own Redis and its
 own PostgreSQL database, with a dependency broken during a bounded stream of requests.
 
 - Redis stopped, then restarted: discovery, JWKS, health and introspection keep answering (from
@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -40,6 +39,7 @@ import httpx2
 import psycopg
 import pytest
 
+from tests import servers
 from tests.e2e.conftest import PASSWORD, PYTHON, ROOT, Issuer, free_port, stop, wait_for_http
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
@@ -50,10 +50,8 @@ REDIRECT_URI = "http://127.0.0.1/callback"
 
 
 def server_command(port: int) -> list[str]:
-    """The production server as the tests run it: two worker processes (one place to change it)."""
-    gunicorn = shutil.which("gunicorn", path=str(Path(PYTHON).parent)) or "gunicorn"
-    return [gunicorn, "mcpauth_service.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-            "--error-logfile", "-", "--log-level", "warning"]
+    """The production server as shipped, with two worker processes (tests/servers.py)."""
+    return servers.server_command(port, workers=2)
 
 
 # --- the dependencies, ours to break ------------------------------------------------------------------

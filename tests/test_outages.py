@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.test import Client, override_settings
 
+from dashboard.models import OperatorToken
 from oauth.models import AccessToken, Application, RefreshToken
 from projects.models import SigningKey
 from tests.token_support import basic, introspect, make_code, post_form, redeem
@@ -152,3 +153,12 @@ def test_a_dashboard_page_answers_a_plain_503(alice, project_a, redis_down):
     assert response["Content-Type"].startswith("text/html")
     assert b"Temporarily unavailable" in response.content
     assert b"Traceback" not in response.content
+
+
+def test_the_management_api_answers_503_in_json(alice, project_a, redis_down):
+    _, token = OperatorToken.issue(alice, "outage")
+    api = Client(raise_request_exception=False)
+
+    response = api.post(f"/api/v1/projects/{project_a.slug}/rotate-key", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert_unavailable(response)
