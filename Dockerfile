@@ -22,6 +22,6 @@ RUN SECRET_KEY=build-only-not-secret-collectstatic-xxxxxxxxxxxxxxxxxxxxxxxxxxxxx
     python manage.py collectstatic --noinput --verbosity 0
 EXPOSE 8000
 # The server as shipped (mcpauth_service/serve.py, the same command as `make serve`): granian,
-# WEB_WORKERS (default: the CPU count) x WEB_THREADS (default 4). It refuses to start without
+# WEB_WORKERS (default: the CPU count) x WEB_THREADS (default 8). It refuses to start without
 # SECRET_KEY, DIGEST_KEY and KEY_ENCRYPTION_KEY once DATABASE_URL is set (docs/deployment.md).
 CMD ["python", "-m", "mcpauth_service.serve"]
