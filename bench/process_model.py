@@ -26,8 +26,6 @@ from . import run
 from .slowclients import attack
 
 SCENARIOS = ["discovery", "introspect_warm", "client_credentials"]
-# (server, workers, threads): what ships today and the two candidates.
-MODELS = [("sync", 2, 1), ("gthread", 2, 4), ("granian", 2, 4)]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
