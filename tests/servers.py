@@ -28,7 +28,7 @@ def server_command(port: int, workers: int = 2) -> list[str]:
     """The server as `make run` starts it (Makefile), on 127.0.0.1:`port` with `workers` processes."""
     gunicorn = shutil.which("gunicorn", path=str(Path(PYTHON).parent)) or "gunicorn"
     return [gunicorn, "mcpauth_service.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--error-logfile", "-", "--log-level", "warning"]
+            "--access-logfile", "-", "--error-logfile", "-", "--log-level", "warning"]
 
 
 def free_port() -> int:
