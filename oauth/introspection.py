@@ -3,7 +3,7 @@
 The caller is a confidential client of the project (client_secret_basic or client_secret_post) or
 holds a project secret with `introspect` (Bearer). The answer for any token that is not a live
 access token of this project (unknown, expired, revoked, another project's) is exactly
-`{"active": false}`. Answers come from the Redis cache kept by `oauth.tokens`.
+`{"active": false}`. Answers come from the shared cache kept by `oauth.tokens`.
 """
 
 import json
