@@ -7,8 +7,9 @@ globally, while ours belong to one project each):
 - `CIMD_METADATA_FETCHER` is `OutboundMetadataFetcher`: the toolkit's document reader
   (status 200, JSON media type, size cap, Cache-Control → max-age clamped to
   CIMD_METADATA_MIN/MAX_AGE_SECONDS) over our one SSRF-safe wrapper, `oauth.outbound`.
-- A validated document is cached in Redis for its max-age, shared by every project; a failed
-  fetch or invalid document backs the URL off for CIMD_FAILURE_BACKOFF_SECONDS (also Redis).
+- A validated document is kept in the shared cache (Redis, or the embedded cache table) for its
+  max-age, shared by every project and worker; a failed fetch or invalid document backs the URL
+  off for CIMD_FAILURE_BACKOFF_SECONDS (also in the shared cache).
 - Each project that sees the URL gets its own Application row (`registration_path="cimd"`),
   refreshed when `cimd_expires_at` passes; the last good document is kept over a failed refresh.
 """

@@ -6,7 +6,7 @@ client_secret_post or private_key_jwt), or holds a project secret with `introspe
 Clients that registered themselves (open DCR, CIMD) may hold keys for private_key_jwt but are
 not resource servers: they cannot introspect. The answer for any token that is not a live
 access token of this project (unknown, expired, revoked, another project's) is exactly
-`{"active": false}`. Answers come from the Redis cache kept by `oauth.tokens`.
+`{"active": false}`. Answers come from the shared cache kept by `oauth.tokens`.
 """
 
 import json
