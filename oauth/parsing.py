@@ -76,8 +76,10 @@ def check_request(request: HttpRequest, body: Body) -> None:
     """Refuse what the endpoint cannot take (see the module docstring); return quietly otherwise."""
     check_path(request)
     check_headers(request)
-    names = [name for name, _ in parse_fields(request.META.get("QUERY_STRING", ""), "query string")]
-    if has_body(request) and body.media_types:
+    # WSGI hands the query string over as latin-1: these are its bytes.
+    query = request.META.get("QUERY_STRING", "").encode("latin-1", "replace")
+    names = [name for name, _ in parse_fields(query, "query string")]
+    if body.media_types and has_body(request):
         media_type = check_media_type(request, body)
         raw = read_body(request, body.max_bytes)
         if media_type == FORM:
@@ -131,15 +133,11 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
     return request.body
 
 
-def parse_fields(raw: str | bytes, where: str, *, too_many: type[OAuthError] = InvalidRequest) -> list[tuple[str, str]]:
-    """`application/x-www-form-urlencoded` pairs, decoded as strict UTF-8, without NUL."""
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("ascii")  # form bodies are percent-encoded ASCII
-        except UnicodeDecodeError:
-            raise InvalidRequest(f"The {where} must be percent-encoded UTF-8.") from None
+def parse_fields(raw: bytes, where: str, *, too_many: type[OAuthError] = InvalidRequest) -> list[tuple[str, str]]:
+    """`application/x-www-form-urlencoded` pairs, raw and percent-encoded bytes strict UTF-8, without NUL."""
     try:
-        pairs = parse_qsl(raw, keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=MAX_FIELDS)
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict",
+                          max_num_fields=MAX_FIELDS)
     except UnicodeDecodeError:
         raise InvalidRequest(f"The {where} must be percent-encoded UTF-8.") from None
     except ValueError:  # more than MAX_FIELDS

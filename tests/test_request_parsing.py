@@ -193,6 +193,19 @@ def test_it_refuses_a_form_that_is_not_utf8(client, project_a, body):
     refused(send(client, token_url(project_a), body, FORM), 400)
 
 
+def test_it_accepts_raw_utf8_in_a_form(client, project_a):
+    response = send(client, f"/p/{project_a.slug}/api/oauth/introspect", "token=é".encode(), FORM,
+                    **api(project_a.registration_secret))
+    assert response.status_code == 200 and response.json() == {"active": False}
+
+
+@pytest.mark.parametrize("query", ["x=%FF", "x=\xff", "x=%ED%A0%80"])
+def test_it_refuses_a_query_string_that_is_not_utf8(client, project_a, query):
+    """WSGI passes the query string as latin-1 characters: "\xff" is the raw byte 0xFF."""
+    response = client.get(f"/p/{project_a.slug}/.well-known/oauth-authorization-server", QUERY_STRING=query)
+    refused(response, 400)
+
+
 def test_it_refuses_invalid_utf8_in_json(client, project_a):
     response = send(client, f"/p/{project_a.slug}/api/oauth/register", b'{"client_name": "\xff"}', JSON)
     refused(response, 400, "invalid_client_metadata")
