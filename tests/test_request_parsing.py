@@ -7,6 +7,7 @@ import json
 from urllib.parse import urlencode
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from dashboard.models import OperatorToken
@@ -63,11 +64,21 @@ def test_it_refuses_a_token_request_that_is_not_a_form_with_415(client, project_
     assert rows() == before
 
 
-def test_it_refuses_multipart_with_or_without_a_boundary_with_415(client, project_a, code_request):
+def test_it_refuses_multipart_without_a_boundary_with_400(client, project_a, code_request):
+    """Django's MultiPartParserError used to surface as a 500."""
     before = rows()
-    for content_type in ("multipart/form-data", "multipart/form-data; boundary=x"):
-        refused(send(client, token_url(project_a), "--x\r\n\r\n--x--", content_type), 415)
+    response = send(client, token_url(project_a), "--x\r\n\r\n--x--", "multipart/form-data")
+    assert "multipart" in refused(response, 400)
     assert rows() == before
+
+
+def test_it_takes_multipart_fields_by_the_same_rules(client, project_a, code_request):
+    response = client.post(token_url(project_a), {**code_request, "code": ["a", "b"]})
+    assert "code" in refused(response, 400)
+    response = client.post(token_url(project_a), {**code_request, "upload": SimpleUploadedFile("a.txt", b"x")})
+    assert "Files" in refused(response, 400)
+    assert not AccessToken.objects.exists()
+    assert client.post(token_url(project_a), code_request).status_code == 200
 
 
 def test_it_refuses_a_registration_sent_as_text_plain_with_415(client, project_a):
