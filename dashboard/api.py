@@ -71,8 +71,8 @@ API_BODY = Body((JSON,), max_bytes=256 * 1024, repeatable=frozenset())
 
 def error_handler(exc, context):
     """The one place management-API errors become JSON."""
-    if isinstance(exc, OAuthError):  # refused by oauth.parsing before the view read anything
-        return Response(exc.payload(), status=exc.status)
+    if isinstance(exc, OAuthError):  # e.g. refused by oauth.parsing before the view read anything
+        return Response(exc.payload(), status=exc.status, headers=exc.headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):

@@ -20,7 +20,7 @@ from .credentials import bearer_token, require_secret
 from .endpoint import oauth_endpoint
 from .errors import InvalidClient, InvalidRequest
 from .models import Application
-from .parsing import FORM, JSON, Body
+from .parsing import FORM, JSON, MULTIPART, Body
 from .validator import Validator
 
 INTROSPECTING_PATHS = (Application.Path.SECRET, Application.Path.DASHBOARD)
@@ -57,7 +57,7 @@ def presented_token(request: HttpRequest) -> str:
     return token
 
 
-@oauth_endpoint(("POST",), body=Body((FORM, JSON)))  # JSON: mcpauth compatibility
+@oauth_endpoint(("POST",), body=Body((FORM, MULTIPART, JSON)))  # JSON: mcpauth
 def introspect(request: HttpRequest) -> HttpResponse:
     refuse_nul_bytes(request)
     authenticate_caller(request)
