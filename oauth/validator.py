@@ -33,7 +33,7 @@ from oauth2_provider.settings import oauth2_settings
 from mcpauth_service import rows
 from projects.models import AuditEvent
 
-from . import tokens
+from . import redirects, tokens
 from .backend import django_request, project_of
 from .clients import load_client
 from .errors import InvalidGrant
@@ -77,6 +77,10 @@ class Validator(OAuth2Validator):
             return unquote_plus(base64.b64decode(auth).decode("utf-8").split(":", 1)[0])
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return None
+
+    def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs):
+        """RFC 6749 §3.1.2.3, OAuth 2.1 §2.3.1: simple string comparison, only a loopback port may vary."""
+        return isinstance(redirect_uri, str) and redirects.matches(redirect_uri, request.client.redirect_uris.split())
 
     def authenticate_client(self, request, *args, **kwargs):
         """RFC 6749 §2.3.1 (basic, then post); a body client_id naming another client fails auth."""
