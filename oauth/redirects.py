@@ -31,6 +31,7 @@ CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 # `http://` + a loopback host as written + an optional port, then the rest (path, query), if the
 # authority ends there. Case-sensitive on purpose: "HTTP://LOCALHOST/cb" is not this registration.
 LOOPBACK = re.compile(r"http://(127\.0\.0\.1|\[::1\]|localhost)(?::[0-9]{1,5})?(?=[/?]|\Z)(.*)", re.DOTALL)
+HTTP_OFF_LOOPBACK = "uses http, which is allowed only as http://127.0.0.1, http://[::1] or http://localhost (any port)"
 HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?)*")
 
 
@@ -78,8 +79,7 @@ def problem(uri: str) -> str | None:
         return None if parts.hostname and valid_host(parts.hostname) else "is https without a valid host name"
     if scheme == "http":
         # RFC 8252 §7.3 (loopback, any port) and §8.3 ("localhost"); plain http anywhere else is refused.
-        return None if LOOPBACK.fullmatch(uri) else ("uses http, which is allowed only as http://127.0.0.1, http://[::1] or "
-                                                  "http://localhost (any port)")
+        return None if LOOPBACK.fullmatch(uri) else HTTP_OFF_LOOPBACK
     if len(uri) == len(scheme) + 1:
         return "has nothing after its scheme"
     return None  # RFC 8252 §7.1: a private-use scheme of a native app
