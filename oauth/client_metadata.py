@@ -118,14 +118,6 @@ def validate(data: Any, project, path: str) -> ClientMetadata:
 
 # -- redirect URIs (RFC 6749 §3.1.2, RFC 8252 §7, API.md "Redirect URIs"; rules in oauth.redirects) ------
 
-def is_private_use_scheme(scheme: str) -> bool:
-    return redirects.private_use_scheme(f"{scheme}:") is not None
-
-
-def is_loopback_uri(uri: str) -> bool:
-    return redirects.is_loopback(uri)
-
-
 def check_redirect_uris(value: Any) -> tuple[list[str], list[redirects.Dropped]]:
     """The redirect URIs to register and those dropped; refused only when none is left (RFC 7591 §3.2.1)."""
     if value is None:

@@ -109,9 +109,9 @@ def _page(request: HttpRequest, pending: AuthorizationRequest) -> HttpResponse:
 
 
 def redirect_host(redirect_uri: str) -> str:
-    """What the end user should check: where the browser goes next (a scheme for native apps)."""
-    parts = urlsplit(redirect_uri)
-    return parts.hostname or f"{parts.scheme}:"
+    """What the end user should check: where the browser goes next. For a native app, its scheme
+    (`cursor://`): the "host" of a private-use URI proves nothing (`evil://claude.ai/cb`)."""
+    return redirect_app(redirect_uri) or urlsplit(redirect_uri).hostname or ""
 
 
 def redirect_app(redirect_uri: str) -> str | None:

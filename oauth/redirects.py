@@ -26,6 +26,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "[::1]", "localhost")
 NEVER_SCHEMES = ("javascript", "data", "file", "vbscript", "about", "blob", "filesystem", "view-source")
 # Registered schemes of other protocols: not an app's callback either.
 OTHER_PROTOCOL_SCHEMES = ("ftp", "ws", "wss", "mailto", "tel", "sms", "urn", "ssh", "telnet", "ldap")
+NOT_PRIVATE_USE = ("http", "https", *NEVER_SCHEMES, *OTHER_PROTOCOL_SCHEMES)
 SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")  # RFC 3986 §3.1
 CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 # `http://` + a loopback host as written + an optional port, then the rest (path, query), if the
@@ -116,7 +117,7 @@ def is_loopback(uri: str) -> bool:
 def private_use_scheme(uri: str) -> str | None:
     """The scheme of a native app's private-use URI (RFC 8252 §7.1), e.g. `cursor`; else None."""
     scheme, colon, _ = uri.partition(":")
-    if not colon or not SCHEME.fullmatch(scheme) or scheme.lower() in ("http", "https"):
+    if not colon or not SCHEME.fullmatch(scheme) or scheme.lower() in NOT_PRIVATE_USE:
         return None
     return scheme
 

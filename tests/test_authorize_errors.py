@@ -198,3 +198,12 @@ def test_it_repeats_the_reason_while_the_url_is_backed_off(client, project_a, do
         f"this client's metadata document could not be fetched: HTTP 404 from {url} "
         f"(not fetched again for up to {oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS} seconds after a failure)")
     assert docs.hits["/missing.json"] == 1
+
+
+def test_it_refuses_an_unusable_document_before_the_handoff(client, project_a, docs):  # noqa: F811
+    project_a.login_mode, project_a.login_url = "handoff", "https://login.alpha.example/sso"
+    project_a.save()
+    url = docs.url("/missing.json")
+    text = refusal(client, project_a, url)
+    assert reason(text) == f"this client's metadata document could not be fetched: HTTP 404 from {url}"
+    assert "login.alpha.example" not in text
