@@ -44,14 +44,30 @@ DOCUMENT_CACHE_PREFIX = "cimd:doc:"
 # The draft forbids shared-secret client authentication for these clients (private_key_jwt is fine).
 FORBIDDEN_PROPERTIES = ("client_secret", "client_secret_expires_at")
 
-__all__ = ["CIMDError", "OutboundMetadataFetcher", "is_cimd_client_id", "resolve"]
+__all__ = ["CIMDError", "OutboundMetadataFetcher", "Refused", "find", "is_cimd_client_id", "resolve"]
+
+
+class Refused(CIMDError):
+    """No usable client for a CIMD URL. `reason` is shown on the authorization error page: it says
+    what a developer can fix, never the fetched body, an internal address or an exception's text."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
+def fetch_failed(why: str, detail: str = "") -> Refused:
+    return Refused(f"this client's metadata document could not be fetched: {why}", detail)
 
 
 class OutboundMetadataFetcher(SafeMetadataFetcher):
     """The toolkit's CIMD fetcher hook, fetching through `oauth.outbound` (one guard for all egress)."""
 
     def fetch(self, client_id: str) -> tuple[dict, int]:
-        _validate_client_id_url(client_id)  # https, host, path; no userinfo, fragment or dot segments
+        try:
+            _validate_client_id_url(client_id)  # https, host, path; no userinfo, fragment or dot segments
+        except CIMDError as exc:  # the toolkit's fixed sentences, e.g. "client_id URL must contain a path component"
+            raise Refused(f"the client_id is not a usable metadata document URL: {exc}") from None
         try:
             response = outbound.get(
                 client_id,
@@ -60,12 +76,20 @@ class OutboundMetadataFetcher(SafeMetadataFetcher):
                 headers={"Accept": "application/json"},
             )
         except outbound.OutboundError as exc:
-            raise CIMDError(str(exc)) from None
+            raise fetch_failed(f"{exc.reason} ({client_id})", str(exc)) from None
+        if response.status != 200:  # a redirect (3xx) included: never followed
+            raise fetch_failed(f"HTTP {response.status} from {client_id}")
         try:
-            document, max_age = self._read_document(response)  # a redirect (3xx) is refused there: status != 200
+            document, max_age = self._read_document(response)
+        except CIMDError as exc:
+            # The toolkit's sentence without what it quotes from the response, e.g. its Content-Type.
+            said = str(exc).split(" (", 1)[0].removeprefix("client_id ")
+            raise Refused(f"this client's metadata {said}, at {client_id}", str(exc)) from None
+        try:
             check_json_value(document)  # nothing stored may later fail to encode (oauth.parsing)
         except (OAuthError, RecursionError):
-            raise CIMDError("document holds NUL characters, unpaired surrogates or deep nesting") from None
+            raise Refused(f"this client's metadata document holds NUL characters, unpaired surrogates or deep "
+                          f"nesting, at {client_id}") from None
         return document, max_age
 
 
@@ -78,21 +102,21 @@ class Document:
 def check_document(document: dict, client_id: str, project) -> client_metadata.ClientMetadata:
     """The draft's rules on top of RFC 7591's: client_id bound to the URL, name and redirects, no secret."""
     if document.get("client_id") != client_id:
-        raise CIMDError("document client_id does not equal the URL")
+        raise CIMDError("the document's client_id does not equal its URL")
     if not isinstance(document.get("client_name"), str) or not document["client_name"].strip():
-        raise CIMDError("document has no client_name")
+        raise CIMDError("the document has no client_name")
     if not document.get("redirect_uris"):
-        raise CIMDError("document has no redirect_uris")
+        raise CIMDError("the document has no redirect_uris")
     if any(name in document for name in FORBIDDEN_PROPERTIES):
-        raise CIMDError("document carries a client secret")
+        raise CIMDError("the document carries a client secret")
     if client_auth.holds_secret(document.get("token_endpoint_auth_method", "none")):
-        raise CIMDError("document asks for shared-secret client authentication (none or private_key_jwt only)")
+        raise CIMDError("the document asks for shared-secret client authentication (none or private_key_jwt only)")
     # One document serves many projects: scopes outside this project's catalog are dropped, not fatal.
     fields = {k: v for k, v in document.items() if k != "scope"}
     try:
         cleaned = client_metadata.validate(fields, project, "cimd")
     except OAuthError as exc:
-        raise CIMDError(f"invalid metadata: {exc.error}: {exc.description}") from None
+        raise CIMDError(f"the document's metadata is invalid: {exc.error}: {exc.description}") from None
     if "client_credentials" in cleaned.metadata["grant_types"]:
         raise CIMDError("CIMD clients cannot use client_credentials")
     scope = document.get("scope")
@@ -107,45 +131,73 @@ def _document_key(client_id: str) -> str:
     return DOCUMENT_CACHE_PREFIX + hashlib.sha256(client_id.encode()).hexdigest()
 
 
-def load_document(client_id: str, project) -> Document | None:
-    """The URL's validated document: from the cache, else fetched (unless backed off), else None."""
+def load_document(client_id: str, project) -> Document:
+    """The URL's validated document: from the cache, else fetched (unless backed off); else Refused."""
     cached = cache.get(_document_key(client_id))
     if cached is not None:
         raw, expires_at = cached
-        return Document(check_document(raw, client_id, project), expires_at)
+        return Document(checked(raw, client_id, project), expires_at)
     backoff_key = _backoff_cache_key(client_id)
-    if cache.get(backoff_key):
-        return None
+    backed_off = cache.get(backoff_key)
+    if backed_off:
+        # The first failure's words (older entries hold True), so a developer sees why it still fails.
+        why = backed_off if isinstance(backed_off, str) else "this client's metadata document could not be fetched"
+        seconds = oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS
+        raise Refused(f"{why} (not fetched again for up to {seconds} seconds after a failure)", "backed off")
     with _fetch_slot() as acquired:
         if not acquired:
             log.warning("CIMD fetch skipped: in-flight cap reached")
-            return None
+            raise fetch_failed("too many documents are being fetched at once; try again shortly")
         try:
             raw, max_age = oauth2_settings.CIMD_METADATA_FETCHER().fetch(client_id)
-            cleaned = check_document(raw, client_id, project)
-        except CIMDError as exc:
+            cleaned = checked(raw, client_id, project)
+        except Refused as exc:
             log.info("CIMD document refused for %r: %s", client_id, exc)
-            cache.set(backoff_key, True, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
-            return None
+            cache.set(backoff_key, exc.reason, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
+            raise
         except Exception:  # a client-controlled URL must never turn into a 500
             log.exception("CIMD fetch failed unexpectedly for %r", client_id)
-            cache.set(backoff_key, True, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
-            return None
+            refusal = fetch_failed("an unexpected error (the server's log has the details)")
+            cache.set(backoff_key, refusal.reason, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
+            raise refusal from None
     expires_at = time.time() + max_age
     cache.set(_document_key(client_id), (raw, expires_at), max_age)
     return Document(cleaned, expires_at)
 
 
-def resolve(project, client_id: str, existing: Application | None = None) -> Application | None:
-    """The project's client for the CIMD URL `client_id`, fetched or refreshed as needed, or None."""
-    if not project.cimd_enabled or not is_cimd_client_id(client_id):
-        return None
+def checked(raw: dict, client_id: str, project) -> client_metadata.ClientMetadata:
+    """`check_document`, its sentences (ours, naming fields and rules, never values) made public."""
+    try:
+        return check_document(raw, client_id, project)
+    except Refused:
+        raise
+    except CIMDError as exc:
+        raise Refused(f"{exc} ({client_id})") from None
+
+
+def find(project, client_id: str, existing: Application | None = None) -> Application:
+    """The project's client for the CIMD URL `client_id`, fetched or refreshed as needed; else Refused."""
+    if not project.cimd_enabled:
+        raise Refused("this project does not accept Client ID Metadata Documents (an https URL as client_id)")
+    if not is_cimd_client_id(client_id):
+        raise Refused("unknown client_id")
     if existing is not None and existing.cimd_expires_at and timezone.now() <= existing.cimd_expires_at:
         return existing
-    document = load_document(client_id, project)
-    if document is None:
-        return existing  # the last good document outlives a failed refresh (the draft: errors aren't cached)
+    try:
+        document = load_document(client_id, project)
+    except Refused:
+        if existing is not None:
+            return existing  # the last good document outlives a failed refresh (the draft: errors aren't cached)
+        raise
     return _upsert(project, client_id, document, existing)
+
+
+def resolve(project, client_id: str, existing: Application | None = None) -> Application | None:
+    """`find`, with None for a refusal."""
+    try:
+        return find(project, client_id, existing)
+    except Refused:
+        return None
 
 
 def _upsert(project, client_id: str, document: Document, existing: Application | None) -> Application:
@@ -161,7 +213,8 @@ def _upsert(project, client_id: str, document: Document, existing: Application |
             if existing is None:
                 from projects.models import AuditEvent
 
-                AuditEvent.record(project, "client.registered", client_id=client_id, path="cimd")
+                AuditEvent.record(project, "client.registered", client_id=client_id, path="cimd",
+                                  **({"dropped": cleaned.dropped} if cleaned.dropped else {}))
     except IntegrityError:
         # Two first sights of one URL at once: the other request's row wins.
         winner = Application.objects.filter(project=project, client_id=client_id).first()

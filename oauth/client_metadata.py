@@ -8,13 +8,12 @@ of each way in differs (`Policy`).
 """
 
 import hashlib
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import client_keys
+from . import client_keys, redirects
 from .client_auth import CLIENT_AUTH_METHODS, holds_secret
 from .errors import InvalidClientMetadata, InvalidRedirectUri
 
@@ -26,15 +25,12 @@ MAX_SOFTWARE_VERSION_LENGTH = 100
 MAX_CONTACTS = 10
 MAX_CONTACT_LENGTH = 320
 
-LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 AUTH_METHODS = tuple(CLIENT_AUTH_METHODS)
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
 FORBIDDEN_GRANT_TYPES = ("implicit", "password")
 URI_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
-# RFC 8252 §7.1: a reverse-domain-name scheme, e.g. com.example.app
-PRIVATE_USE_SCHEME = re.compile(r"^[a-z][a-z0-9+\-]*(\.[a-z0-9+\-]+)+$")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -62,6 +58,9 @@ class ClientMetadata:
     metadata: dict[str, Any] = field(default_factory=dict)
     first_party: bool = False
     keys: dict[str, Any] = field(default_factory=dict)  # `jwks` or `jwks_uri`, kept on their own columns
+    # What was asked for but left out (RFC 7591 §3.2.1), by field: [{"index", "uri", "reason"}, ...];
+    # the caller records it (audit event) so the dashboard can show it.
+    dropped: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def confidential(self) -> bool:
@@ -105,7 +104,7 @@ def validate(data: Any, project, path: str) -> ClientMetadata:
         raise InvalidClientMetadata("The request body must be a JSON object.")
     policy = Policy.for_path(path)
     out: dict[str, Any] = {}
-    out["redirect_uris"] = check_redirect_uris(data.get("redirect_uris"))
+    out["redirect_uris"], dropped_redirects = check_redirect_uris(data.get("redirect_uris"))
     out["grant_types"] = check_grant_types(data.get("grant_types"), policy)
     out["response_types"] = check_response_types(data.get("response_types"), out["grant_types"])
     out["token_endpoint_auth_method"] = check_auth_method(data.get("token_endpoint_auth_method"), policy)
@@ -121,71 +120,24 @@ def validate(data: Any, project, path: str) -> ClientMetadata:
         out["first_party"] = True
     if not out["redirect_uris"]:
         del out["redirect_uris"]
-    return ClientMetadata(metadata=out, first_party=first_party, keys=keys)
+    dropped = {"redirect_uris": [d.as_dict() for d in dropped_redirects]} if dropped_redirects else {}
+    return ClientMetadata(metadata=out, first_party=first_party, keys=keys, dropped=dropped)
 
 
-# -- redirect URIs (RFC 6749 §3.1.2, RFC 8252 §7, API.md "Redirect URIs") ------------------------
+# -- redirect URIs (RFC 6749 §3.1.2, RFC 8252 §7, API.md "Redirect URIs"; rules in oauth.redirects) ------
 
-def is_private_use_scheme(scheme: str) -> bool:
-    return bool(PRIVATE_USE_SCHEME.match(scheme.lower()))
-
-
-def is_loopback_uri(uri: str) -> bool:
-    parts = urlsplit(uri)
-    return parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
-
-
-def check_redirect_uris(value: Any) -> list[str]:
+def check_redirect_uris(value: Any) -> tuple[list[str], list[redirects.Dropped]]:
+    """The redirect URIs to register and those dropped; refused only when none is left (RFC 7591 §3.2.1)."""
     if value is None:
-        return []
+        return [], []
     if not isinstance(value, list) or not all(isinstance(uri, str) for uri in value):
         raise InvalidRedirectUri("redirect_uris must be an array of strings.")
     if len(value) > MAX_REDIRECT_URIS:
         raise InvalidRedirectUri(f"At most {MAX_REDIRECT_URIS} redirect URIs may be registered.")
-    for uri in value:
-        check_redirect_uri(uri)
-    return list(dict.fromkeys(value))
-
-
-def check_redirect_uri(uri: str) -> None:
-    """One redirect URI: https, loopback http on any port, or a private-use scheme; exact, no tricks."""
-    if not uri or len(uri) > MAX_URI_LENGTH or CONTROL_CHARS.search(uri) or " " in uri:
-        raise InvalidRedirectUri("A redirect URI is empty, too long or contains spaces.")
-    if "#" in uri:
-        raise InvalidRedirectUri("A redirect URI must not contain a fragment.")  # RFC 6749 §3.1.2
-    if "*" in uri:
-        raise InvalidRedirectUri("A redirect URI must not contain wildcards.")
-    try:
-        parts = urlsplit(uri)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise InvalidRedirectUri("A redirect URI is malformed.") from None
-    scheme = parts.scheme.lower()
-    if parts.username is not None or parts.password is not None:
-        raise InvalidRedirectUri("A redirect URI must not contain credentials.")
-    if scheme == "https":
-        if not host or not _valid_host(host):
-            raise InvalidRedirectUri("An https redirect URI needs a host.")
-    elif scheme == "http":
-        # RFC 8252 §7.3: loopback on any port; plain http anywhere else is refused.
-        if host not in LOOPBACK_HOSTS:
-            raise InvalidRedirectUri("Plain http redirect URIs are allowed only on loopback.")
-    elif is_private_use_scheme(scheme):
-        # RFC 8252 §7.1: "com.example.app:/oauth2redirect" — a single slash, no authority.
-        if parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
-            raise InvalidRedirectUri("A private-use redirect URI has the form com.example.app:/path.")
-    else:
-        raise InvalidRedirectUri("A redirect URI must use https, loopback http or a private-use scheme.")
-
-
-def _valid_host(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return bool(re.fullmatch(r"[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?)*",
-                                 host))
+    kept, dropped = redirects.partition(value)
+    if dropped and not kept:
+        raise InvalidRedirectUri("No acceptable redirect URI: " + "; ".join(d.describe() for d in dropped) + ".")
+    return kept, dropped
 
 
 # -- grants, response types, client authentication -------------------------------------------------
@@ -258,14 +210,16 @@ def check_client_keys(data: dict, method: str) -> dict[str, Any]:
 
 
 def check_application_type(value: Any, redirect_uris: list[str]) -> str:
-    """web or native (OpenID DCR §2); when omitted, inferred from the redirect URIs."""
-    native_only = any(is_private_use_scheme(urlsplit(uri).scheme) for uri in redirect_uris)
+    """web or native (OpenID DCR §2); when omitted, inferred from the redirect URIs.
+
+    A `web` client registering a private-use scheme keeps it (Cursor sends exactly that): the
+    URI is matched exactly, so the label changes nothing about where a code may go.
+    """
+    native = any(redirects.private_use_scheme(u) or redirects.is_loopback(u) for u in redirect_uris)
     if value is None:
-        return "native" if native_only or any(is_loopback_uri(u) for u in redirect_uris) else "web"
+        return "native" if native else "web"
     if value not in ("web", "native"):
         raise InvalidClientMetadata("application_type must be web or native.")
-    if value == "web" and native_only:
-        raise InvalidRedirectUri("Private-use scheme redirect URIs are for native applications.")
     return value
 
 
@@ -300,7 +254,7 @@ def check_https_uri(name: str, value: Any) -> str:
         host = parts.hostname
     except ValueError:
         raise InvalidClientMetadata(f"{name} is not a valid URL.") from None
-    if parts.scheme != "https" or not host or not _valid_host(host) or parts.username is not None:
+    if parts.scheme != "https" or not host or not redirects.valid_host(host) or parts.username is not None:
         raise InvalidClientMetadata(f"{name} must be an https URL.")
     return value
 

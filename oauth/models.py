@@ -91,10 +91,17 @@ class Application(AbstractApplication):
 
     def get_allowed_schemes(self) -> list[str]:
         """Toolkit hook: http(s) plus the private-use schemes (RFC 8252 §7.1) this native client registered."""
-        from .client_metadata import is_private_use_scheme
+        from .redirects import private_use_scheme
 
-        schemes = {uri.split(":", 1)[0].lower() for uri in self.redirect_uris.split() if ":" in uri}
-        return ["http", "https", *sorted(s for s in schemes if is_private_use_scheme(s))]
+        schemes = {private_use_scheme(uri) for uri in self.redirect_uris.split()}
+        return ["http", "https", *sorted(s for s in schemes if s)]
+
+    def redirect_uri_allowed(self, uri: str) -> bool:
+        """Toolkit hook: exact string comparison with a registered URI, only a loopback port may
+        differ (`oauth.redirects.matches`); the toolkit's own check compares parsed, lower-cased hosts."""
+        from .redirects import matches
+
+        return isinstance(uri, str) and matches(uri, self.redirect_uris.split())
 
 
 class Grant(AbstractGrant):

@@ -34,6 +34,12 @@ def assert_refused(response, error):
     "http://localhost:6274/oauth/callback",
     "com.example.app:/oauth2redirect",
     "cursor.app:/oauth/callback",
+    "com.example.app://host/callback",                 # private-use with an authority
+    "cursor://anysphere.cursor-mcp/oauth/callback",    # single-word private-use schemes (API.md)
+    "vscode://vscode.github-authentication/did-authenticate",
+    "claude://claude.ai/oauth/callback",
+    "myapp:/callback",
+    "https://xn--pple-43d.example/cb",                 # an IDN, as punycode
 ])
 def test_it_accepts_the_redirect_uris_api_md_allows(client, project_a, uri):
     response = register(client, {**BASE, "redirect_uris": [uri]})
@@ -50,11 +56,16 @@ def test_it_accepts_the_redirect_uris_api_md_allows(client, project_a, uri):
     "https://*.app.example/callback",       # wildcard
     "https://app.example/*",
     "javascript:alert(1)",
+    "JavaScript:alert(1)",
     "data:text/html,hi",
     "file:///etc/passwd",
+    "vbscript:msgbox(1)",
+    "about:blank",
+    "blob:https://app.example/0b1c",
     "ftp://app.example/cb",
-    "myapp:/callback",                      # private-use scheme without a reverse domain
-    "com.example.app://host/callback",      # private-use with an authority
+    "cursor:",                              # nothing after the scheme
+    "https://аpp.example/cb",               # an IDN not written as punycode
+    "HTTP://127.0.0.1/cb",                  # loopback http is matched as written: lower case
     "https:///no-host",
     "https://user:pass@app.example/cb",     # credentials
     "https://app.example/has space",
@@ -187,9 +198,13 @@ def test_it_infers_native_for_private_use_schemes(client, project_a):
     assert response.json()["application_type"] == "native"
 
 
-def test_it_refuses_private_use_schemes_for_web_applications(client, project_a):
+def test_it_keeps_a_private_use_scheme_of_a_web_application(client, project_a):
+    # Cursor registers application_type "web" with its cursor:// URI; matching is exact either way.
     body = {**BASE, "application_type": "web", "redirect_uris": ["com.example.app:/cb"]}
-    assert_refused(register(client, body), "invalid_redirect_uri")
+    response = register(client, body)
+    assert response.status_code == 201
+    assert response.json()["application_type"] == "web"
+    assert response.json()["redirect_uris"] == ["com.example.app:/cb"]
 
 
 @pytest.mark.parametrize("value", ["service", "", 1])
@@ -220,10 +235,11 @@ def test_it_accepts_a_redirect_uri_at_the_length_cap(client, project_a):
 
 
 def test_it_lets_the_toolkit_match_private_use_redirects_exactly(client, project_a):
-    register(client, {**BASE, "redirect_uris": ["com.example.app:/cb", "http://127.0.0.1/cb"]})
+    register(client, {**BASE, "redirect_uris": ["com.example.app:/cb", "http://127.0.0.1/cb", "cursor://a.b/cb"]})
     app = Application.objects.get(project=project_a)
     app.full_clean(exclude=["client_secret"], validate_unique=False)  # the toolkit's own model checks agree
     assert app.redirect_uri_allowed("com.example.app:/cb")
     assert app.redirect_uri_allowed("http://127.0.0.1:49152/cb")  # loopback: any port (RFC 8252 §7.3)
     assert not app.redirect_uri_allowed("com.example.app:/other")
     assert not app.redirect_uri_allowed("com.evil.app:/cb")
+    assert app.redirect_uri_allowed("cursor://a.b/cb") and not app.redirect_uri_allowed("cursor://A.b/cb")

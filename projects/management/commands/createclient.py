@@ -46,7 +46,9 @@ class Command(JsonCommand):
         with transaction.atomic():
             client.save()
             AuditEvent.record(project, "client.registered", actor="createclient", client_id=client.client_id,
-                              path=Application.Path.DASHBOARD)
+                              path=Application.Path.DASHBOARD, **({"dropped": cleaned.dropped} if cleaned.dropped else {}))
+        for dropped in cleaned.dropped.get("redirect_uris", []):
+            self.stderr.write(f"redirect URI {dropped['uri']} left out: it {dropped['reason']}")
         payload = {"client_id": client.client_id, **({"client_secret": secret} if secret else {})}
         human = f"Client {client.client_id}" + (f" (secret, shown once: {secret})" if secret else "")
         self.emit(options, payload, human)
