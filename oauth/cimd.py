@@ -11,10 +11,14 @@ globally, while ours belong to one project each):
   fetch or invalid document backs the URL off for CIMD_FAILURE_BACKOFF_SECONDS (also Redis).
 - Each project that sees the URL gets its own Application row (`registration_path="cimd"`),
   refreshed when `cimd_expires_at` passes; the last good document is kept over a failed refresh.
+- Grant types, response types and auth methods the client may not have are dropped, not fatal
+  (`oauth.client_metadata`); every fetch is noted for the project's dashboard (`RegistrationNote`)
+  with its outcome in words a developer can act on, and nothing of the body or the address.
 """
 
 import hashlib
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,7 +38,7 @@ from oauth2_provider.settings import oauth2_settings
 
 from . import client_metadata, outbound
 from .errors import OAuthError
-from .models import Application
+from .models import Application, RegistrationNote
 
 log = logging.getLogger("mcpauth.cimd")
 
@@ -78,16 +82,12 @@ def check_document(document: dict, client_id: str, project) -> client_metadata.C
         raise CIMDError("document has no redirect_uris")
     if any(name in document for name in FORBIDDEN_PROPERTIES):
         raise CIMDError("document carries a client secret")
-    if document.get("token_endpoint_auth_method", "none") != "none":
-        raise CIMDError("document asks for client authentication we do not offer to CIMD clients")
     # One document serves many projects: scopes outside this project's catalog are dropped, not fatal.
     fields = {k: v for k, v in document.items() if k != "scope"}
     try:
         cleaned = client_metadata.validate(fields, project, "cimd")
     except OAuthError as exc:
         raise CIMDError(f"invalid metadata: {exc.error}: {exc.description}") from None
-    if "client_credentials" in cleaned.metadata["grant_types"]:
-        raise CIMDError("CIMD clients cannot use client_credentials")
     scope = document.get("scope")
     if isinstance(scope, str):
         offered = [s for s in scope.split() if s in project.scope_names]
@@ -105,7 +105,11 @@ def load_document(client_id: str, project) -> Document | None:
     cached = cache.get(_document_key(client_id))
     if cached is not None:
         raw, expires_at = cached
-        return Document(check_document(raw, client_id, project), expires_at)
+        try:
+            return Document(check_document(raw, client_id, project), expires_at)
+        except CIMDError as exc:  # fine for another project, not for this one
+            log.info("CIMD document refused for %r: %s", client_id, exc)
+            return None
     backoff_key = _backoff_cache_key(client_id)
     if cache.get(backoff_key):
         return None
@@ -119,14 +123,57 @@ def load_document(client_id: str, project) -> Document | None:
         except CIMDError as exc:
             log.info("CIMD document refused for %r: %s", client_id, exc)
             cache.set(backoff_key, True, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
+            note_fetch(project, client_id, *describe_failure(str(exc)))
             return None
         except Exception:  # a client-controlled URL must never turn into a 500
             log.exception("CIMD fetch failed unexpectedly for %r", client_id)
             cache.set(backoff_key, True, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
+            note_fetch(project, client_id, "refused", "the fetch failed")
             return None
+    note_fetch(project, client_id, "ok", describe_narrowing(cleaned))
     expires_at = time.time() + max_age
     cache.set(_document_key(client_id), (raw, expires_at), max_age)
     return Document(cleaned, expires_at)
+
+
+# -- what the project's developers see of each fetch (the dashboard's recent CIMD fetches) ---------
+# The reasons come from our own guards and checks; anything else is summarised, never echoed, so
+# no fetched body and no resolved (possibly internal) address reaches the page.
+PASSED_THROUGH = ("document ", "invalid metadata: ", "client_id URL ")
+FAILURES = (
+    (re.compile(r"timed out|TimeoutError"), "timeout", "no answer within the fetch timeout"),
+    (re.compile(r"non-public"), "refused", "the host does not resolve to a public address"),
+    (re.compile(r"could not resolve"), "refused", "the host name does not resolve"),
+    (re.compile(r"SSL|CERTIFICATE", re.I), "refused", "TLS failed (is the certificate valid for this host?)"),
+    (re.compile(r"could not connect"), "refused", "could not connect to the host"),
+    (re.compile(r"larger than|exceeds the maximum"), "refused", "the document is larger than the size limit"),
+    (re.compile(r"not JSON \(Content-Type"), "refused", "the document is not served as application/json"),
+    (re.compile(r"not valid JSON"), "refused", "the document is not valid JSON"),
+    (re.compile(r"must be a JSON object"), "refused", "the document is not a JSON object"),
+)
+
+
+def describe_failure(message: str) -> tuple[str, str]:
+    """(outcome, reason) of a failed fetch, for the dashboard: `HTTP 404`, `timeout` or `refused`."""
+    status = re.search(r"returned HTTP (\d{3})", message)
+    if status:
+        return f"HTTP {status.group(1)}", "the URL did not answer 200 (redirects are not followed)"
+    for pattern, outcome, reason in FAILURES:
+        if pattern.search(message):
+            return outcome, reason
+    if message.startswith(PASSED_THROUGH):
+        return "refused", message.removeprefix("invalid metadata: ")
+    return "refused", "the fetch failed"
+
+
+def describe_narrowing(cleaned: client_metadata.ClientMetadata) -> str:
+    dropped = [f"{name} {item['value']}" for name, items in cleaned.narrowed.items() for item in items]
+    return f"dropped: {', '.join(dropped)}" if dropped else ""
+
+
+def note_fetch(project, client_id: str, outcome: str, reason: str = "") -> None:
+    RegistrationNote.record(project, RegistrationNote.Kind.CIMD_FETCH, subject=client_id, outcome=outcome,
+                            reason=reason)
 
 
 def resolve(project, client_id: str, existing: Application | None = None) -> Application | None:

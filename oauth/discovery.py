@@ -10,15 +10,11 @@ import json
 
 from django.http import HttpResponse
 
+from . import grants
+from .auth_methods import SUPPORTED_AUTH_METHODS
 from .endpoint import oauth_endpoint
 
-GRANT_TYPES = [
-    "authorization_code",
-    "refresh_token",
-    "client_credentials",
-    "urn:ietf:params:oauth:grant-type:token-exchange",
-]
-CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+CLIENT_AUTH_METHODS = list(SUPPORTED_AUTH_METHODS)  # the registry in oauth.auth_methods
 
 
 def build_metadata(project, issuer: str) -> dict:
@@ -33,7 +29,7 @@ def build_metadata(project, issuer: str) -> dict:
         "scopes_supported": project.scope_names,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": GRANT_TYPES,
+        "grant_types_supported": grants.supported(project),  # the registry in oauth.grants
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,

@@ -26,9 +26,9 @@ from . import client_metadata, ratelimit
 from .client_metadata import ClientMetadata
 from .credentials import require_secret
 from .endpoint import oauth_endpoint
-from .errors import InvalidClientMetadata, InvalidToken, TooManyRequests
+from .errors import InvalidClientMetadata, InvalidToken, OAuthError, TooManyRequests
 from .hashers import NO_SECRET
-from .models import Application, new_client_id
+from .models import Application, RegistrationNote, new_client_id
 
 MAX_BODY_BYTES = 64 * 1024
 OPEN_CAP_RETRY_AFTER = 3600
@@ -42,9 +42,15 @@ SERVER_FIELDS = ("registration_access_token", "registration_client_uri", "client
 def register(request: HttpRequest) -> HttpResponse:
     """RFC 7591 §3: register a client; 201 with its information, the secret and token shown once."""
     ratelimit.limit_registration(request)
-    path = registration_path(request)
-    cleaned = client_metadata.validate(read_json(request), request.project, path)
-    client, secret, token = create_client(request, cleaned, path)
+    data: object = None
+    try:
+        path = registration_path(request)
+        data = read_json(request)
+        cleaned = client_metadata.validate(data, request.project, path)
+        client, secret, token = create_client(request, cleaned, path)
+    except OAuthError as exc:
+        note_refusal(request, exc, data)
+        raise
     return JsonResponse(client_information(request, client, secret=secret, token=token), status=201)
 
 
@@ -130,7 +136,7 @@ def create_client(request: HttpRequest, cleaned: ClientMetadata, path: str) -> t
     client = Application(project=project, registration_path=path, registration_source=Application.RegistrationSource.DCR,
                          client_id=new_client_id(), client_secret=NO_SECRET)
     cleaned.apply_to(client)
-    secret = new_client_secret(client) if cleaned.confidential else None
+    secret = new_client_secret(client) if cleaned.issues_secret else None
     token = new_registration_token(client)
     event = AuditEvent.new(project, "client.registered", actor=path, client_id=client.client_id,
                            request=request, path=path, fingerprint=client.fingerprint)
@@ -153,7 +159,7 @@ def update(request: HttpRequest, client: Application) -> HttpResponse:
     was_confidential = client.client_type == Application.CLIENT_CONFIDENTIAL
     cleaned.apply_to(client)
     # A client turning confidential gets its secret now; one staying confidential keeps its own.
-    secret = new_client_secret(client) if cleaned.confidential and not was_confidential else None
+    secret = new_client_secret(client) if cleaned.issues_secret and not was_confidential else None
     token = new_registration_token(client)
     with transaction.atomic():
         client.save()
@@ -169,6 +175,14 @@ def delete(request: HttpRequest, client: Application) -> HttpResponse:
                           client_id=client.client_id, request=request, path=client.registration_path)
         client.delete()
     return HttpResponse(status=204)
+
+
+def note_refusal(request: HttpRequest, exc: OAuthError, data: object) -> None:
+    """Keep the refusal for the project's dashboard: its error and description (our own words,
+    never a secret) and the name the client gave, if any. Rate-limited requests never get here."""
+    name = data.get("client_name") if isinstance(data, dict) else None
+    RegistrationNote.record(request.project, RegistrationNote.Kind.REFUSAL, subject=name if isinstance(name, str) else "",
+                            outcome=exc.error, reason=exc.description)
 
 
 def _secret_matches(value: object, client: Application) -> bool:
