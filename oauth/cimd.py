@@ -176,6 +176,14 @@ def note_fetch(project, client_id: str, outcome: str, reason: str = "") -> None:
                             reason=reason)
 
 
+def last_fetch(project, client_id: str) -> RegistrationNote | None:
+    """The newest noted fetch of `client_id` for `project` (say, for an error page explaining why
+    the client is unknown: a backed-off URL is not fetched again, its last note still says why)."""
+    notes = RegistrationNote.objects.filter(project=project, kind=RegistrationNote.Kind.CIMD_FETCH,
+                                            subject=client_id[:255])
+    return notes.order_by("-id").first()
+
+
 def resolve(project, client_id: str, existing: Application | None = None) -> Application | None:
     """The project's client for the CIMD URL `client_id`, fetched or refreshed as needed, or None."""
     if not project.cimd_enabled or not is_cimd_client_id(client_id):

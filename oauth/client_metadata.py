@@ -4,9 +4,10 @@ One function, `validate(data, project, path)`, runs a short list of named checks
 order and returns a `ClientMetadata`, or raises `InvalidRedirectUri` / `InvalidClientMetadata`
 (RFC 7591 §3.2.2). Grant types, response types and the token endpoint auth method are narrowed
 rather than refused (§3.2.1): what this client may not have is dropped and recorded in
-`ClientMetadata.narrowed`, and the registration is refused only when nothing usable remains. Unknown fields are ignored, as RFC 7591 §2 says. The same rules serve open
-and secret registration, RFC 7592 updates, CIMD documents and `createclient`; only the policy
-of each way in differs (`Policy`).
+`ClientMetadata.narrowed`, and the registration is refused only when nothing usable remains.
+Unknown fields are ignored, as RFC 7591 §2 says. The same rules serve open and secret
+registration, RFC 7592 updates, CIMD documents and `createclient`; only the policy of each way
+in differs (`Policy`).
 """
 
 import hashlib
@@ -241,7 +242,9 @@ def narrow_auth_method(data: dict, policy: Policy,
     `token_endpoint_auth_methods_supported`, as ChatGPT's document does), else for DCR the way
     in's default (the 201 response tells the client). A CIMD client never sees a response, so it
     gets no method it did not list."""
-    requested = data.get("token_endpoint_auth_method", policy.default_auth_method)
+    requested = data.get("token_endpoint_auth_method")
+    if requested is None:
+        requested = policy.default_auth_method
     if not isinstance(requested, str):
         raise InvalidClientMetadata("token_endpoint_auth_method must be a string.")
     listed = data.get("token_endpoint_auth_methods_supported")

@@ -276,3 +276,43 @@ def test_the_list_is_the_projects_own(docs, client, bob, project_a, project_b): 
     page = client.get("/projects/bravo/clients/registrations")
     assert page.status_code == 200
     assert "missing.json" not in page.content.decode()
+
+
+# -- one list of grants --------------------------------------------------------------------------------
+
+def test_the_token_endpoint_discovery_and_registration_read_the_same_grants(client, project_a):
+    from oauth.grants import GRANTS
+    from oauth.token import Server
+    from oauth.validator import Validator
+
+    registry = [grant.grant_type for grant in GRANTS]
+    assert sorted(Server(Validator()).grant_types) == sorted(registry)
+    metadata = client.get("/p/alpha/.well-known/oauth-authorization-server").json()
+    assert metadata["grant_types_supported"] == registry
+    assert metadata["token_endpoint_auth_methods_supported"] == list(SUPPORTED_AUTH_METHODS)
+
+
+def test_createclient_takes_every_extra_grant_of_the_registry(project_a):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("createclient", "--project", "alpha", "--name", "Exchanger", "--confidential",
+                 "--redirect-uri", "https://app.example/cb",
+                 "--grant", "urn:ietf:params:oauth:grant-type:token-exchange", "--json", stdout=out)
+    stored = Application.objects.get(project=project_a, client_id=json.loads(out.getvalue())["client_id"])
+    assert stored.metadata["grant_types"] == ["authorization_code", "refresh_token",
+                                              "urn:ietf:params:oauth:grant-type:token-exchange"]
+    assert stored.narrowed == {}
+
+
+def test_it_finds_the_last_fetch_of_a_url_for_an_error_page(docs, project_a, project_b):  # noqa: F811
+    from oauth.cimd import last_fetch
+
+    url = docs.url("/missing.json")
+    load_client(project_a, url)
+    assert load_client(project_a, url) is None  # backed off: not fetched again
+    note = last_fetch(project_a, url)
+    assert (note.outcome, note.reason) == ("HTTP 404", "the URL did not answer 200 (redirects are not followed)")
+    assert last_fetch(project_b, url) is None
