@@ -73,7 +73,8 @@ class Document:
 
 
 def check_document(document: dict, client_id: str, project) -> client_metadata.ClientMetadata:
-    """The draft's rules on top of RFC 7591's: client_id bound to the URL, name and redirects, public."""
+    """The draft's rules on top of RFC 7591's: client_id bound to the URL, name and redirects, no
+    secret; then RFC 7591's, narrowed for a CIMD client (no shared secret, no secret-only grant)."""
     if document.get("client_id") != client_id:
         raise CIMDError("document client_id does not equal the URL")
     if not isinstance(document.get("client_name"), str) or not document["client_name"].strip():

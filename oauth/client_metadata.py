@@ -43,11 +43,11 @@ CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 @dataclass(frozen=True)
 class Policy:
-    """What one way in may register: `open` DCR is the narrowest, `secret` and `dashboard` the widest."""
+    """What one way in may register: `open` DCR is the narrowest, `secret` and `dashboard` the widest
+    (which grants each way in may hold is in `oauth.grants`)."""
 
     path: str
     may_be_confidential: bool
-    may_use_client_credentials: bool
     may_be_first_party: bool
     default_auth_method: str
     # RFC 7591 §3.2.1: a DCR client reads the values in force from the response; a CIMD client
@@ -58,7 +58,7 @@ class Policy:
     def for_path(cls, path: str) -> "Policy":
         trusted = path in grants.TRUSTED_PATHS
         # RFC 7591 §2 defaults to client_secret_basic; open and CIMD clients can only be public.
-        return cls(path, trusted, trusted, trusted, "client_secret_basic" if trusted else "none",
+        return cls(path, trusted, trusted, "client_secret_basic" if trusted else "none",
                    substitutes_auth_method=path != "cimd")
 
 
