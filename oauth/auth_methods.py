@@ -4,7 +4,9 @@ Discovery's `token_endpoint_auth_methods_supported` and the client-metadata chec
 registration's `token_endpoint_auth_method` read `SUPPORTED_AUTH_METHODS`. A method that is not
 listed here is dropped from a registration (the client's listed fallback, or the way in's
 default, takes its place), so adding one (`private_key_jwt`, RFC 7523) is its verifier plus one
-entry: `AuthMethod("private_key_jwt", keys=True)`.
+entry whose `needs_keys` is true. Narrowing reads only `holds_secret` and `needs_keys` of an
+entry, so the registry of verifiers (`oauth.client_auth.CLIENT_AUTH_METHODS`, with the same
+attribute names) can take this list's place.
 """
 
 from dataclasses import dataclass
@@ -12,17 +14,18 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class AuthMethod:
-    """`secret`: we issue the client a shared secret, so only trusted ways in may register it;
-    `keys`: the client proves itself with its own keys, so its metadata must carry `jwks` or `jwks_uri`."""
+    """`holds_secret`: we issue the client a shared secret, so only trusted ways in may register it;
+    `needs_keys`: the client proves itself with its own keys, so its metadata must carry `jwks` or
+    `jwks_uri`."""
 
     name: str
-    secret: bool = False
-    keys: bool = False
+    holds_secret: bool = False
+    needs_keys: bool = False
 
 
 AUTH_METHODS: tuple[AuthMethod, ...] = (
     AuthMethod("none"),
-    AuthMethod("client_secret_basic", secret=True),
-    AuthMethod("client_secret_post", secret=True),
+    AuthMethod("client_secret_basic", holds_secret=True),
+    AuthMethod("client_secret_post", holds_secret=True),
 )
 SUPPORTED_AUTH_METHODS: dict[str, AuthMethod] = {method.name: method for method in AUTH_METHODS}

@@ -79,7 +79,7 @@ class ClientMetadata:
     def issues_secret(self) -> bool:
         """Whether the client authenticates with a secret we issue (not with its own keys)."""
         method = SUPPORTED_AUTH_METHODS.get(self.metadata["token_endpoint_auth_method"])
-        return method is not None and method.secret
+        return method is not None and method.holds_secret
 
     @property
     def redirect_uris(self) -> list[str]:
@@ -229,9 +229,9 @@ def auth_method_refusal(method: str, data: dict, policy: Policy,
     spec = usable.get(method)
     if spec is None:
         return "not supported by this server"
-    if spec.secret and not policy.may_be_confidential:
+    if spec.holds_secret and not policy.may_be_confidential:
         return "needs registration with a project secret (this way in registers public clients)"
-    if spec.keys and not (data.get("jwks") or data.get("jwks_uri")):
+    if spec.needs_keys and not (data.get("jwks") or data.get("jwks_uri")):
         return "needs jwks or jwks_uri"
     return None
 

@@ -120,7 +120,7 @@ def test_it_refuses_a_document_whose_only_method_needs_a_secret(docs, project_a)
 
 
 # -- the auth method decision, with and without private_key_jwt registered ---------------------------
-WITH_PRIVATE_KEY_JWT = {**SUPPORTED_AUTH_METHODS, "private_key_jwt": AuthMethod("private_key_jwt", keys=True)}
+WITH_PRIVATE_KEY_JWT = {**SUPPORTED_AUTH_METHODS, "private_key_jwt": AuthMethod("private_key_jwt", needs_keys=True)}
 WITHOUT_PRIVATE_KEY_JWT = {name: m for name, m in SUPPORTED_AUTH_METHODS.items() if name != "private_key_jwt"}
 URL = "https://chatgpt.com/oauth/client.json"
 
