@@ -179,7 +179,9 @@ class ClientSerializer(serializers.ModelSerializer):
     class Meta:
         model = Application
         fields = ["id", "client_id", "name", "registration_path", "client_type", "redirect_uris", "first_party",
-                  "disabled", "disabled_at", "created", "last_used_at", "live_tokens", "fingerprint", "metadata"]
+                  "disabled", "disabled_at", "created", "last_used_at", "live_tokens", "fingerprint", "metadata",
+                  "narrowed"]
+        read_only_fields = ["narrowed"]
 
     def get_redirect_uris(self, client) -> list[str]:
         return client.redirect_uris.split()

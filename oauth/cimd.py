@@ -10,12 +10,16 @@ globally, while ours belong to one project each):
 - A validated document is kept in the shared cache (Redis, or the embedded cache table) for its
   max-age, shared by every project and worker; a failed fetch or invalid document backs the URL
   off for CIMD_FAILURE_BACKOFF_SECONDS (also in the shared cache).
+- Grant types, response types and auth methods the client may not have are dropped, not fatal
+  (`oauth.client_metadata`); every fetch is noted for the project's dashboard (`RegistrationNote`)
+  with its outcome in words a developer can act on, and nothing of the body or the address.
 - Each project that sees the URL gets its own Application row (`registration_path="cimd"`),
   refreshed when `cimd_expires_at` passes; the last good document is kept over a failed refresh.
 """
 
 import hashlib
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,9 +37,9 @@ from oauth2_provider.cimd import (
 )
 from oauth2_provider.settings import oauth2_settings
 
-from . import client_auth, client_metadata, outbound
+from . import client_metadata, outbound
 from .errors import OAuthError
-from .models import Application
+from .models import Application, RegistrationNote
 from .parsing import check_json_value
 
 log = logging.getLogger("mcpauth.cimd")
@@ -109,16 +113,12 @@ def check_document(document: dict, client_id: str, project) -> client_metadata.C
         raise CIMDError("the document has no redirect_uris")
     if any(name in document for name in FORBIDDEN_PROPERTIES):
         raise CIMDError("the document carries a client secret")
-    if client_auth.holds_secret(document.get("token_endpoint_auth_method", "none")):
-        raise CIMDError("the document asks for shared-secret client authentication (none or private_key_jwt only)")
     # One document serves many projects: scopes outside this project's catalog are dropped, not fatal.
     fields = {k: v for k, v in document.items() if k != "scope"}
     try:
         cleaned = client_metadata.validate(fields, project, "cimd")
     except OAuthError as exc:
         raise CIMDError(f"the document's metadata is invalid: {exc.error}: {exc.description}") from None
-    if "client_credentials" in cleaned.metadata["grant_types"]:
-        raise CIMDError("CIMD clients cannot use client_credentials")
     scope = document.get("scope")
     if isinstance(scope, str):
         offered = [s for s in scope.split() if s in project.scope_names]
@@ -154,12 +154,15 @@ def load_document(client_id: str, project) -> Document:
         except Refused as exc:
             log.info("CIMD document refused for %r: %s", client_id, exc)
             cache.set(backoff_key, exc.reason, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
+            note_fetch(project, client_id, outcome_of(exc.reason), exc.reason)
             raise
         except Exception:  # a client-controlled URL must never turn into a 500
             log.exception("CIMD fetch failed unexpectedly for %r", client_id)
             refusal = fetch_failed("an unexpected error (the server's log has the details)")
             cache.set(backoff_key, refusal.reason, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
+            note_fetch(project, client_id, "refused", refusal.reason)
             raise refusal from None
+    note_fetch(project, client_id, "ok", describe_narrowing(cleaned))
     expires_at = time.time() + max_age
     cache.set(_document_key(client_id), (raw, expires_at), max_age)
     return Document(cleaned, expires_at)
@@ -173,6 +176,36 @@ def checked(raw: dict, client_id: str, project) -> client_metadata.ClientMetadat
         raise
     except CIMDError as exc:
         raise Refused(f"{exc} ({client_id})") from None
+
+
+# -- what the project's developers see of each fetch (the dashboard's recent CIMD fetches) ---------
+# The reasons are the Refused sentences: our own words, never a fetched body or a resolved address.
+HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
+
+
+def outcome_of(reason: str) -> str:
+    """The fetch's outcome in a word, for the dashboard: `HTTP 404`, `timeout` or `refused`."""
+    status = HTTP_STATUS.search(reason)
+    if status:
+        return f"HTTP {status.group(1)}"
+    return "timeout" if "timed out" in reason or "timeout" in reason else "refused"
+
+
+def describe_narrowing(cleaned: client_metadata.ClientMetadata) -> str:
+    dropped = [f"{name} {item['value']}" for name, items in cleaned.narrowed.items() for item in items]
+    return f"dropped: {', '.join(dropped)}" if dropped else ""
+
+
+def note_fetch(project, client_id: str, outcome: str, reason: str = "") -> None:
+    RegistrationNote.record(project, RegistrationNote.Kind.CIMD_FETCH, subject=client_id, outcome=outcome,
+                            reason=reason)
+
+
+def last_fetch(project, client_id: str) -> RegistrationNote | None:
+    """The newest noted fetch of `client_id` for `project`."""
+    notes = RegistrationNote.objects.filter(project=project, kind=RegistrationNote.Kind.CIMD_FETCH,
+                                            subject=client_id[:255])
+    return notes.order_by("-id").first()
 
 
 def find(project, client_id: str, existing: Application | None = None) -> Application:
@@ -214,7 +247,7 @@ def _upsert(project, client_id: str, document: Document, existing: Application |
                 from projects.models import AuditEvent
 
                 AuditEvent.record(project, "client.registered", client_id=client_id, path="cimd",
-                                  **({"dropped": cleaned.dropped} if cleaned.dropped else {}))
+                                  **({"dropped": cleaned.narrowed} if cleaned.narrowed else {}))
     except IntegrityError:
         # Two first sights of one URL at once: the other request's row wins.
         winner = Application.objects.filter(project=project, client_id=client_id).first()

@@ -45,7 +45,7 @@ class Dropped(NamedTuple):
 
     def as_dict(self) -> dict:
         """For an audit event or a stored client (the URI cut short: it is the client's input)."""
-        return {"index": self.index, "uri": self.uri[:200], "reason": self.reason}
+        return {"value": self.uri[:200], "reason": self.reason, "index": self.index}
 
     def describe(self) -> str:
         return f"redirect_uris[{self.index}] {self.reason}"

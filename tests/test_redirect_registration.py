@@ -51,7 +51,7 @@ def test_it_drops_a_javascript_uri_and_keeps_the_good_ones(client, project_a):
     assert response.json()["redirect_uris"] == uris[1:]  # the values in force (RFC 7591 §3.2.1)
     assert Application.objects.get(project=project_a).redirect_uris == "https://app.example/cb http://127.0.0.1/cb"
     assert registered_event(project_a).detail["dropped"] == {
-        "redirect_uris": [{"index": 0, "uri": "javascript:alert(document.cookie)", "reason": JAVASCRIPT}]}
+        "redirect_uris": [{"index": 0, "value": "javascript:alert(document.cookie)", "reason": JAVASCRIPT}]}
 
 
 @pytest.mark.parametrize("bad,reason", [
@@ -69,7 +69,7 @@ def test_it_drops_each_forbidden_kind_with_its_reason(client, project_a, bad, re
     response = register(client, {**CURSOR, "redirect_uris": ["https://app.example/cb", bad]})
     assert response.status_code == 201
     assert response.json()["redirect_uris"] == ["https://app.example/cb"]
-    assert registered_event(project_a).detail["dropped"]["redirect_uris"] == [{"index": 1, "uri": bad, "reason": reason}]
+    assert registered_event(project_a).detail["dropped"]["redirect_uris"] == [{"index": 1, "value": bad, "reason": reason}]
 
 
 def test_it_refuses_when_no_redirect_uri_is_left_naming_each(client, project_a):
@@ -103,7 +103,7 @@ def test_a_cimd_document_keeps_its_good_redirect_uris(project_a, docs):  # noqa:
     assert client.redirect_uris.split() == ["https://claude.ai/api/mcp/auth_callback",
                                             "cursor://anysphere.cursor-mcp/oauth/callback"]
     assert registered_event(project_a).detail["dropped"] == {
-        "redirect_uris": [{"index": 0, "uri": "javascript:alert(1)", "reason": JAVASCRIPT}]}
+        "redirect_uris": [{"index": 0, "value": "javascript:alert(1)", "reason": JAVASCRIPT}]}
 
 
 def test_a_cimd_document_with_no_acceptable_redirect_uri_is_refused(project_a, docs):  # noqa: F811
