@@ -3,17 +3,14 @@
 Clients get in the real ways (open and secret DCR over HTTP, a CIMD document and its `jwks_uri`
 served by a real local TLS server); assertions are signed with jwcrypto keys made in the test.
 Every refusal is 401 `invalid_client` with nothing issued. The replay test across two web
-workers runs gunicorn on this test database and Redis.
+workers runs the server as shipped on this test database and Redis.
 """
 
 import base64
 import json
 import os
 import secrets
-import shutil
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +26,7 @@ from jwcrypto.jwt import JWT
 
 from oauth.clients import load_client
 from oauth.models import AccessToken, Application
+from tests import servers
 from tests.test_cimd import DocumentServer
 from tests.token_support import basic, make_code, post_form
 
@@ -508,32 +506,17 @@ def post_fresh(url: str, data: dict) -> int:
 
 @pytest.fixture
 def two_workers(transactional_db, tmp_path):
-    """gunicorn with 2 workers on this test's PostgreSQL database and Redis; yields its origin."""
+    """The server as shipped, 2 workers, on this test's PostgreSQL database and Redis; yields its origin."""
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     database = urlsplit(os.environ["DATABASE_URL"])._replace(path="/" + connection.settings_dict["NAME"])
     env = {**os.environ, "DATABASE_URL": urlunsplit(database), "PUBLIC_URL": origin, "DEBUG": "false",
            "LOG_LEVEL": "WARNING", "MCPAUTH_VAR_DIR": str(tmp_path / "var")}
-    log = tmp_path / "gunicorn.log"
-    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-    process = subprocess.Popen([gunicorn, "mcpauth_service.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                                "--workers", "2", "--error-logfile", "-", "--log-level", "warning"],
-                               cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    process = servers.start_server(env, port, tmp_path / "server.log")
     try:
-        for _ in range(600):
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited:\n{log.read_text()[-4000:]}")
-            try:
-                urllib.request.urlopen(f"{origin}/healthz", timeout=2).close()
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                time.sleep(0.1)
         yield origin
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        servers.stop(process)
 
 
 @pytest.mark.postgres
