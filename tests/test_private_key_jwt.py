@@ -181,7 +181,6 @@ def test_it_registers_a_client_with_a_jwks_uri(client, project_a):
     ({"jwks": [new_key().export_public(as_dict=True)]}, "JWK Set"),
     ({"jwks_uri": "http://agent.example/jwks.json"}, "jwks_uri"),
     ({"jwks": public_jwks(new_key()), "jwks_uri": "https://agent.example/jwks.json"}, "exactly one"),
-    ({}, "exactly one"),
 ])
 def test_it_refuses_keys_it_cannot_trust(client, project_a, fields, says):
     response = register(client, project_a, key_client_body(**fields))
@@ -190,6 +189,17 @@ def test_it_refuses_keys_it_cannot_trust(client, project_a, fields, says):
     assert response.json()["error"] == "invalid_client_metadata"
     assert says in response.json()["error_description"]
     assert not Application.objects.filter(project=project_a).exists()
+
+
+def test_it_narrows_private_key_jwt_without_keys_to_the_open_default(client, project_a):
+    """RFC 7591 §3.2.1: with neither jwks nor jwks_uri the method cannot be kept; open DCR's default
+    (`none`) replaces it, and the 201 response says so."""
+    response = register(client, project_a, key_client_body())
+
+    assert response.status_code == 201
+    assert response.json()["token_endpoint_auth_method"] == "none"
+    row = Application.objects.get(project=project_a, client_id=response.json()["client_id"])
+    assert row.narrowed == {"token_endpoint_auth_method": [{"value": "private_key_jwt", "reason": "needs jwks or jwks_uri"}]}
 
 
 def test_a_secret_client_moving_to_keys_loses_its_secret(client, project_a, key):
