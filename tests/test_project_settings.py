@@ -123,13 +123,20 @@ def test_the_api_sets_and_resets_a_projects_limits(client, project_a, alice_toke
     assert register(client).status_code == 201
 
 
+@pytest.mark.parametrize("body", [{"rate_limits": {"register:ip": "\ud800/1m"}}, {"rate_limits": {"\ud800": "1/1m"}}])
+def test_the_api_refuses_lone_surrogates_before_reading_the_settings(client, project_a, alice_token, body):
+    """oauth.parsing refuses a lone surrogate anywhere in a JSON body (400 invalid_request), nothing stored."""
+    before = Project.objects.get(pk=project_a.pk).rate_limits
+    response = patch(client, alice_token, body)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    assert Project.objects.get(pk=project_a.pk).rate_limits == before
+
+
 @pytest.mark.parametrize("body, field", [
     ({"rate_limits": {"register:ip": "many"}}, "rate_limits.register:ip"),
     ({"rate_limits": {"register:ip": 5}}, "rate_limits.register:ip"),
     ({"rate_limits": {"operator-signin:ip": "1/1m"}}, "rate_limits.operator-signin:ip"),
     ({"rate_limits": ["register:ip"]}, "rate_limits"),
-    ({"rate_limits": {"register:ip": "\ud800/1m"}}, "rate_limits.register:ip"),
-    ({"rate_limits": {"\ud800": "1/1m"}}, "rate_limits.?"),
     ({"rate_limits": {"register:ip": "\u0661/1m"}}, "rate_limits.register:ip"),
     ({"signup_enabled": "yes"}, "signup_enabled"),
     ({"open_client_cap": -1}, "open_client_cap"),
