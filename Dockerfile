@@ -18,10 +18,12 @@ WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=mcpauth:mcpauth . /app
 USER mcpauth
+# Build-only keys, so that no key file is made in var/ and baked into the image; var/ is removed.
 RUN SECRET_KEY=build-only-not-secret-collectstatic-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx \
-    python manage.py collectstatic --noinput --verbosity 0
+    DIGEST_KEY=build-only KEY_ENCRYPTION_KEY=build-only \
+    python manage.py collectstatic --noinput --verbosity 0 && rm -rf /app/var
 EXPOSE 8000
 # The server as shipped (mcpauth_service/serve.py, the same command as `make serve`): granian,
-# WEB_WORKERS (default: the CPU count) x WEB_THREADS (default 4). It refuses to start without
+# WEB_WORKERS (default: the CPU count) x WEB_THREADS (default 8). It refuses to start without
 # SECRET_KEY, DIGEST_KEY and KEY_ENCRYPTION_KEY once DATABASE_URL is set (docs/deployment.md).
 CMD ["python", "-m", "mcpauth_service.serve"]

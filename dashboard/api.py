@@ -71,8 +71,8 @@ API_BODY = Body((JSON,), max_bytes=256 * 1024, repeatable=frozenset())
 
 def error_handler(exc, context):
     """The one place management-API errors become JSON."""
-    if isinstance(exc, OAuthError):  # refused by oauth.parsing before the view read anything
-        return Response(exc.payload(), status=exc.status)
+    if isinstance(exc, OAuthError):  # e.g. refused by oauth.parsing before the view read anything
+        return Response(exc.payload(), status=exc.status, headers=exc.headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
@@ -179,7 +179,9 @@ class ClientSerializer(serializers.ModelSerializer):
     class Meta:
         model = Application
         fields = ["id", "client_id", "name", "registration_path", "client_type", "redirect_uris", "first_party",
-                  "disabled", "disabled_at", "created", "last_used_at", "live_tokens", "fingerprint", "metadata"]
+                  "disabled", "disabled_at", "created", "last_used_at", "live_tokens", "fingerprint", "metadata",
+                  "narrowed"]
+        read_only_fields = ["narrowed"]
 
     def get_redirect_uris(self, client) -> list[str]:
         return client.redirect_uris.split()

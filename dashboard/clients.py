@@ -1,4 +1,5 @@
-"""A project's OAuth clients: list (search, filters, repeats grouped), detail, revoke, disable, delete."""
+"""A project's OAuth clients: list (search, filters, repeats grouped), detail, revoke, disable, delete;
+and how clients tried to get in: recent CIMD fetches and registration refusals."""
 
 import json
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from oauth.models import Application
+from oauth.models import Application, RegistrationNote
 from projects.models import AuditEvent
 
 from . import actions
@@ -112,11 +113,21 @@ def client_detail(request, project, pk: int):
         "project": project, "tab": "clients", "client": client, "grants": grants,
         "redirect_uris": client.redirect_uris.split(),
         "metadata_json": json.dumps(client.metadata, indent=2, sort_keys=True),
+        "narrowed": [(name, item) for name, items in (client.narrowed or {}).items() for item in items],
         "repeats": Application.objects.filter(project=project, fingerprint=client.fingerprint).count()
         if client.fingerprint else 1,
         "events": AuditEvent.objects.filter(project=project, client_id=client.client_id).order_by("-created_at")[:20],
     }
     return render(request, "dashboard/client_detail.html", context)
+
+
+@project_view()
+def client_registrations(request, project):
+    """The newest CIMD fetches and registration refusals, with their reasons (RegistrationNote)."""
+    context = {"project": project, "tab": "clients", "keep": RegistrationNote.KEEP,
+               "fetches": RegistrationNote.recent(project, RegistrationNote.Kind.CIMD_FETCH),
+               "refusals": RegistrationNote.recent(project, RegistrationNote.Kind.REFUSAL)}
+    return render(request, "dashboard/client_registrations.html", context)
 
 
 @project_view(WRITE)

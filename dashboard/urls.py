@@ -10,6 +10,7 @@ project_patterns = [
     path(P + "/check-mcp", mcpcheck.check_mcp, name="check_mcp"),
     path(P + "/clients", clients.client_list, name="clients"),
     path(P + "/clients/new", clients.client_new, name="client_new"),
+    path(P + "/clients/registrations", clients.client_registrations, name="client_registrations"),
     path(P + "/clients/<int:pk>", clients.client_detail, name="client"),
     path(P + "/clients/<int:pk>/revoke-tokens", clients.client_revoke_tokens, name="client_revoke_tokens"),
     path(P + "/clients/<int:pk>/disable", clients.client_disable, name="client_disable"),

@@ -14,7 +14,7 @@ Environment (all optional):
     HOST / PORT      where to listen (default 127.0.0.1:8000)
     WEB_SERVER       granian (default), or gthread / sync for gunicorn (kept for comparison)
     WEB_WORKERS      worker processes (default: the CPU count, at least 2)
-    WEB_THREADS      threads per worker that run Django (default 4)
+    WEB_THREADS      threads per worker that run Django (default 8)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 APP = "mcpauth_service.wsgi:application"
 SERVERS = ("granian", "gthread", "sync")
 DEFAULT_SERVER = "granian"
-DEFAULT_THREADS = 4
+DEFAULT_THREADS = 8
 # How long a client may take to send its request headers (granian: milliseconds; gunicorn: its
 # worker timeout covers a whole request). Slow clients wait without holding a Python thread.
 HEADER_READ_TIMEOUT_MS = 30_000

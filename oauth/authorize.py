@@ -25,7 +25,7 @@ from oauthlib.common import generate_token
 
 from projects.models import Project, User
 
-from .clients import load_client
+from .clients import ClientRefused, find_client
 from .endusers import bind_request, current_end_user, owns_request
 from .errors import (
     InvalidRequest,
@@ -64,11 +64,17 @@ class ConsentRequired(OAuthError):
 
 
 class ErrorPage(Exception):
-    """The request cannot be answered by a redirect (unknown client, unregistered redirect URI)."""
+    """The request cannot be answered by a redirect (unknown client, unregistered redirect URI).
 
-    def __init__(self, message: str, *, status: int = 400, title: str = "This request cannot be completed"):
-        super().__init__(message)
-        self.message, self.status, self.title = message, status, title
+    `message` speaks to the person in the browser; `reason`, when given, to the developer of the
+    app that sent them: what exactly is wrong, in words they can act on (never a secret, a fetched
+    body or an internal address).
+    """
+
+    def __init__(self, message: str, *, status: int = 400, title: str = "This request cannot be completed",
+                 reason: str = ""):
+        super().__init__(reason or message)
+        self.message, self.status, self.title, self.reason = message, status, title, reason
 
 
 # --- The endpoint ------------------------------------------------------------------------------------
@@ -113,26 +119,41 @@ def single(request: HttpRequest, name: str) -> str | None:
 def check_characters(request: HttpRequest) -> None:
     """A NUL byte fits no parameter (and PostgreSQL refuses it): nothing in such a request is trusted."""
     if any("\x00" in value for _, values in request.GET.lists() for value in values):
-        raise ErrorPage("The request is malformed.")
+        raise ErrorPage("The request is malformed.", reason="a parameter contains a NUL byte")
+
+
+NOT_REGISTERED = "The application that sent you here is not registered with this service."
+UNREGISTERED_REDIRECT = "The application asked to send you to an address it has not registered."
 
 
 def check_client(request: HttpRequest) -> Application:
+    """RFC 6749 §4.1.2.1: a client we cannot identify gets a page, before anything else happens."""
     values = request.GET.getlist("client_id")
-    client = load_client(request.project, values[0], request) if len(values) == 1 else None
-    if client is None:
-        raise ErrorPage("The application that sent you here is not registered with this service.")
-    return client
+    if len(values) != 1:
+        raise ErrorPage(NOT_REGISTERED, reason="client_id is repeated" if values else "client_id is missing")
+    try:
+        return find_client(request.project, values[0], request)
+    except ClientRefused as exc:
+        raise ErrorPage(NOT_REGISTERED, reason=exc.reason) from None
 
 
 def check_redirect_uri(request: HttpRequest, client: Application) -> str:
-    """Exact match against the registered URIs; loopback redirects on any port (RFC 8252 §7.3)."""
+    """Simple string comparison with a registered URI; only a loopback port may differ
+    (`Application.redirect_uri_allowed`, RFC 8252 §7.3), checked before any sign-in."""
     values = request.GET.getlist("redirect_uri")
     registered = client.redirect_uris.split()
     if not values and len(registered) == 1:
         return registered[0]  # RFC 6749 §3.1.2.3: optional when exactly one is registered
-    if len(values) != 1 or not client.redirect_uri_allowed(values[0]):
-        raise ErrorPage("The application asked to send you to an address it has not registered.")
-    return values[0]
+    if len(values) == 1 and client.redirect_uri_allowed(values[0]):
+        return values[0]
+    listed = ", ".join(uri[:200] for uri in registered) or "none"
+    if not values:
+        why = "redirect_uri is missing, and this client registered more than one"
+    elif len(values) > 1:
+        why = "redirect_uri is repeated"
+    else:
+        why = "redirect_uri is not one of this client's registered URIs (compared exactly; only a loopback port may differ)"
+    raise ErrorPage(UNREGISTERED_REDIRECT, reason=f"{why}. Registered: {listed}")
 
 
 def check_response_type(request: HttpRequest, client: Application) -> dict[str, str]:
@@ -324,7 +345,9 @@ def branding(project: Project) -> dict[str, str]:
 
 
 def error_page(request: HttpRequest, page: ErrorPage) -> HttpResponse:
-    context = {**branding(request.project), "title": page.title, "message": page.message}
+    if page.reason:
+        logger.info("authorize refused: %s", page.reason)
+    context = {**branding(request.project), "title": page.title, "message": page.message, "reason": page.reason}
     response = render(request, "oauth/error.html", context, status=page.status)
     response["Cache-Control"] = "no-store"
     return response

@@ -36,6 +36,7 @@ class ClientAuthMethod(Protocol):
 
     name = ""
     holds_secret = False  # registration issues a client_secret for clients of this method
+    needs_keys = False  # the client proves itself with its own keys: its metadata carries jwks or jwks_uri
     signing_algs: tuple[str, ...] = ()  # JWS algorithms, for *_auth_signing_alg_values_supported
     accepted_as: tuple[str, ...] = ()  # registered methods this presented method also satisfies
 

@@ -2,20 +2,23 @@
 
 One function, `validate(data, project, path)`, runs a short list of named checks in the RFC's
 order and returns a `ClientMetadata`, or raises `InvalidRedirectUri` / `InvalidClientMetadata`
-(RFC 7591 §3.2.2). Unknown fields are ignored, as RFC 7591 §2 says. The same rules serve open
-and secret registration, RFC 7592 updates, CIMD documents and `createclient`; only the policy
-of each way in differs (`Policy`).
+(RFC 7591 §3.2.2). Grant types, response types and the token endpoint auth method are narrowed
+rather than refused (§3.2.1): what this client may not have is dropped and recorded in
+`ClientMetadata.narrowed`, and the registration is refused only when nothing usable remains.
+Unknown fields are ignored, as RFC 7591 §2 says. The same rules serve open and secret
+registration, RFC 7592 updates, CIMD documents and `createclient`; only the policy of each way
+in differs (`Policy`).
 """
 
 import hashlib
-import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import client_keys
-from .client_auth import CLIENT_AUTH_METHODS, holds_secret
+from . import client_keys, grants, redirects
+from .client_auth import CLIENT_AUTH_METHODS, ClientAuthMethod, holds_secret
 from .errors import InvalidClientMetadata, InvalidRedirectUri
 
 MAX_URI_LENGTH = 2000
@@ -26,33 +29,33 @@ MAX_SOFTWARE_VERSION_LENGTH = 100
 MAX_CONTACTS = 10
 MAX_CONTACT_LENGTH = 320
 
-LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
-AUTH_METHODS = tuple(CLIENT_AUTH_METHODS)
-SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
-FORBIDDEN_GRANT_TYPES = ("implicit", "password")
+MAX_DROPPED_PER_FIELD = 20
+MAX_DROPPED_VALUE_LENGTH = 200
+
+DEFAULT_GRANT_TYPES = (grants.AUTHORIZATION_CODE, grants.REFRESH_TOKEN)
 URI_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
-# RFC 8252 §7.1: a reverse-domain-name scheme, e.g. com.example.app
-PRIVATE_USE_SCHEME = re.compile(r"^[a-z][a-z0-9+\-]*(\.[a-z0-9+\-]+)+$")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
 class Policy:
-    """What one way in may register: `open` DCR is the narrowest, `secret` and `dashboard` the widest."""
+    """What one way in may register: `open` DCR is the narrowest, `secret` and `dashboard` the widest
+    (which grants each way in may hold is in `oauth.grants`)."""
 
     path: str
     may_be_confidential: bool
-    may_use_client_credentials: bool
     may_be_first_party: bool
     default_auth_method: str
+    # RFC 7591 §3.2.1: a DCR client reads the values in force from the response; a CIMD client
+    # gets no response, so it is never given an auth method it did not list.
+    substitutes_auth_method: bool = True
 
     @classmethod
     def for_path(cls, path: str) -> "Policy":
-        trusted = path in ("secret", "dashboard")
+        trusted = path in grants.TRUSTED_PATHS
         # RFC 7591 §2 defaults to client_secret_basic; open and CIMD clients can only be public.
-        return cls(path, trusted, trusted, trusted, "client_secret_basic" if trusted else "none")
+        return cls(path, trusted, trusted, "client_secret_basic" if trusted else "none",
+                   substitutes_auth_method=path != "cimd")
 
 
 @dataclass
@@ -62,6 +65,9 @@ class ClientMetadata:
     metadata: dict[str, Any] = field(default_factory=dict)
     first_party: bool = False
     keys: dict[str, Any] = field(default_factory=dict)  # `jwks` or `jwks_uri`, kept on their own columns
+    # What was asked for and not granted (RFC 7591 §3.2.1), by field: [{"value", "reason"}, ...]
+    # (redirect URIs also say their "index"); stored on the client and in its audit event.
+    narrowed: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def confidential(self) -> bool:
@@ -90,6 +96,7 @@ class ClientMetadata:
         client.jwks, client.jwks_uri = self.keys.get("jwks"), self.keys.get("jwks_uri", "")
         client.fingerprint = self.fingerprint
         client.first_party = client.skip_authorization = self.first_party
+        client.narrowed = self.narrowed
 
     @property
     def fingerprint(self) -> str:
@@ -105,10 +112,16 @@ def validate(data: Any, project, path: str) -> ClientMetadata:
         raise InvalidClientMetadata("The request body must be a JSON object.")
     policy = Policy.for_path(path)
     out: dict[str, Any] = {}
-    out["redirect_uris"] = check_redirect_uris(data.get("redirect_uris"))
-    out["grant_types"] = check_grant_types(data.get("grant_types"), policy)
-    out["response_types"] = check_response_types(data.get("response_types"), out["grant_types"])
-    out["token_endpoint_auth_method"] = check_auth_method(data.get("token_endpoint_auth_method"), policy)
+    narrowed: dict[str, list[dict]] = {}
+    out["redirect_uris"], dropped_redirects = check_redirect_uris(data.get("redirect_uris"))
+    if dropped_redirects:
+        narrowed["redirect_uris"] = [d.as_dict() for d in dropped_redirects][:MAX_DROPPED_PER_FIELD]
+    method, dropped = narrow_auth_method(data, policy)
+    if dropped:
+        narrowed["token_endpoint_auth_method"] = dropped
+    out["grant_types"], out["response_types"] = check_grants_and_responses(
+        data, project, policy, method != "none", narrowed)
+    out["token_endpoint_auth_method"] = method
     check_grants_fit_client(out)
     keys = check_client_keys(data, out["token_endpoint_auth_method"])
     out["application_type"] = check_application_type(data.get("application_type"), out["redirect_uris"])
@@ -121,74 +134,30 @@ def validate(data: Any, project, path: str) -> ClientMetadata:
         out["first_party"] = True
     if not out["redirect_uris"]:
         del out["redirect_uris"]
-    return ClientMetadata(metadata=out, first_party=first_party, keys=keys)
+    return ClientMetadata(metadata=out, first_party=first_party, keys=keys, narrowed=narrowed)
 
 
-# -- redirect URIs (RFC 6749 §3.1.2, RFC 8252 §7, API.md "Redirect URIs") ------------------------
+# -- redirect URIs (RFC 6749 §3.1.2, RFC 8252 §7, API.md "Redirect URIs"; rules in oauth.redirects) ------
 
-def is_private_use_scheme(scheme: str) -> bool:
-    return bool(PRIVATE_USE_SCHEME.match(scheme.lower()))
-
-
-def is_loopback_uri(uri: str) -> bool:
-    parts = urlsplit(uri)
-    return parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
-
-
-def check_redirect_uris(value: Any) -> list[str]:
+def check_redirect_uris(value: Any) -> tuple[list[str], list[redirects.Dropped]]:
+    """The redirect URIs to register and those dropped; refused only when none is left (RFC 7591 §3.2.1)."""
     if value is None:
-        return []
+        return [], []
     if not isinstance(value, list) or not all(isinstance(uri, str) for uri in value):
         raise InvalidRedirectUri("redirect_uris must be an array of strings.")
     if len(value) > MAX_REDIRECT_URIS:
         raise InvalidRedirectUri(f"At most {MAX_REDIRECT_URIS} redirect URIs may be registered.")
-    for uri in value:
-        check_redirect_uri(uri)
-    return list(dict.fromkeys(value))
+    kept, dropped = redirects.partition(value)
+    if dropped and not kept:
+        raise InvalidRedirectUri("No acceptable redirect URI: " + "; ".join(d.describe() for d in dropped) + ".")
+    return kept, dropped
 
 
-def check_redirect_uri(uri: str) -> None:
-    """One redirect URI: https, loopback http on any port, or a private-use scheme; exact, no tricks."""
-    if not uri or len(uri) > MAX_URI_LENGTH or CONTROL_CHARS.search(uri) or " " in uri:
-        raise InvalidRedirectUri("A redirect URI is empty, too long or contains spaces.")
-    if "#" in uri:
-        raise InvalidRedirectUri("A redirect URI must not contain a fragment.")  # RFC 6749 §3.1.2
-    if "*" in uri:
-        raise InvalidRedirectUri("A redirect URI must not contain wildcards.")
-    try:
-        parts = urlsplit(uri)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise InvalidRedirectUri("A redirect URI is malformed.") from None
-    scheme = parts.scheme.lower()
-    if parts.username is not None or parts.password is not None:
-        raise InvalidRedirectUri("A redirect URI must not contain credentials.")
-    if scheme == "https":
-        if not host or not _valid_host(host):
-            raise InvalidRedirectUri("An https redirect URI needs a host.")
-    elif scheme == "http":
-        # RFC 8252 §7.3: loopback on any port; plain http anywhere else is refused.
-        if host not in LOOPBACK_HOSTS:
-            raise InvalidRedirectUri("Plain http redirect URIs are allowed only on loopback.")
-    elif is_private_use_scheme(scheme):
-        # RFC 8252 §7.1: "com.example.app:/oauth2redirect" — a single slash, no authority.
-        if parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
-            raise InvalidRedirectUri("A private-use redirect URI has the form com.example.app:/path.")
-    else:
-        raise InvalidRedirectUri("A redirect URI must use https, loopback http or a private-use scheme.")
-
-
-def _valid_host(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return bool(re.fullmatch(r"[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?)*",
-                                 host))
-
-
-# -- grants, response types, client authentication -------------------------------------------------
+# -- grants, response types, client authentication: narrowed, not refused (RFC 7591 §3.2.1) ---------
+# "The authorization server MAY reject or replace any of the client's requested metadata values
+# submitted during the registration and substitute them with suitable values." Each narrowing
+# function returns what is kept and what was dropped, with the reason; a registration is refused
+# only when nothing usable remains.
 
 def _string_list(value: Any, name: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
@@ -196,47 +165,110 @@ def _string_list(value: Any, name: str) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-def check_grant_types(value: Any, policy: Policy) -> list[str]:
-    grants = ["authorization_code", "refresh_token"] if value is None else _string_list(value, "grant_types")
-    for grant in grants:
-        if grant in FORBIDDEN_GRANT_TYPES:
-            raise InvalidClientMetadata(f"The {grant} grant is not supported (OAuth 2.1).")
-        if grant not in GRANT_TYPES:
-            raise InvalidClientMetadata("grant_types contains an unsupported grant type.")
-    if not grants:
-        raise InvalidClientMetadata("grant_types must not be empty.")
-    if "refresh_token" in grants and "authorization_code" not in grants:
-        raise InvalidClientMetadata("refresh_token is only issued with authorization_code.")
-    if ("client_credentials" in grants or TOKEN_EXCHANGE in grants) and not policy.may_use_client_credentials:
-        raise InvalidClientMetadata("This grant type needs registration with a project secret.")
-    return grants
+def printable(text: str, limit: int) -> str:
+    """A client's string made safe to store and show: no control characters, no lone surrogates."""
+    text = CONTROL_CHARS.sub("?", text[:limit])
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def check_response_types(value: Any, grants: list[str]) -> list[str]:
-    """RFC 7591 §2.1: `code` goes with `authorization_code`, and nothing else is offered."""
-    default = ["code"] if "authorization_code" in grants else []
-    types = default if value is None else _string_list(value, "response_types")
-    if any(t != "code" for t in types):
-        raise InvalidClientMetadata("Only the code response type is supported.")
-    if ("code" in types) != ("authorization_code" in grants):
-        raise InvalidClientMetadata("response_types code and grant_types authorization_code go together.")
-    return types
+def _drop(value: str, reason: str) -> dict[str, str]:
+    return {"value": printable(value, MAX_DROPPED_VALUE_LENGTH), "reason": reason}
 
 
-def check_auth_method(value: Any, policy: Policy) -> str:
-    method = policy.default_auth_method if value is None else value
-    if method not in AUTH_METHODS:
-        raise InvalidClientMetadata("Unsupported token_endpoint_auth_method.")
-    if holds_secret(method) and not policy.may_be_confidential:
-        raise InvalidClientMetadata("Clients registered this way hold no secret: use token_endpoint_auth_method "
-                                    "none or private_key_jwt.")
-    return method
+def auth_method_refusal(method: str, data: dict, policy: Policy,
+                        usable: Mapping[str, ClientAuthMethod] = CLIENT_AUTH_METHODS) -> str | None:
+    """Why `method` cannot be this client's token_endpoint_auth_method, or None when it can."""
+    spec = usable.get(method)
+    if spec is None:
+        return "not supported by this server"
+    if spec.holds_secret and not policy.may_be_confidential:
+        return "needs registration with a project secret (this way in registers public clients)"
+    if spec.needs_keys and not (data.get("jwks") or data.get("jwks_uri")):
+        return "needs jwks or jwks_uri"
+    return None
+
+
+def narrow_auth_method(data: dict, policy: Policy,
+                       usable: Mapping[str, ClientAuthMethod] = CLIENT_AUTH_METHODS) -> tuple[str, list[dict]]:
+    """The method in force: the requested one, else the client's first usable fallback (listed in
+    `token_endpoint_auth_methods_supported`, as ChatGPT's document does), else for DCR the way
+    in's default (the 201 response tells the client). A CIMD client never sees a response, so it
+    gets no method it did not list."""
+    requested = data.get("token_endpoint_auth_method")
+    if requested is None:
+        requested = policy.default_auth_method
+    if not isinstance(requested, str):
+        raise InvalidClientMetadata("token_endpoint_auth_method must be a string.")
+    listed = data.get("token_endpoint_auth_methods_supported")
+    fallbacks = [m for m in listed if isinstance(m, str)] if isinstance(listed, list) else []
+    reason = auth_method_refusal(requested, data, policy, usable)
+    if reason is None:
+        return requested, []
+    dropped = [_drop(requested, reason)]
+    for method in fallbacks:
+        if auth_method_refusal(method, data, policy, usable) is None:
+            return method, dropped
+    if policy.substitutes_auth_method:
+        return policy.default_auth_method, dropped
+    raise InvalidClientMetadata(f"token_endpoint_auth_method: {reason}; supported: {', '.join(usable)}.")
+
+
+def narrow_grant_types(value: Any, project, policy: Policy, confidential: bool) -> tuple[list[str], list[dict]]:
+    """The requested grant types this client may hold (`oauth.grants`); the others dropped."""
+    requested = list(DEFAULT_GRANT_TYPES) if value is None else _string_list(value, "grant_types")
+    kept, dropped = [], []
+    for grant_type in requested:
+        reason = grants.refusal(grant_type, project, policy.path, confidential)
+        if reason is None:
+            kept.append(grant_type)
+        else:
+            dropped.append(_drop(grant_type, reason))
+    for grant_type in list(kept):
+        needed = grants.BY_TYPE[grant_type].requires
+        if needed and needed not in kept:
+            kept.remove(grant_type)
+            dropped.append(_drop(grant_type, f"only issued with {needed}"))
+    return kept, dropped
+
+
+def narrow_response_types(value: Any, grant_types: list[str]) -> tuple[list[str], list[dict]]:
+    """RFC 7591 §2.1: `code` goes with `authorization_code`; no other response type is offered."""
+    has_code_grant = grants.AUTHORIZATION_CODE in grant_types
+    requested = (["code"] if has_code_grant else []) if value is None else _string_list(value, "response_types")
+    kept, dropped = [], []
+    for response_type in requested:
+        if response_type != "code":
+            dropped.append(_drop(response_type, "only the code response type is supported"))
+        elif not has_code_grant:
+            dropped.append(_drop(response_type, "goes only with the authorization_code grant"))
+        else:
+            kept.append(response_type)
+    return kept, dropped
+
+
+def check_grants_and_responses(data: dict, project, policy: Policy, confidential: bool,
+                               narrowed: dict[str, list[dict]]) -> tuple[list[str], list[str]]:
+    """Narrow grant_types and response_types together; refuse, naming the field, when the client
+    loses the code flow it asked for, or is left with no grant at all."""
+    kept, dropped_grants = narrow_grant_types(data.get("grant_types"), project, policy, confidential)
+    types, dropped_types = narrow_response_types(data.get("response_types"), kept)
+    if grants.AUTHORIZATION_CODE in kept and "code" not in types:
+        # The client asked for the code grant but not for the response type that starts it.
+        raise InvalidClientMetadata("response_types: authorization_code needs the code response type.")
+    asked_for_code = data.get("grant_types") is None or grants.AUTHORIZATION_CODE in data["grant_types"]
+    if asked_for_code and grants.AUTHORIZATION_CODE not in kept:
+        raise InvalidClientMetadata("grant_types: authorization_code is not available to this client.")
+    if not kept:
+        usable = [g for g in grants.supported(project) if grants.refusal(g, project, policy.path, confidential) is None]
+        raise InvalidClientMetadata(f"grant_types: none of the requested grant types can be used by this client "
+                                    f"(usable: {', '.join(usable) or 'none'}).")
+    for name, dropped in (("grant_types", dropped_grants), ("response_types", dropped_types)):
+        if dropped:
+            narrowed[name] = dropped[:MAX_DROPPED_PER_FIELD]
+    return kept, types
 
 
 def check_grants_fit_client(out: dict[str, Any]) -> None:
-    confidential = out["token_endpoint_auth_method"] != "none"
-    if "client_credentials" in out["grant_types"] and not confidential:
-        raise InvalidClientMetadata("client_credentials needs a confidential client.")
     if "authorization_code" in out["grant_types"] and not out["redirect_uris"]:
         raise InvalidRedirectUri("redirect_uris is required for the authorization_code grant.")
 
@@ -258,14 +290,16 @@ def check_client_keys(data: dict, method: str) -> dict[str, Any]:
 
 
 def check_application_type(value: Any, redirect_uris: list[str]) -> str:
-    """web or native (OpenID DCR §2); when omitted, inferred from the redirect URIs."""
-    native_only = any(is_private_use_scheme(urlsplit(uri).scheme) for uri in redirect_uris)
+    """web or native (OpenID DCR §2); when omitted, inferred from the redirect URIs.
+
+    A `web` client registering a private-use scheme keeps it (Cursor sends exactly that): the
+    URI is matched exactly, so the label changes nothing about where a code may go.
+    """
+    native = any(redirects.private_use_scheme(u) or redirects.is_loopback(u) for u in redirect_uris)
     if value is None:
-        return "native" if native_only or any(is_loopback_uri(u) for u in redirect_uris) else "web"
+        return "native" if native else "web"
     if value not in ("web", "native"):
         raise InvalidClientMetadata("application_type must be web or native.")
-    if value == "web" and native_only:
-        raise InvalidRedirectUri("Private-use scheme redirect URIs are for native applications.")
     return value
 
 
@@ -300,7 +334,7 @@ def check_https_uri(name: str, value: Any) -> str:
         host = parts.hostname
     except ValueError:
         raise InvalidClientMetadata(f"{name} is not a valid URL.") from None
-    if parts.scheme != "https" or not host or not _valid_host(host) or parts.username is not None:
+    if parts.scheme != "https" or not host or not redirects.valid_host(host) or parts.username is not None:
         raise InvalidClientMetadata(f"{name} must be an https URL.")
     return value
 

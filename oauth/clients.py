@@ -42,21 +42,45 @@ def _registered(project, client_id: str) -> Application | None:
     return client
 
 
-def load_client(project, client_id: str, request: HttpRequest | None = None) -> Application | None:
-    """The usable client `client_id` of `project`, or None (unknown, deleted or disabled).
+class ClientRefused(Exception):
+    """No usable client answers to a client_id. `reason` is for the authorization error page: words
+    a developer can act on, never a secret, a fetched body or an internal address."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def find_client(project, client_id: str, request: HttpRequest | None = None) -> Application:
+    """The usable client `client_id` of `project`; else ClientRefused saying why.
 
     An https URL that no registered client of the project owns is a CIMD client: its document
     is fetched (or taken from the cache) and the project's row for it created or refreshed.
-    This may do network I/O and a write; it never raises for a bad document (None instead).
+    This may do network I/O and a write.
     """
     if not isinstance(client_id, str) or not client_id or len(client_id) > 255:
-        return None
+        raise ClientRefused("unknown client_id")
     client = _registered(project, client_id)
     if client is not None and client.disabled_at is not None:
-        return None
+        raise ClientRefused("this client has been disabled by the project's operator")
     if cimd.is_cimd_client_id(client_id) and (client is None or client.registration_path == Application.Path.CIMD):
-        return cimd.resolve(project, client_id, existing=client)
+        try:
+            return cimd.find(project, client_id, existing=client)
+        except cimd.Refused as exc:
+            raise ClientRefused(exc.reason) from None
+    if client is None:
+        hint = " (a Client ID Metadata Document URL must be https)" if client_id.startswith("http://") else ""
+        raise ClientRefused("unknown client_id" + hint)
     return client
+
+
+def load_client(project, client_id: str, request: HttpRequest | None = None) -> Application | None:
+    """The usable client `client_id` of `project`, or None (unknown, deleted, disabled, or a CIMD
+    document that cannot be used): `find_client` without the reason. Never raises for a bad document."""
+    try:
+        return find_client(project, client_id, request)
+    except ClientRefused:
+        return None
 
 
 def forget(client: Application) -> None:

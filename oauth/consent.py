@@ -1,6 +1,7 @@
 """The consent page (RFC 6749 §4.1.1 "the authorization server ... obtains an authorization decision").
 
-Shows who asks (client name, the redirect URI's host, a "verified domain" mark for CIMD clients)
+Shows who asks (client name, the redirect URI's host — or, for a native app's private-use scheme,
+the app that handles its links — a "verified domain" mark for CIMD clients)
 for what (scopes with the project's descriptions, the resource), under the project's brand, with
 `Allow` and `Deny`. A decision is remembered per (end user, client, scopes); first-party clients
 never see this page. It cannot be framed (global X-Frame-Options DENY and CSP frame-ancestors
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 from mcpauth_service.security import CSP
 from projects.models import AuditEvent, Project
 
+from . import redirects
 from .authorize import (
     AuthorizationRequest,
     ErrorPage,
@@ -90,6 +92,7 @@ def _page(request: HttpRequest, pending: AuthorizationRequest) -> HttpResponse:
         "pending": pending,
         "client_name": client_name(client),
         "redirect_host": redirect_host(pending.redirect_uri),
+        "redirect_app": redirect_app(pending.redirect_uri),
         "verified_domain": verified_domain(client),
         "scopes": [{"name": s, "description": descriptions.get(s, "")} for s in pending.scopes],
         "resource": pending.resource,
@@ -106,9 +109,18 @@ def _page(request: HttpRequest, pending: AuthorizationRequest) -> HttpResponse:
 
 
 def redirect_host(redirect_uri: str) -> str:
-    """What the end user should check: where the browser goes next (a scheme for native apps)."""
-    parts = urlsplit(redirect_uri)
-    return parts.hostname or f"{parts.scheme}:"
+    """What the end user should check: where the browser goes next. For a native app, its scheme
+    (`cursor://`): the "host" of a private-use URI proves nothing (`evil://claude.ai/cb`)."""
+    return redirect_app(redirect_uri) or urlsplit(redirect_uri).hostname or ""
+
+
+def redirect_app(redirect_uri: str) -> str | None:
+    """A private-use scheme (RFC 8252 §7.1) names no host: the person is told which links' app gets
+    the code, as the scheme is written (`cursor://`, `com.example.app:`); None for http(s)."""
+    scheme = redirects.private_use_scheme(redirect_uri)
+    if scheme is None:
+        return None
+    return f"{scheme}://" if redirect_uri[len(scheme) + 1:].startswith("//") else f"{scheme}:"
 
 
 def verified_domain(client: Application) -> str | None:

@@ -10,15 +10,8 @@ import json
 
 from django.http import HttpResponse
 
-from . import client_auth
+from . import client_auth, grants
 from .endpoint import oauth_endpoint
-
-GRANT_TYPES = [
-    "authorization_code",
-    "refresh_token",
-    "client_credentials",
-    "urn:ietf:params:oauth:grant-type:token-exchange",
-]
 
 
 def build_metadata(project, issuer: str) -> dict:
@@ -33,7 +26,7 @@ def build_metadata(project, issuer: str) -> dict:
         "scopes_supported": project.scope_names,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": GRANT_TYPES,
+        "grant_types_supported": grants.supported(project),  # the registry in oauth.grants
         "code_challenge_methods_supported": ["S256"],
         # One registry (oauth.client_auth) authenticates clients at all three endpoints.
         "token_endpoint_auth_methods_supported": client_auth.method_names(),

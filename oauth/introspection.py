@@ -6,7 +6,7 @@ client_secret_post or private_key_jwt), or holds a project secret with `introspe
 Clients that registered themselves (open DCR, CIMD) may hold keys for private_key_jwt but are
 not resource servers: they cannot introspect. The answer for any token that is not a live
 access token of this project (unknown, expired, revoked, another project's) is exactly
-`{"active": false}`. Answers come from the Redis cache kept by `oauth.tokens`.
+`{"active": false}`. Answers come from the shared cache kept by `oauth.tokens`.
 """
 
 import json
@@ -20,7 +20,7 @@ from .credentials import bearer_token, require_secret
 from .endpoint import oauth_endpoint
 from .errors import InvalidClient, InvalidRequest
 from .models import Application
-from .parsing import FORM, JSON, Body
+from .parsing import FORM, JSON, MULTIPART, Body
 from .validator import Validator
 
 INTROSPECTING_PATHS = (Application.Path.SECRET, Application.Path.DASHBOARD)
@@ -57,7 +57,7 @@ def presented_token(request: HttpRequest) -> str:
     return token
 
 
-@oauth_endpoint(("POST",), body=Body((FORM, JSON)))  # JSON: mcpauth compatibility
+@oauth_endpoint(("POST",), body=Body((FORM, MULTIPART, JSON)))  # JSON: mcpauth
 def introspect(request: HttpRequest) -> HttpResponse:
     refuse_nul_bytes(request)
     authenticate_caller(request)

@@ -63,6 +63,9 @@ class Application(AbstractApplication):
     # (never both; checked by oauth.client_keys.public_keyset).
     jwks = models.JSONField(null=True, blank=True)
     jwks_uri = models.CharField(max_length=2000, blank=True, default="")
+    # RFC 7591 §3.2.1: what the registration (or CIMD document) asked for and was not given,
+    # {field: [{"value": ..., "reason": ...}]}, shown on the dashboard's client page.
+    narrowed = models.JSONField(default=dict, blank=True)
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
@@ -91,10 +94,17 @@ class Application(AbstractApplication):
 
     def get_allowed_schemes(self) -> list[str]:
         """Toolkit hook: http(s) plus the private-use schemes (RFC 8252 §7.1) this native client registered."""
-        from .client_metadata import is_private_use_scheme
+        from .redirects import private_use_scheme
 
-        schemes = {uri.split(":", 1)[0].lower() for uri in self.redirect_uris.split() if ":" in uri}
-        return ["http", "https", *sorted(s for s in schemes if is_private_use_scheme(s))]
+        schemes = {private_use_scheme(uri) for uri in self.redirect_uris.split()}
+        return ["http", "https", *sorted(s for s in schemes if s)]
+
+    def redirect_uri_allowed(self, uri: str) -> bool:
+        """Toolkit hook: exact string comparison with a registered URI, only a loopback port may
+        differ (`oauth.redirects.matches`); the toolkit's own check compares parsed, lower-cased hosts."""
+        from .redirects import matches
+
+        return isinstance(uri, str) and matches(uri, self.redirect_uris.split())
 
 
 class Grant(AbstractGrant):
@@ -270,3 +280,49 @@ def _release_open_client_slot(sender, instance: Application, origin=None, **kwar
 
 models.signals.post_delete.connect(_release_open_client_slot, sender=Application,
                                    dispatch_uid="oauth_release_open_client_slot")
+
+
+# --- What happened when clients tried to get in: the dashboard's recent CIMD fetches and refusals ---
+class RegistrationNote(models.Model):
+    """One recent CIMD fetch or registration refusal, for the project's developers to read.
+
+    Only the newest `KEEP` of each kind are kept per project (older ones are deleted as new ones
+    come), and nothing in a note is secret: no fetched body, no internal address, no credential.
+    """
+
+    KEEP = 50
+
+    class Kind(models.TextChoices):
+        CIMD_FETCH = "cimd_fetch", "CIMD fetch"
+        REFUSAL = "refusal", "Registration refused"
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    subject = models.CharField(max_length=255, blank=True)  # the CIMD URL, or the refused client's name
+    outcome = models.CharField(max_length=64)  # ok, HTTP 404, timeout, refused, or the RFC error code
+    reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "kind", "-id"], name="registration_note_recent")]
+
+    @classmethod
+    def record(cls, project, kind: str, *, subject: str = "", outcome: str, reason: str = "") -> "RegistrationNote":
+        from .client_metadata import printable
+
+        note = cls.objects.create(project=project, kind=kind, subject=printable(subject, 255),
+                                  outcome=printable(outcome, 64), reason=printable(reason, 300))
+        cls.trim(project, kind)
+        return note
+
+    @classmethod
+    def trim(cls, project, kind: str) -> None:
+        """Delete what is older than the newest KEEP notes of this project and kind."""
+        mine = cls.objects.filter(project=project, kind=kind)
+        oldest_kept = list(mine.order_by("-id").values_list("id", flat=True)[cls.KEEP - 1:cls.KEEP])
+        if oldest_kept:
+            mine.filter(id__lt=oldest_kept[0]).delete()
+
+    @classmethod
+    def recent(cls, project, kind: str) -> models.QuerySet:
+        return cls.objects.filter(project=project, kind=kind).order_by("-id")[: cls.KEEP]

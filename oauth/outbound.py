@@ -27,10 +27,18 @@ from oauth2_provider.cimd import _ip_is_public  # the toolkit's check, IPv4-in-I
 DEFAULT_MAX_BYTES = 5 * 1024
 DEFAULT_TIMEOUT = 5.0
 USER_AGENT = "mcpauth (+client-metadata-fetcher)"
+NOT_ALLOWED = "the address is not allowed"
+TIMED_OUT = "the server did not answer in time"
 
 
 class OutboundError(Exception):
-    """The fetch was refused or failed. The message is for logs only, never for clients."""
+    """The fetch was refused or failed. The message is for logs only, never for clients; `reason`
+    is safe to show a person: it names what went wrong without addresses, bodies or error texts
+    (a refused private address is "the address is not allowed", never the address itself)."""
+
+    def __init__(self, message: str, *, reason: str = "the fetch failed"):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -67,9 +75,24 @@ def get(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float | None =
             sock = _tls_context().wrap_socket(sock, server_hostname=parts.hostname)
         return _exchange(sock, parts, headers or {}, max_bytes, deadline)
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-        raise OutboundError(f"fetch failed: {exc.__class__.__name__}: {exc}") from None
+        raise OutboundError(f"fetch failed: {exc.__class__.__name__}: {exc}", reason=_failure_reason(exc)) from None
     finally:
         sock.close()
+
+
+def _failure_reason(exc: BaseException | None) -> str:
+    """Safe words for a connection or TLS failure (the exception's own text may name addresses)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "the server's TLS certificate could not be verified"
+    if isinstance(exc, ssl.SSLError):
+        return "the TLS handshake failed"
+    if isinstance(exc, TimeoutError):
+        return TIMED_OUT
+    if isinstance(exc, ConnectionRefusedError):
+        return "the server refused the connection"
+    if isinstance(exc, http.client.HTTPException):
+        return "the server's answer was not valid HTTP"
+    return "the server could not be reached"
 
 
 def _check_url(url: str, schemes: tuple[str, ...]):
@@ -77,18 +100,18 @@ def _check_url(url: str, schemes: tuple[str, ...]):
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
-        raise OutboundError("malformed URL") from None
+        raise OutboundError("malformed URL", reason="the URL is malformed") from None
     if parts.scheme not in schemes or not parts.hostname:
-        raise OutboundError("URL scheme or host not allowed")
+        raise OutboundError("URL scheme or host not allowed", reason=f"the URL must be {' or '.join(schemes)} with a host")
     if parts.username is not None or parts.password is not None:
-        raise OutboundError("URL carries credentials")
+        raise OutboundError("URL carries credentials", reason="the URL carries user information")
     return parts
 
 
 def _remaining(deadline: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise OutboundError("timed out")
+        raise OutboundError("timed out", reason=TIMED_OUT)
     return left
 
 
@@ -96,11 +119,11 @@ def _resolve(host: str, port: int) -> list[tuple]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
-        raise OutboundError(f"could not resolve host: {exc}") from None
+        raise OutboundError(f"could not resolve host: {exc}", reason="the host name could not be resolved") from None
     refused = [info[4][0] for info in infos if not address_allowed(info[4][0])]
     if refused or not infos:
         # One private answer refuses the host: a mixed answer must not smuggle a connection in.
-        raise OutboundError(f"host resolves to a non-public address ({refused[:1]})")
+        raise OutboundError(f"host resolves to a non-public address ({refused[:1]})", reason=NOT_ALLOWED)
     return infos
 
 
@@ -113,7 +136,7 @@ def _connect(host: str, port: int, deadline: float) -> socket.socket:
             sock.connect(address)
             peer = sock.getpeername()[0]
             if not address_allowed(peer):  # checked on the connected socket itself
-                raise OutboundError(f"connected to a non-public address ({peer})")
+                raise OutboundError(f"connected to a non-public address ({peer})", reason=NOT_ALLOWED)
             return sock
         except OutboundError:
             sock.close()
@@ -121,7 +144,7 @@ def _connect(host: str, port: int, deadline: float) -> socket.socket:
         except OSError as exc:
             sock.close()
             last = exc
-    raise OutboundError(f"could not connect: {last}")
+    raise OutboundError(f"could not connect: {last}", reason=_failure_reason(last))
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -159,5 +182,5 @@ def _exchange(sock: socket.socket, parts, headers: dict[str, str], max_bytes: in
             break
         body += chunk
     if len(body) > max_bytes:
-        raise OutboundError(f"response larger than {max_bytes} bytes")
+        raise OutboundError(f"response larger than {max_bytes} bytes", reason=f"the response is larger than {max_bytes} bytes")
     return OutboundResponse(status=response.status, headers=response.msg, body=body)

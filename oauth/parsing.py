@@ -6,7 +6,8 @@ reads the request: the path, the query string, the media type, the size and the 
 body are checked here, so the views only ever see input that Django, oauthlib, DRF and the
 database can take. Each refusal is one error of the RFC shape:
 
-- a body of another media type → 415; a form body in a charset other than UTF-8 → 400;
+- a body of another media type → 415; a form body in a charset other than UTF-8, or a
+  multipart one without a boundary or with a file → 400;
 - a body over the endpoint's limit, or with too many fields → 413, before it is read;
 - a chunked body (no Content-Length) → 411;
 - a parameter given twice (RFC 6749 §3.1: "Request and response parameters MUST NOT be included
@@ -23,12 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest
+from django.http.multipartparser import MultiPartParserError
 from django.utils.http import parse_header_parameters
 
 from .errors import InvalidRequest, OAuthError
 
 FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"  # what many HTTP clients send for a dict of fields; no files
 JSON = "application/json"
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELDS = 100
@@ -68,7 +72,7 @@ class Body:
 
 
 NO_BODY = Body()
-FORM_BODY = Body((FORM,))
+FORM_BODY = Body((FORM, MULTIPART))
 JSON_BODY = Body((JSON,))
 
 
@@ -76,12 +80,16 @@ def check_request(request: HttpRequest, body: Body) -> None:
     """Refuse what the endpoint cannot take (see the module docstring); return quietly otherwise."""
     check_path(request)
     check_headers(request)
-    names = [name for name, _ in parse_fields(request.META.get("QUERY_STRING", ""), "query string")]
-    if has_body(request) and body.media_types:
+    # WSGI hands the query string over as latin-1: these are its bytes.
+    query = request.META.get("QUERY_STRING", "").encode("latin-1", "replace")
+    names = [name for name, _ in parse_fields(query, "query string")]
+    if body.media_types and has_body(request):
         media_type = check_media_type(request, body)
         raw = read_body(request, body.max_bytes)
         if media_type == FORM:
             names += [name for name, _ in parse_fields(raw, "body", too_many=PayloadTooLarge)]
+        elif media_type == MULTIPART:
+            names += multipart_field_names(request)
         else:
             decode_json(raw, body.malformed)
     refuse_repeated(names, body.repeatable)
@@ -131,15 +139,11 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
     return request.body
 
 
-def parse_fields(raw: str | bytes, where: str, *, too_many: type[OAuthError] = InvalidRequest) -> list[tuple[str, str]]:
-    """`application/x-www-form-urlencoded` pairs, decoded as strict UTF-8, without NUL."""
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("ascii")  # form bodies are percent-encoded ASCII
-        except UnicodeDecodeError:
-            raise InvalidRequest(f"The {where} must be percent-encoded UTF-8.") from None
+def parse_fields(raw: bytes, where: str, *, too_many: type[OAuthError] = InvalidRequest) -> list[tuple[str, str]]:
+    """`application/x-www-form-urlencoded` pairs, raw and percent-encoded bytes strict UTF-8, without NUL."""
     try:
-        pairs = parse_qsl(raw, keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=MAX_FIELDS)
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict",
+                          max_num_fields=MAX_FIELDS)
     except UnicodeDecodeError:
         raise InvalidRequest(f"The {where} must be percent-encoded UTF-8.") from None
     except ValueError:  # more than MAX_FIELDS
@@ -147,6 +151,24 @@ def parse_fields(raw: str | bytes, where: str, *, too_many: type[OAuthError] = I
     if any("\x00" in name or "\x00" in value for name, value in pairs):
         raise InvalidRequest("Parameters must not contain NUL characters.")
     return pairs
+
+
+def multipart_field_names(request: HttpRequest) -> list[str]:
+    """The fields of a `multipart/form-data` body (RFC 7578), parsed by Django; no files."""
+    try:
+        fields, files = request.POST, request.FILES
+    except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent):
+        raise PayloadTooLarge(f"The body has more than {MAX_FIELDS} parameters.") from None
+    except (MultiPartParserError, UnicodeDecodeError, ValueError):  # no or a bad boundary, broken parts
+        raise InvalidRequest("The multipart/form-data body is malformed.") from None
+    if files:
+        raise InvalidRequest("Files are not accepted here.")
+    pairs = [(name, value) for name, values in fields.lists() for value in values]
+    if len(pairs) > MAX_FIELDS:
+        raise PayloadTooLarge(f"The body has more than {MAX_FIELDS} parameters.")
+    if any("\x00" in name or "\x00" in value for name, value in pairs):
+        raise InvalidRequest("Parameters must not contain NUL characters.")
+    return [name for name, _ in pairs]
 
 
 def refuse_repeated(names: list[str], repeatable: frozenset[str]) -> None:

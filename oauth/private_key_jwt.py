@@ -156,6 +156,7 @@ class PrivateKeyJwt:
 
     name = "private_key_jwt"
     holds_secret = False
+    needs_keys = True
     signing_algs = SIGNING_ALGS
     accepted_as: tuple[str, ...] = ()
 

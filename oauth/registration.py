@@ -25,9 +25,9 @@ from .client_auth import holds_secret, registered_method
 from .client_metadata import ClientMetadata
 from .credentials import require_secret
 from .endpoint import oauth_endpoint
-from .errors import InvalidClientMetadata, InvalidToken, TooManyRequests
+from .errors import InvalidClientMetadata, InvalidToken, OAuthError, TooManyRequests
 from .hashers import NO_SECRET
-from .models import Application, new_client_id
+from .models import Application, RegistrationNote, new_client_id
 from .parsing import JSON, Body, decode_json
 
 # RFC 7591 §3.2.2: a body that is not a JSON object is refused as `invalid_client_metadata`.
@@ -43,9 +43,15 @@ SERVER_FIELDS = ("registration_access_token", "registration_client_uri", "client
 def register(request: HttpRequest) -> HttpResponse:
     """RFC 7591 §3: register a client; 201 with its information, the secret and token shown once."""
     ratelimit.limit_registration(request)
-    path = registration_path(request)
-    cleaned = client_metadata.validate(read_json(request), request.project, path)
-    client, secret, token = create_client(request, cleaned, path)
+    data: object = None
+    try:
+        path = registration_path(request)
+        data = read_json(request)
+        cleaned = client_metadata.validate(data, request.project, path)
+        client, secret, token = create_client(request, cleaned, path)
+    except OAuthError as exc:
+        note_refusal(request, exc, data)
+        raise
     return JsonResponse(client_information(request, client, secret=secret, token=token), status=201)
 
 
@@ -126,13 +132,18 @@ def create_client(request: HttpRequest, cleaned: ClientMetadata, path: str) -> t
     secret = new_client_secret(client) if cleaned.issues_secret else None
     token = new_registration_token(client)
     event = AuditEvent.new(project, "client.registered", actor=path, client_id=client.client_id,
-                           request=request, path=path, fingerprint=client.fingerprint)
+                           request=request, path=path, fingerprint=client.fingerprint, **dropped(cleaned))
     slot = project.open_client_slot() if path == Application.Path.OPEN else None
     if not rows.write(client, event, guard=slot):
         raise TooManyRequests(OPEN_CAP_RETRY_AFTER, "This project accepts no more open registrations for now.",
                               reason=f"open client cap {project.open_client_cap} reached",
                               headers=ratelimit.cap_headers("open-clients", project.open_client_cap, OPEN_CAP_RETRY_AFTER))
     return client, secret, token
+
+
+def dropped(cleaned: ClientMetadata) -> dict:
+    """What RFC 7591 §3.2.1 narrowing left out, for the audit event (the dashboard reads it there)."""
+    return {"dropped": cleaned.narrowed} if cleaned.narrowed else {}
 
 
 def update(request: HttpRequest, client: Application) -> HttpResponse:
@@ -155,7 +166,7 @@ def update(request: HttpRequest, client: Application) -> HttpResponse:
     with transaction.atomic():
         client.save()
         AuditEvent.record(request.project, "client.updated", actor="registration_access_token",
-                          client_id=client.client_id, request=request)
+                          client_id=client.client_id, request=request, **dropped(cleaned))
     return JsonResponse(client_information(request, client, secret=secret, token=token))
 
 
@@ -166,6 +177,14 @@ def delete(request: HttpRequest, client: Application) -> HttpResponse:
                           client_id=client.client_id, request=request, path=client.registration_path)
         client.delete()
     return HttpResponse(status=204)
+
+
+def note_refusal(request: HttpRequest, exc: OAuthError, data: object) -> None:
+    """Keep the refusal for the project's dashboard: its error and description (our own words,
+    never a secret) and the name the client gave, if any. Rate-limited requests never get here."""
+    name = data.get("client_name") if isinstance(data, dict) else None
+    RegistrationNote.record(request.project, RegistrationNote.Kind.REFUSAL, subject=name if isinstance(name, str) else "",
+                            outcome=exc.error, reason=exc.description)
 
 
 def _secret_matches(value: object, client: Application) -> bool:

@@ -34,7 +34,7 @@ from oauth2_provider.settings import oauth2_settings
 from mcpauth_service import rows
 from projects.models import AuditEvent
 
-from . import client_auth, revoke, tokens
+from . import client_auth, redirects, revoke, tokens
 from .backend import django_request, project_of
 from .clients import load_client
 from .errors import InvalidGrant
@@ -76,6 +76,10 @@ class Validator(OAuth2Validator):
             return True
         client = self._load_application(request.client_id, request)
         return client is None or client_auth.registered_method(client) != "none"
+
+    def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs):
+        """RFC 6749 §3.1.2.3, OAuth 2.1 §2.3.1: simple string comparison, only a loopback port may vary."""
+        return isinstance(redirect_uri, str) and redirects.matches(redirect_uri, request.client.redirect_uris.split())
 
     def authenticate_client(self, request, *args, **kwargs):
         """RFC 6749 §2.3: by the method the client registered (`oauth.client_auth`)."""

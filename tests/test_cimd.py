@@ -330,7 +330,7 @@ def test_it_refuses_a_certificate_it_does_not_trust(docs, project_a, settings):
 def test_it_backs_off_after_a_failure_in_the_shared_cache(docs, project_a, project_b):
     url = docs.serve("/client.json", b"{not json")
     assert load_client(project_a, url) is None
-    assert cache.get(_backoff_cache_key(url)) is True
+    assert cache.get(_backoff_cache_key(url))  # the refusal's public reason, shared by every worker
     docs.serve_client()  # fixed now, but the URL is backed off for a while
     assert load_client(project_a, url) is None
     assert load_client(project_b, url) is None

@@ -1,5 +1,7 @@
 """The consent page (API.md "Authorization": branded, who asks for what, Allow/Deny, remembered)."""
 
+import html
+
 import pytest
 from django.test import Client
 
@@ -146,6 +148,17 @@ def test_a_native_apps_scheme_may_receive_the_form_redirect(browser, project_a, 
     path = consent_path(browser, project_a, public_client_a, redirect_uri="com.example.app:/oauth/callback")
     page = browser.get(path)
     assert "form-action 'self' http: https: com.example.app:;" in page["Content-Security-Policy"]
-    assert '<strong id="redirect-host">com.example.app:</strong>' in page.content.decode()
+    assert ('<span id="redirect-app">The code will be sent to the app that handles com.example.app: links</span>'
+            in page.content.decode())
     response = browser.post(path, {"decision": "allow"})
     assert response["Location"].startswith("com.example.app:/oauth/callback?code=")
+
+
+def test_it_names_the_app_that_receives_the_code_for_a_private_use_scheme(browser, project_a, public_client_a):
+    public_client_a.redirect_uris += " cursor://anysphere.cursor-mcp/oauth/callback"
+    public_client_a.save()
+    path = consent_path(browser, project_a, public_client_a, redirect_uri="cursor://anysphere.cursor-mcp/oauth/callback")
+    text = html.unescape(browser.get(path).content.decode())
+    assert "The code will be sent to the app that handles cursor:// links" in text
+    assert "Make sure the app on this device that opens <strong>cursor://</strong> links is the one you meant." in text
+    assert 'id="redirect-host"' not in text  # no host to show: anysphere.cursor-mcp is not a web host

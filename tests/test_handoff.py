@@ -54,6 +54,15 @@ def test_it_describes_the_pending_request(client, handoff_project, public_client
     assert body["verified_domain"] is None
 
 
+def test_it_names_a_native_apps_scheme_not_the_host_of_its_uri(client, handoff_project, public_client_a):
+    # A private-use URI's "host" proves nothing (any app may register evil://claude.ai/cb): the scheme is shown.
+    public_client_a.redirect_uris += " cursor://anysphere.cursor-mcp/oauth/callback"
+    public_client_a.save()
+    pending = start(client, handoff_project, public_client_a, redirect_uri="cursor://anysphere.cursor-mcp/oauth/callback")
+    body = call(client, api(handoff_project, pending), handoff_project.registration_secret).json()
+    assert body["redirect_host"] == "cursor://"
+
+
 def test_it_requires_a_secret_holding_handoff(client, handoff_project, public_client_a):
     pending = start(client, handoff_project, public_client_a)
     _, without_handoff = ProjectSecret.issue(handoff_project, "introspection only", ["introspect"])

@@ -165,17 +165,37 @@ def test_it_refuses_first_party_on_open_registration(client, project_a):
 
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
-def test_it_refuses_a_confidential_client_on_open_registration(client, project_a, method):
+def test_it_narrows_a_confidential_client_on_open_registration_to_a_public_one(client, project_a, method):
+    """RFC 7591 §3.2.1: open registration registers public clients; the response says so."""
     response = post(client, URL_A, {**CLAUDE_LIKE, "token_endpoint_auth_method": method})
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_client_metadata"
-    assert Application.objects.filter(project=project_a).count() == 0
+    assert response.status_code == 201
+    body = response.json()
+    assert body["token_endpoint_auth_method"] == "none"
+    assert "client_secret" not in body and "client_secret_expires_at" not in body
+    app = Application.objects.get(project=project_a)
+    assert app.client_type == Application.CLIENT_PUBLIC
+    assert app.metadata["token_endpoint_auth_method"] == "none"
+    assert app.narrowed == {"token_endpoint_auth_method": [
+        {"value": method, "reason": "needs registration with a project secret (this way in registers public clients)"}]}
 
 
-def test_it_refuses_client_credentials_on_open_registration(client, project_a):
+def test_it_narrows_client_credentials_away_on_open_registration(client, project_a):
     response = post(client, URL_A, {**CLAUDE_LIKE, "grant_types": ["authorization_code", "client_credentials"]})
+    assert response.status_code == 201
+    assert response.json()["grant_types"] == ["authorization_code"]
+    app = Application.objects.get(project=project_a)
+    assert app.grant_types == ["authorization_code"]
+    assert not app.allows_grant_type(Application.GRANT_CLIENT_CREDENTIALS)
+    assert app.narrowed == {"grant_types": [
+        {"value": "client_credentials", "reason": "needs registration with a project secret"}]}
+
+
+def test_it_refuses_open_registration_asking_only_for_a_secret_only_grant(client, project_a):
+    body = {**CLAUDE_LIKE, "grant_types": ["client_credentials"], "response_types": []}
+    response = post(client, URL_A, body)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_client_metadata"
+    assert response.json()["error_description"].startswith("grant_types:")
     assert Application.objects.filter(project=project_a).count() == 0
 
 

@@ -149,10 +149,14 @@ def test_it_validates_updates_like_registrations(client, project_a):
     bad_uri = call(client, "put", path_of(info), token,
                    {**BODY, "client_id": info["client_id"], "redirect_uris": ["http://evil.example/cb"]})
     assert bad_uri.status_code == 400 and bad_uri.json()["error"] == "invalid_redirect_uri"
-    # An open-registered client stays public and cannot pick up client_credentials.
+    # An open-registered client stays public: the method is narrowed (RFC 7591 §3.2.1), no secret issued.
     confidential = call(client, "put", path_of(info), token,
                         {**BODY, "client_id": info["client_id"], "token_endpoint_auth_method": "client_secret_basic"})
-    assert confidential.status_code == 400 and confidential.json()["error"] == "invalid_client_metadata"
+    assert confidential.status_code == 200
+    assert confidential.json()["token_endpoint_auth_method"] == "none" and "client_secret" not in confidential.json()
+    assert Application.objects.get(client_id=info["client_id"]).narrowed["token_endpoint_auth_method"][0]["value"] \
+        == "client_secret_basic"
+    token = confidential.json()["registration_access_token"]
     first_party = call(client, "put", path_of(info), token, {**BODY, "client_id": info["client_id"], "first_party": True})
     assert first_party.status_code == 400 and first_party.json()["error"] == "invalid_client_metadata"
     app = Application.objects.get(client_id=info["client_id"])

@@ -7,6 +7,7 @@ import json
 from urllib.parse import urlencode
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from dashboard.models import OperatorToken
@@ -63,11 +64,21 @@ def test_it_refuses_a_token_request_that_is_not_a_form_with_415(client, project_
     assert rows() == before
 
 
-def test_it_refuses_multipart_with_or_without_a_boundary_with_415(client, project_a, code_request):
+def test_it_refuses_multipart_without_a_boundary_with_400(client, project_a, code_request):
+    """Django's MultiPartParserError used to surface as a 500."""
     before = rows()
-    for content_type in ("multipart/form-data", "multipart/form-data; boundary=x"):
-        refused(send(client, token_url(project_a), "--x\r\n\r\n--x--", content_type), 415)
+    response = send(client, token_url(project_a), "--x\r\n\r\n--x--", "multipart/form-data")
+    assert "multipart" in refused(response, 400)
     assert rows() == before
+
+
+def test_it_takes_multipart_fields_by_the_same_rules(client, project_a, code_request):
+    response = client.post(token_url(project_a), {**code_request, "code": ["a", "b"]})
+    assert "code" in refused(response, 400)
+    response = client.post(token_url(project_a), {**code_request, "upload": SimpleUploadedFile("a.txt", b"x")})
+    assert "Files" in refused(response, 400)
+    assert not AccessToken.objects.exists()
+    assert client.post(token_url(project_a), code_request).status_code == 200
 
 
 def test_it_refuses_a_registration_sent_as_text_plain_with_415(client, project_a):
@@ -191,6 +202,19 @@ def test_it_refuses_a_form_in_another_charset(client, project_a, code_request):
 @pytest.mark.parametrize("body", [b"grant_type=%FF%FE", b"grant_type=%ED%A0%80", "grant_type=é".encode("latin-1")])
 def test_it_refuses_a_form_that_is_not_utf8(client, project_a, body):
     refused(send(client, token_url(project_a), body, FORM), 400)
+
+
+def test_it_accepts_raw_utf8_in_a_form(client, project_a):
+    response = send(client, f"/p/{project_a.slug}/api/oauth/introspect", "token=é".encode(), FORM,
+                    **api(project_a.registration_secret))
+    assert response.status_code == 200 and response.json() == {"active": False}
+
+
+@pytest.mark.parametrize("query", ["x=%FF", "x=\xff", "x=%ED%A0%80"])
+def test_it_refuses_a_query_string_that_is_not_utf8(client, project_a, query):
+    """WSGI passes the query string as latin-1 characters: "\xff" is the raw byte 0xFF."""
+    response = client.get(f"/p/{project_a.slug}/.well-known/oauth-authorization-server", QUERY_STRING=query)
+    refused(response, 400)
 
 
 def test_it_refuses_invalid_utf8_in_json(client, project_a):

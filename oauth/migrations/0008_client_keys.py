@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('oauth', '0006_fewer_indexes'),
+        ('oauth', '0007_narrowed_and_registration_notes'),
     ]
 
     operations = [

@@ -1,13 +1,16 @@
 from django.core.management.base import CommandError
 from django.db import transaction
 
-from oauth import client_metadata
+from oauth import client_metadata, grants
 from oauth.errors import OAuthError
 from oauth.models import Application
 from oauth.registration import new_client_secret
 from projects.models import AuditEvent
 
 from ._base import JsonCommand
+
+# Every grant the server supports (oauth.grants) beyond the code flow's, which --redirect-uri implies.
+EXTRA_GRANTS = [g.grant_type for g in grants.GRANTS if g.grant_type not in client_metadata.DEFAULT_GRANT_TYPES]
 
 
 class Command(JsonCommand):
@@ -21,7 +24,7 @@ class Command(JsonCommand):
                             help="a redirect URI (repeat for more)")
         parser.add_argument("--confidential", action="store_true", help="issue a client secret")
         parser.add_argument("--first-party", action="store_true", help="skip the consent screen")
-        parser.add_argument("--grant", action="append", default=[], choices=["client_credentials"],
+        parser.add_argument("--grant", action="append", default=[], choices=EXTRA_GRANTS,
                             help="an extra grant type (client_credentials implies --confidential)")
         parser.add_argument("--scope", default=None, help="space-separated scopes (default: the whole catalog)")
 
@@ -40,13 +43,22 @@ class Command(JsonCommand):
             cleaned = client_metadata.validate(requested, project, Application.Path.DASHBOARD)
         except OAuthError as exc:
             raise CommandError(f"{exc.error}: {exc.description}") from None
+        # A grant or auth method the operator asked for explicitly is refused rather than dropped; a
+        # redirect URI that cannot be registered is left out and said so (below), as for DCR.
+        refused = {name: items for name, items in cleaned.narrowed.items() if name != "redirect_uris"}
+        if refused:
+            dropped = "; ".join(f"{name} {item['value']}: {item['reason']}"
+                                for name, items in refused.items() for item in items)
+            raise CommandError(f"invalid_client_metadata: {dropped}")
         client = Application(project=project, registration_path=Application.Path.DASHBOARD)
         cleaned.apply_to(client)
         secret = new_client_secret(client) if cleaned.confidential else None
         with transaction.atomic():
             client.save()
             AuditEvent.record(project, "client.registered", actor="createclient", client_id=client.client_id,
-                              path=Application.Path.DASHBOARD)
+                              path=Application.Path.DASHBOARD, **({"dropped": cleaned.narrowed} if cleaned.narrowed else {}))
+        for dropped in cleaned.narrowed.get("redirect_uris", []):
+            self.stderr.write(f"redirect URI {dropped['value']} left out: it {dropped['reason']}")
         payload = {"client_id": client.client_id, **({"client_secret": secret} if secret else {})}
         human = f"Client {client.client_id}" + (f" (secret, shown once: {secret})" if secret else "")
         self.emit(options, payload, human)
