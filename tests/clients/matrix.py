@@ -21,10 +21,8 @@ CODE_FLOW = [AUTHORIZATION_CODE, REFRESH_TOKEN]
 
 # Server features not yet in this branch: a client that `needs` one is an expected failure
 # (xfail, strict: the marker must go the moment the case passes) and docs/clients.md says so.
-MISSING_FEATURES: dict[str, str] = {
-    "narrow": "needs narrow-don't-refuse (RFC 7591 §3.2.1) for grant types and auth methods",
-    "redirect": "needs single-word private-use redirect schemes (cursor:, windsurf:)",
-}
+# Empty since narrow-don't-refuse and native-app redirect schemes landed.
+MISSING_FEATURES: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

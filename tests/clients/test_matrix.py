@@ -176,6 +176,8 @@ def test_it_completes_the_whole_flow(entry, client, project_a, end_user_a, tls, 
     assert stored.metadata["token_endpoint_auth_method"] == entry.keeps.auth_method
     assert stored.redirect_uris.split() == (entry.keeps.redirect_uris or entry.sends["redirect_uris"])
     assert stored.registration_path == ("cimd" if entry.way == "cimd" else "open")
+    dropped = {name: [item["value"] for item in items] for name, items in stored.narrowed.items()}
+    assert dropped == entry.keeps.dropped  # recorded, with reasons, for the dashboard
 
     issued = replay.token({"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
                            "redirect_uri": entry.authorize.redirect_uri})
