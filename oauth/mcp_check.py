@@ -118,8 +118,8 @@ def check(url: str, project: Project | None = None) -> Report:
     if report.project is not None:
         check_resource_in_project(report, document)
         check_scopes(report, document)
-    if issuer:
-        check_issuer_metadata(report, issuer)
+    if issuer or report.project is not None:  # the project's issuer is checked even when misnamed
+        check_issuer_metadata(report, issuer or report.project.issuer)
     return report
 
 
@@ -230,9 +230,13 @@ def check_authorization_servers(report: Report, document: dict) -> str:
                           "clients compare issuers character for character.",
                    f'Use exactly "{report.project.issuer}" in authorization_servers (no trailing slash).')
         return ""
-    expected = f" ({report.project.issuer})" if report.project else ""
-    report.add(ERROR, f"authorization_servers ({', '.join(named)}) names no issuer of this server{expected}.",
-               f'Put the project\'s issuer in authorization_servers{": " + repr(report.project.issuer) if report.project else ""}.')
+    if report.project is None:
+        report.add(ERROR, f"authorization_servers ({', '.join(named)}) names no project of this server.",
+                   "Put your project's issuer (its dashboard page shows it) in authorization_servers.")
+    else:
+        report.add(ERROR, f"authorization_servers ({', '.join(named)}) does not name project "
+                          f"{report.project.slug}'s issuer {report.project.issuer}.",
+                   f'Put exactly "{report.project.issuer}" in authorization_servers.')
     return ""
 
 

@@ -136,6 +136,38 @@ def test_it_finds_the_project_from_a_near_miss_issuer_too(project, hand_written)
     assert not succeeded and "character for character" in errors(report)[0]["message"]
 
 
+def test_it_reports_a_server_that_names_another_issuer(project, hand_written):
+    url = hand_written.publish(authorization_servers=["https://auth.elsewhere.example"])
+    report, succeeded = checkmcp(url, "--project", SLUG)
+    assert not succeeded
+    [error] = errors(report)
+    assert error["message"] == (f"authorization_servers (https://auth.elsewhere.example) does not name project "
+                                f"{SLUG}'s issuer {project.issuer}.")
+    assert error["fix"] == f'Put exactly "{project.issuer}" in authorization_servers.'
+    assert sum("The issuer's metadata answers at" in f["message"] for f in report["findings"]) == 3
+
+
+def test_without_a_project_it_says_none_is_named(project, hand_written):
+    report, succeeded = checkmcp(hand_written.publish(authorization_servers=["https://auth.elsewhere.example"]))
+    assert not succeeded
+    assert errors(report)[0]["message"] == ("authorization_servers (https://auth.elsewhere.example) names no "
+                                            "project of this server.")
+
+
+def test_it_reports_issuer_metadata_that_clients_cannot_reach(project, hand_written, settings):
+    """PUBLIC_URL names an origin where nothing answers (a proxy not routing mcpauth, say)."""
+    settings.PUBLIC_URL = f"http://127.0.0.1:{free_port()}"
+    url = hand_written.publish()
+    report, succeeded = checkmcp(url, "--project", SLUG)
+    assert not succeeded
+    issuer = f"{settings.PUBLIC_URL}/p/{SLUG}"
+    assert [e["message"] for e in errors(report)] == [
+        f"The issuer's metadata is not reachable at {location} (could not connect)."
+        for location in (f"{settings.PUBLIC_URL}/.well-known/oauth-authorization-server/p/{SLUG}",
+                         f"{settings.PUBLIC_URL}/.well-known/openid-configuration/p/{SLUG}",
+                         f"{issuer}/.well-known/openid-configuration")]
+
+
 def test_it_reports_a_resource_that_is_not_the_url_and_unknown_scopes(project, hand_written):
     url = hand_written.publish(resource=hand_written.url + "/", scopes_supported=["mcp:tools", "admin"])
     report, succeeded = checkmcp(url, "--project", SLUG)
