@@ -130,6 +130,11 @@ def check_challenge(report: Report) -> str:
         report.add(ERROR, f"The MCP server could not be reached: {answer.failure}.",
                    "Check the URL, and that the server is up and reachable from this issuer.")
         return ""
+    if 300 <= answer.status < 400:
+        report.add(ERROR, f"A request without a token was redirected (HTTP {answer.status}), not answered 401.",
+                   "Give clients the URL the server answers at (check the trailing slash): the MCP server "
+                   "URL and the metadata's resource must be that URL.")
+        return ""
     if answer.status != 401:
         report.add(ERROR, f"A request without a token got HTTP {answer.status}, not 401.",
                    "Answer every request without a valid access token with 401 and "

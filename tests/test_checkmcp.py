@@ -204,6 +204,12 @@ def test_it_reports_an_unreachable_server_with_its_http_status(project, mcp_serv
     assert errors(report)[0]["message"] == "A request without a token got HTTP 404, not 401."
 
 
+def test_it_reports_a_redirect_instead_of_a_401(project, mcp_servers):
+    report, succeeded = checkmcp(mcp_servers.start("good") + "/", "--project", SLUG)  # the SDK redirects /mcp/
+    assert not succeeded
+    assert errors(report)[0]["message"] == "A request without a token was redirected (HTTP 307), not answered 401."
+
+
 def test_it_reports_a_server_that_does_not_answer(project):
     report, succeeded = checkmcp(f"http://127.0.0.1:{free_port()}/mcp", "--project", SLUG)
     assert not succeeded
