@@ -75,7 +75,8 @@ def rate_limit_values(project: Project, patch, errors: dict) -> dict[str, str]:
     names = {limit.name for limit in ratelimit.PROJECT_LIMITS}
     for name, text in patch.items():
         if name not in names:
-            errors[rate_limit_key(str(name))] = [f"Unknown rate limit; one of {', '.join(sorted(names))}."]
+            shown = name if name.isascii() and name.isprintable() else "?"  # never echo odd bytes back
+            errors[rate_limit_key(shown)] = [f"Unknown rate limit; one of {', '.join(sorted(names))}."]
         elif text is not None and not isinstance(text, str):
             errors[rate_limit_key(name)] = ['A limit like "10/15m", or null for the default.']
         else:

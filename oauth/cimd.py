@@ -188,7 +188,7 @@ def outcome_of(reason: str) -> str:
     status = HTTP_STATUS.search(reason)
     if status:
         return f"HTTP {status.group(1)}"
-    return "timeout" if "timed out" in reason or "timeout" in reason else "refused"
+    return "timeout" if any(word in reason for word in ("timed out", "timeout", "in time")) else "refused"
 
 
 def describe_narrowing(cleaned: client_metadata.ClientMetadata) -> str:

@@ -91,12 +91,13 @@ def parse_windows(text: str) -> list[list[int]]:
     """"10/15m, 100/1d" → [[10, 900], [100, 86400]]; ValueError with a readable reason otherwise."""
     windows: list[list[int]] = []
     for part in text.split(","):
-        match = WINDOW_SPEC.match(part)
+        match = WINDOW_SPEC.match(part) if part.isascii() else None
+        shown = f"“{part.strip()}”" if part.isascii() and part.strip().isprintable() else "This"  # echo only plain text
         if not match:
-            raise ValueError(f"“{part.strip()}” is not a limit like 10/15m (count / window in s, m, h or d).")
+            raise ValueError(f"{shown} is not a limit like 10/15m (count / window in s, m, h or d).")
         limit, seconds = int(match[1]), int(match[2]) * UNITS[match[3] or "s"]
         if not 1 <= limit <= MAX_LIMIT or not 1 <= seconds <= MAX_WINDOW_SECONDS:
-            raise ValueError(f"“{part.strip()}”: a count from 1 to {MAX_LIMIT} per 1 second to 7 days.")
+            raise ValueError(f"{shown}: a count from 1 to {MAX_LIMIT} per 1 second to 7 days.")
         if seconds in {s for _, s in windows}:
             raise ValueError(f"Two limits over the same window ({format_seconds(seconds)}).")
         windows.append([limit, seconds])

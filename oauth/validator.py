@@ -30,6 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING, OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
+from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
 from mcpauth_service import rows
 from projects.models import AuditEvent
@@ -146,7 +147,12 @@ class Validator(OAuth2Validator):
         return grant.redirect_uri if grant is not None else super().get_default_redirect_uri(client_id, request)
 
     def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs):
-        return self._grant(code, request).redirect_uri_allowed(redirect_uri)
+        """RFC 6749 §5.2: a redirect_uri that differs from the authorization request's is
+        `invalid_grant` (oauthlib would answer its own `invalid_request` for a False here)."""
+        if not self._grant(code, request).redirect_uri_allowed(redirect_uri):
+            raise InvalidGrantError("redirect_uri does not match the one of the authorization request.",
+                                    request=request)
+        return True
 
     def get_authorization_code_nonce(self, client_id, code, redirect_uri, request):
         return self._grant(code, request).nonce or None

@@ -24,7 +24,9 @@ settings.load_profile(PROFILE)
 
 TABLES = (AccessToken, RefreshToken, Grant, Application, User, AuditEvent, Project, ProjectSecret, SigningKey,
           AuthorizationRequest)
-OAUTH_ERROR_KEYS = {"error", "error_description", "error_uri"}
+# oauthlib returns a request's `state` with its errors (found by `make fuzz` at /oauth/revoke): the
+# client's own value, not a secret; RFC 6749 §5.2 lets clients ignore members they do not know.
+OAUTH_ERROR_KEYS = {"error", "error_description", "error_uri", "state"}
 
 
 def rows() -> dict[str, int]:

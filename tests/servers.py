@@ -23,11 +23,12 @@ PYTHON = sys.executable
 STARTUP_SECONDS = 60
 
 
-def server_command(port: int, workers: int = 2) -> list[str]:
+def server_command(port: int, workers: int = 2, threads: int | None = None) -> list[str]:
     """The server as shipped (`python -m mcpauth_service.serve`, what `make run`, `make serve` and the
-    Dockerfile run), on 127.0.0.1:`port` with `workers` processes."""
-    return [PYTHON, "-m", "mcpauth_service.serve", "--host", "127.0.0.1", "--port", str(port),
+    Dockerfile run), on 127.0.0.1:`port` with `workers` processes (and `threads` each, if given)."""
+    argv = [PYTHON, "-m", "mcpauth_service.serve", "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(workers)]
+    return argv + (["--threads", str(threads)] if threads else [])
 
 
 def free_port() -> int:
@@ -91,9 +92,10 @@ def manage(env: dict[str, str], *args: str, timeout: int = 300) -> str:
     return done.stdout
 
 
-def start_server(env: dict[str, str], port: int, log: Path, workers: int = 2) -> subprocess.Popen:
+def start_server(env: dict[str, str], port: int, log: Path, workers: int = 2,
+                 threads: int | None = None) -> subprocess.Popen:
     """The server (`server_command`) with `env`, answering on `port` when this returns."""
-    process = subprocess.Popen(server_command(port, workers), cwd=ROOT, env=env, stdout=log.open("w"),
+    process = subprocess.Popen(server_command(port, workers, threads), cwd=ROOT, env=env, stdout=log.open("w"),
                                stderr=subprocess.STDOUT)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", process, log)

@@ -165,8 +165,8 @@ def test_the_token_endpoint_wants_the_redirect_uri_of_the_code_exactly(browser, 
         "grant_type": "authorization_code", "code": code, "redirect_uri": "http://127.0.0.1:61002/callback",
         "client_id": app.client_id, "code_verifier": VERIFIER,
     })
-    # oauthlib answers a mismatch with invalid_request (its MismatchingRedirectURIError); no token either way.
-    assert token.status_code == 400 and token.json()["error"] == "invalid_request"
+    # RFC 6749 §5.2: a redirect URI that differs from the authorization request's is invalid_grant.
+    assert token.status_code == 400 and token.json()["error"] == "invalid_grant"
     assert not AccessToken.objects.exists()
 
 

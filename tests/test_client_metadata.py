@@ -209,8 +209,9 @@ def test_it_replaces_an_unsupported_auth_method_with_the_secret_default(client, 
 
 
 def test_it_takes_the_clients_own_fallback_over_the_default(client, project_a):
-    """ChatGPT lists `none` next to private_key_jwt (django-oauth/django-oauth-toolkit#1845 quotes it)."""
-    body = {**BASE, "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://app.example/jwks.json",
+    """ChatGPT lists `none` next to private_key_jwt (django-oauth/django-oauth-toolkit#1845 quotes it); a
+    request for private_key_jwt without jwks or jwks_uri cannot keep it, and falls back to `none`."""
+    body = {**BASE, "token_endpoint_auth_method": "private_key_jwt",
             "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"]}
     response = register(client, body, secret=project_a.registration_secret)
     assert response.status_code == 201

@@ -109,14 +109,16 @@ def test_it_refuses_a_document_listing_only_unsupported_grants_and_names_the_fie
     assert_refused(project_a, url)
     [(subject, outcome, reason)] = fetches(project_a)
     assert (subject, outcome) == (url, "refused")
-    assert reason.startswith("invalid_client_metadata: grant_types: none of the requested grant types")
+    assert reason.startswith("the document's metadata is invalid: invalid_client_metadata: grant_types: none of the "
+                             "requested grant types")
 
 
 def test_it_refuses_a_document_whose_only_method_needs_a_secret(docs, project_a):  # noqa: F811
     url = serve(docs, lambda u: {**claude_ai(u), "token_endpoint_auth_method": "client_secret_basic"})
     assert_refused(project_a, url)
     [(_, outcome, reason)] = fetches(project_a)
-    assert outcome == "refused" and reason.startswith("invalid_client_metadata: token_endpoint_auth_method:")
+    assert outcome == "refused" and reason.startswith(
+        "the document's metadata is invalid: invalid_client_metadata: token_endpoint_auth_method:")
 
 
 # -- the auth method decision, with and without private_key_jwt registered ---------------------------
@@ -159,26 +161,28 @@ def test_it_gives_an_open_dcr_client_the_default_method_when_it_lists_none_usabl
 def test_it_notes_a_404_fetch(docs, project_a):  # noqa: F811
     url = docs.url("/missing.json")
     assert load_client(project_a, url) is None
-    assert fetches(project_a) == [(url, "HTTP 404", "the URL did not answer 200 (redirects are not followed)")]
+    assert fetches(project_a) == [(url, "HTTP 404", f"this client's metadata document could not be fetched: HTTP 404 from {url}")]
 
 
 def test_it_notes_a_timeout(docs, project_a):  # noqa: F811
     url = docs.url("/slow.json")
     assert load_client(project_a, url) is None
-    assert fetches(project_a) == [(url, "timeout", "no answer within the fetch timeout")]
+    assert fetches(project_a) == [
+        (url, "timeout", f"this client's metadata document could not be fetched: the server did not answer in time ({url})")]
 
 
 def test_it_notes_a_private_address_without_naming_it(docs, project_a, settings):  # noqa: F811
     settings.OUTBOUND_ALLOW_PRIVATE_ADDRESSES = False
     url = serve(docs, claude_ai).replace("127.0.0.1", "localhost")
     assert load_client(project_a, url) is None
-    assert fetches(project_a) == [(url, "refused", "the host does not resolve to a public address")]
+    assert fetches(project_a) == [
+        (url, "refused", f"this client's metadata document could not be fetched: the address is not allowed ({url})")]
 
 
 def test_it_notes_an_invalid_document_without_its_body(docs, project_a):  # noqa: F811
     url = docs.serve("/client.json", b'{"secret-ish body": ')
     assert load_client(project_a, url) is None
-    assert fetches(project_a) == [(url, "refused", "the document is not valid JSON")]
+    assert fetches(project_a) == [(url, "refused", f"this client's metadata document is not valid JSON, at {url}")]
 
 
 def test_it_notes_only_real_fetches_not_cache_hits(docs, project_a, project_b):  # noqa: F811
@@ -314,5 +318,5 @@ def test_it_finds_the_last_fetch_of_a_url_for_an_error_page(docs, project_a, pro
     load_client(project_a, url)
     assert load_client(project_a, url) is None  # backed off: not fetched again
     note = last_fetch(project_a, url)
-    assert (note.outcome, note.reason) == ("HTTP 404", "the URL did not answer 200 (redirects are not followed)")
+    assert (note.outcome, note.reason) == ("HTTP 404", f"this client's metadata document could not be fetched: HTTP 404 from {url}")
     assert last_fetch(project_b, url) is None

@@ -3,17 +3,14 @@
 Clients get in the real ways (open and secret DCR over HTTP, a CIMD document and its `jwks_uri`
 served by a real local TLS server); assertions are signed with jwcrypto keys made in the test.
 Every refusal is 401 `invalid_client` with nothing issued. The replay test across two web
-workers runs gunicorn on this test database and Redis.
+workers runs the server as shipped on this test database and Redis.
 """
 
 import base64
 import json
 import os
 import secrets
-import shutil
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +26,7 @@ from jwcrypto.jwt import JWT
 
 from oauth.clients import load_client
 from oauth.models import AccessToken, Application
+from tests import servers
 from tests.test_cimd import DocumentServer
 from tests.token_support import basic, make_code, post_form
 
@@ -183,7 +181,6 @@ def test_it_registers_a_client_with_a_jwks_uri(client, project_a):
     ({"jwks": [new_key().export_public(as_dict=True)]}, "JWK Set"),
     ({"jwks_uri": "http://agent.example/jwks.json"}, "jwks_uri"),
     ({"jwks": public_jwks(new_key()), "jwks_uri": "https://agent.example/jwks.json"}, "exactly one"),
-    ({}, "exactly one"),
 ])
 def test_it_refuses_keys_it_cannot_trust(client, project_a, fields, says):
     response = register(client, project_a, key_client_body(**fields))
@@ -192,6 +189,17 @@ def test_it_refuses_keys_it_cannot_trust(client, project_a, fields, says):
     assert response.json()["error"] == "invalid_client_metadata"
     assert says in response.json()["error_description"]
     assert not Application.objects.filter(project=project_a).exists()
+
+
+def test_it_narrows_private_key_jwt_without_keys_to_the_open_default(client, project_a):
+    """RFC 7591 §3.2.1: with neither jwks nor jwks_uri the method cannot be kept; open DCR's default
+    (`none`) replaces it, and the 201 response says so."""
+    response = register(client, project_a, key_client_body())
+
+    assert response.status_code == 201
+    assert response.json()["token_endpoint_auth_method"] == "none"
+    row = Application.objects.get(project=project_a, client_id=response.json()["client_id"])
+    assert row.narrowed == {"token_endpoint_auth_method": [{"value": "private_key_jwt", "reason": "needs jwks or jwks_uri"}]}
 
 
 def test_a_secret_client_moving_to_keys_loses_its_secret(client, project_a, key):
@@ -508,32 +516,17 @@ def post_fresh(url: str, data: dict) -> int:
 
 @pytest.fixture
 def two_workers(transactional_db, tmp_path):
-    """gunicorn with 2 workers on this test's PostgreSQL database and Redis; yields its origin."""
+    """The server as shipped, 2 workers, on this test's PostgreSQL database and Redis; yields its origin."""
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     database = urlsplit(os.environ["DATABASE_URL"])._replace(path="/" + connection.settings_dict["NAME"])
     env = {**os.environ, "DATABASE_URL": urlunsplit(database), "PUBLIC_URL": origin, "DEBUG": "false",
            "LOG_LEVEL": "WARNING", "MCPAUTH_VAR_DIR": str(tmp_path / "var")}
-    log = tmp_path / "gunicorn.log"
-    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-    process = subprocess.Popen([gunicorn, "mcpauth_service.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                                "--workers", "2", "--error-logfile", "-", "--log-level", "warning"],
-                               cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    process = servers.start_server(env, port, tmp_path / "server.log")
     try:
-        for _ in range(600):
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited:\n{log.read_text()[-4000:]}")
-            try:
-                urllib.request.urlopen(f"{origin}/healthz", timeout=2).close()
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                time.sleep(0.1)
         yield origin
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        servers.stop(process)
 
 
 @pytest.mark.postgres

@@ -128,6 +128,9 @@ def test_the_api_sets_and_resets_a_projects_limits(client, project_a, alice_toke
     ({"rate_limits": {"register:ip": 5}}, "rate_limits.register:ip"),
     ({"rate_limits": {"operator-signin:ip": "1/1m"}}, "rate_limits.operator-signin:ip"),
     ({"rate_limits": ["register:ip"]}, "rate_limits"),
+    ({"rate_limits": {"register:ip": "\ud800/1m"}}, "rate_limits.register:ip"),
+    ({"rate_limits": {"\ud800": "1/1m"}}, "rate_limits.?"),
+    ({"rate_limits": {"register:ip": "\u0661/1m"}}, "rate_limits.register:ip"),
     ({"signup_enabled": "yes"}, "signup_enabled"),
     ({"open_client_cap": -1}, "open_client_cap"),
 ])

@@ -294,7 +294,7 @@ def test_it_caps_open_registered_clients_per_project(client, project_a, project_
     assert post(client, URL_A, CLAUDE_LIKE).status_code == 201
     refused = post(client, URL_A, CLAUDE_LIKE)
     assert refused.status_code == 429
-    assert refused.json()["error"] == "too_many_requests"
+    assert refused.json()["error"] == "rate_limited"
     assert int(refused["Retry-After"]) > 0
     assert Application.objects.filter(project=project_a).count() == 2
     # The cap is for open registration: the project's own backend still gets in, other projects too.

@@ -11,26 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from bench.slowclients import attack
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.servers import free_port, manage, start_server, stop
 
 
 @pytest.fixture
@@ -40,33 +26,13 @@ def server(tmp_path):
            if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DIGEST_KEY", "KEY_ENCRYPTION_KEY"}}
     env.update({"MCPAUTH_VAR_DIR": str(tmp_path / "var"), "PUBLIC_URL": f"http://127.0.0.1:{port}",
                 "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "mcpauth_service.settings"})
-    for args in (["migrate", "--noinput", "-v", "0"], ["bootstrapdemo", "--json"]):
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=300, check=False)
-        assert done.returncode == 0, done.stderr
-    demo = json.loads(done.stdout)
-    log = tmp_path / "server.log"
-    process = subprocess.Popen([sys.executable, "-m", "mcpauth_service.serve", "--port", str(port),
-                                "--workers", "1", "--threads", "4"],
-                               cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    manage(env, "migrate", "--noinput", "-v", "0")
+    demo = json.loads(manage(env, "bootstrapdemo", "--json"))
+    process = start_server(env, port, tmp_path / "server.log", workers=1, threads=4)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the server did not answer /healthz within 60 s"
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).close()
-                break
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.2)
         yield port, demo
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def test_it_answers_a_normal_client_while_slow_clients_hold_connections(server):

@@ -193,7 +193,7 @@ def test_it_refuses_a_different_redirect_uri(client, public_client_a, end_user_a
     response = redeem(client, public_client_a, code, verifier, redirect_uri="https://client.example/callback")
 
     assert response.status_code == 400
-    assert response.json()["error"] == "invalid_request"
+    assert response.json()["error"] == "invalid_grant"  # RFC 6749 §5.2
 
 
 def test_it_accepts_an_omitted_redirect_uri(client, public_client_a, end_user_a, project_a):

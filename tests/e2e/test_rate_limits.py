@@ -1,4 +1,4 @@
-"""Rate limits across worker processes: the real server (gunicorn, 2 workers, PostgreSQL + Redis) as
+"""Rate limits across worker processes: the real server (as shipped, 2 workers, PostgreSQL + Redis) as
 production runs it, driven over HTTP with a new connection per request (sync workers do not keep
 connections alive, so requests land on either worker). A limit of N lets exactly N through, whoever
 answers; and `RATE_LIMITS=off` turns every limit off and says so when the server starts."""
@@ -8,16 +8,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import shutil
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import urlencode, urljoin
 
 import httpx2
 import pytest
 
-from .conftest import PASSWORD, PYTHON, REDIRECT_URI, ROOT, Issuer, free_port, stop, wait_for_http
+from tests.servers import start_server
+
+from .conftest import PASSWORD, REDIRECT_URI, Issuer, free_port, stop
 from .user_agent import EndUser
 
 CLIENT = {"client_name": "Claude", "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none"}
@@ -107,14 +106,8 @@ def unlimited_server(issuer: Issuer):
     url = f"http://127.0.0.1:{port}"
     env = {**issuer.env, "RATE_LIMITS": "off", "PUBLIC_URL": url}
     log = issuer.workdir / "unlimited.log"
-    gunicorn = shutil.which("gunicorn", path=str(Path(PYTHON).parent)) or "gunicorn"
-    process = subprocess.Popen(
-        [gunicorn, "mcpauth_service.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--error-logfile", "-", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )
+    process = start_server(env, port, log)
     try:
-        wait_for_http(f"{url}/healthz", process, log)
         yield url, log
     finally:
         stop(process)
