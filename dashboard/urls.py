@@ -1,12 +1,13 @@
 from django.urls import include, path
 
-from . import audit, clients, members, people, policy, project_secrets, views
+from . import audit, clients, mcpcheck, members, people, policy, project_secrets, views
 
 app_name = "dashboard"
 
 P = "projects/<slug:slug>"
 project_patterns = [
     path(P, views.project_detail, name="project"),
+    path(P + "/check-mcp", mcpcheck.check_mcp, name="check_mcp"),
     path(P + "/clients", clients.client_list, name="clients"),
     path(P + "/clients/new", clients.client_new, name="client_new"),
     path(P + "/clients/registrations", clients.client_registrations, name="client_registrations"),
