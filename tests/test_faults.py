@@ -54,6 +54,9 @@ def server_command(port: int) -> list[str]:
     return servers.server_command(port, workers=2)
 
 
+RESPAWN_GRACE = 6.0  # seconds between two worker kills (granian's crash-loop window is 5.5 s)
+
+
 # --- the dependencies, ours to break ------------------------------------------------------------------
 class RedisServer:
     """A redis-server of this test module only: random port, nothing persisted."""
@@ -444,15 +447,17 @@ def test_a_worker_killed_mid_request_leaves_nothing_half_written(stack: Stack):
     threads = [threading.Thread(target=chain) for _ in range(3)]
     for thread in threads:
         thread.start()
-    kills = 0
+    kills, last_kill = 0, -RESPAWN_GRACE
     while any(t.is_alive() for t in threads) and kills < 3:
         with lock:
             done = sum(outcomes.values())
-        if done >= 15 * (kills + 1):  # spread over the stream, by progress, not by clock
+        # Spread over the stream by progress; granian takes a worker that dies again within 5.5 s of
+        # being replaced for a crash loop and stops the server, so kills are that far apart.
+        if done >= 15 * (kills + 1) and time.monotonic() - last_kill > RESPAWN_GRACE:
             workers = stack.worker_pids()
             if workers:
                 os.kill(workers[kills % len(workers)], signal.SIGKILL)
-                kills += 1
+                kills, last_kill = kills + 1, time.monotonic()
         time.sleep(0.05)
     for thread in threads:
         thread.join()
