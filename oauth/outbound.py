@@ -22,7 +22,6 @@ from email.message import Message
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from oauth2_provider.cimd import _ip_is_public  # the toolkit's check, IPv4-in-IPv6 forms included
 
 DEFAULT_MAX_BYTES = 5 * 1024
 DEFAULT_TIMEOUT = 5.0
@@ -52,15 +51,32 @@ class OutboundResponse:
         return self.body if amount is None else self.body[:amount]
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the low 32 bits are an IPv4 address
+
+
+def _routable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Globally routable unicast (`is_global` alone lets multicast such as 224.0.0.1 through)."""
+    return ip.is_global and not ip.is_multicast
+
+
 def address_allowed(ip: str) -> bool:
-    """Globally routable unicast only (`is_global` alone lets multicast such as 224.0.0.1 through)."""
+    """Globally routable unicast only. IPv6 forms that carry an IPv4 address (mapped, 6to4,
+    Teredo, NAT64) are judged by that address too, so an AAAA record cannot smuggle an internal
+    IPv4 (say the cloud-metadata 169.254.169.254) past the check."""
     if settings.OUTBOUND_ALLOW_PRIVATE_ADDRESSES:
         return True
     try:
-        multicast = ipaddress.ip_address(ip.split("%", 1)[0]).is_multicast
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
     except ValueError:
         return False
-    return _ip_is_public(ip) and not multicast
+    if not _routable(address):
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
+        if address in NAT64:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        return all(_routable(part) for part in embedded if part is not None)
+    return True
 
 
 def get(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float | None = None,
