@@ -22,6 +22,7 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 
+from infra import metrics
 from infra.security import client_ip
 
 
@@ -182,6 +183,7 @@ def hit(*checks: tuple[Limit, str, tuple[Window, ...]]) -> Hit:
     full = store().count(counters)
     if full is not None:
         position, retry_after = full
+        metrics.rate_limited.labels(counters[position].limit.name).inc()
         raise counters[position].refuse(retry_after)
     return Hit(counters)
 

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING, OAuth2Validator
 
-from infra import rows
+from infra import metrics, rows
 from oauth import grants
 from oauth.clients import auth as client_auth
 from oauth.clients import redirects
@@ -146,6 +146,7 @@ class Validator(*grants.validator_hooks(), OAuth2Validator):
             # Still here: a concurrent refresh rotated the token inside the grace window; siblings.
             rows.write(*rows_for(None), link="access_token", relax_commit=settings.TOKEN_ASYNC_COMMIT)
         tokens.touch_client(request.client)
+        metrics.issued(request.grant_type)
 
     def _lost_claim(self, request, grant: Grant | None, previous: RefreshToken | None) -> None:
         """A concurrent request spent the code or refresh token between our read and our write.

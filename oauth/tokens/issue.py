@@ -28,12 +28,13 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from oauth2_provider.models import set_token_value
 
-from infra import rows
+from infra import metrics, rows
 from infra.cache import add_bytes, get_bytes, set_many_bytes
 from infra.localcache import now_and_at_commit
 from oauth.backend import issuer_of, project_of
 from oauth.clients import lookup as clients
 from oauth.errors import InvalidTarget
+from oauth.grants import TOKEN_EXCHANGE
 from oauth.models import AccessToken, Application, RefreshToken
 from oauth.tokens import jwt_tokens
 from projects import secrets
@@ -182,6 +183,7 @@ def mint(project: Project, issuer: str, client: Application, user, *, scopes: li
     else:
         rows.write(access)
     touch_client(client)
+    metrics.issued(TOKEN_EXCHANGE)  # mint's one caller: the JSON token exchange (RFC 8693's grant, by a secret)
     return body
 
 
@@ -272,6 +274,7 @@ def introspection_json(project: Project, issuer: str, raw: str) -> bytes:
     (with `iss`), or exactly {"active": false}."""
     token_checksum = checksum(raw)
     entry = cached_answer(token_checksum)
+    metrics.introspection_cache.labels("miss" if entry is None else "hit").inc()
     if entry is None:
         entry, seconds = _entry(token_checksum)
         add_bytes(cache, cache_key(token_checksum), entry, seconds)  # add, not set: a concurrent revocation's tombstone wins
