@@ -10,6 +10,8 @@ password, client secret or Authorization header.
 
 from __future__ import annotations
 
+import os
+
 import structlog
 from django.core.exceptions import ImproperlyConfigured
 
@@ -23,7 +25,14 @@ def shared_processors() -> list:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_pid,
     ]
+
+
+def add_pid(logger, method_name: str, event_dict: dict) -> dict:
+    """The worker process that logged the line (several serve the same port)."""
+    event_dict.setdefault("pid", os.getpid())
+    return event_dict
 
 
 def logging_config(log_format: str, level: str) -> dict:
