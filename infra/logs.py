@@ -41,7 +41,9 @@ def logging_config(log_format: str, level: str) -> dict:
     if log_format not in FORMATS:
         raise ImproperlyConfigured(f"LOG_FORMAT must be one of {', '.join(FORMATS)}, not {log_format!r}")
     structlog.configure(
-        processors=[*shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: below LOG_LEVEL an event costs one level check, nothing rendered.
+        processors=[structlog.stdlib.filter_by_level, *shared_processors(),
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

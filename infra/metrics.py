@@ -12,6 +12,7 @@ a status code, an RFC error code, a grant type, a limit's name; never a path, a 
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -43,6 +44,17 @@ introspection_cache = Counter("mcpauth_introspection_cache", "Introspection answ
                               "(hit) or the database (miss).", ["result"])
 celery_tasks = Counter("mcpauth_celery_tasks", "Celery task outcomes (success, failure, retry), by task name.",
                        ["task", "outcome"])
+
+
+@functools.cache  # labels are bounded, so is this; saves `labels()`'s lock and lookup on every request
+def request_counters(endpoint: str, status: int):
+    return requests_total.labels(endpoint, str(status)), request_seconds.labels(endpoint)
+
+
+def observe_request(endpoint: str, status: int, seconds: float) -> None:
+    count, latency = request_counters(endpoint, status)
+    count.inc()
+    latency.observe(seconds)
 
 
 def issued(grant_type: str) -> None:

@@ -66,8 +66,7 @@ class RequestObservation:
     @staticmethod
     def record(request: HttpRequest, response: HttpResponse, seconds: float) -> None:
         endpoint = endpoint_of(request)
-        metrics.requests_total.labels(endpoint, str(response.status_code)).inc()
-        metrics.request_seconds.labels(endpoint).observe(seconds)
+        metrics.observe_request(endpoint, response.status_code, seconds)
         context = logs.bound()
         project = getattr(request, "project", None)
         logger.info("request", method=request.method, endpoint=endpoint, status=response.status_code,
