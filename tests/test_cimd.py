@@ -22,9 +22,9 @@ from cryptography.x509.oid import NameOID
 from django.core.cache import cache
 from django.utils import timezone
 
-from oauth import outbound
-from oauth.cimd import _document_key, backoff_key
-from oauth.clients import load_client
+from infra import outbound
+from oauth.clients.cimd import _document_key, backoff_key
+from oauth.clients.lookup import load_client
 from oauth.models import Application
 from projects.models import AuditEvent
 

@@ -1,8 +1,8 @@
-"""The in-process tier (projects.localcache): `get_or_load` reads once and serves from memory until
+"""The in-process tier (infra.localcache): `get_or_load` reads once and serves from memory until
 any process moves the shared generation on; a full tier evicts its least recently used entry rather
 than forgetting everything. Runs on the embedded cache table and on Redis alike."""
 
-from projects.localcache import MISS, LocalCache
+from infra.localcache import MISS, LocalCache
 from tests.localcache_support import another_worker_holding
 
 
