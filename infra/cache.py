@@ -73,6 +73,10 @@ class RedisCache(DjangoRedisCache):
         self._skip_until = time.monotonic() + SKIP_SECONDS
         _log_unreachable(operation, exc)
 
+    def close(self, **kwargs) -> None:
+        """Nothing to close after a request: the pool's connections serve the next one (django-redis
+        closes them only with CLOSE_CONNECTION, after reading settings on every request)."""
+
     def redis(self):
         """The process's `redis.Redis` on the cache's pool (what `django_redis.get_redis_connection` gives)."""
         return self.client.get_client(write=True)

@@ -17,8 +17,8 @@ A reader racing a writer keeps at most a row tagged with the old generation, whi
 increment at commit retires. A generation that is missing (never set, or a flushed or restarted
 Redis) starts again from a random number, so a lost key never brings an old generation back.
 
-Storage is a `cachetools.TTLCache` (least recently used evicted when full, each entry dropped after
-`ttl` seconds), under a lock: a worker's threads share it. `get_or_load` is the one way callers use
+Storage is a `cachetools.LRUCache` (the least recently used entry evicted when full; an entry older
+than `ttl` seconds is not served), under a lock: a worker's threads share it. `get_or_load` is the one way callers use
 it (look up, else read and keep).
 """
 
@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cachetools import TTLCache
+from cachetools import LRUCache
 from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.db import transaction
@@ -101,8 +101,8 @@ class LocalCache:
         self.ttl = ttl  # also bounds memory; correctness comes from the generation
         self.max_entries = max_entries
         self._lock = threading.Lock()
-        # key → (generation it was read under, value)
-        self._entries: TTLCache[str, tuple[int, Any]] = TTLCache(max_entries, max(ttl, 0.001), timer=time.monotonic)
+        # key → (monotonic time it expires, generation it was read under, value)
+        self._entries: LRUCache[str, tuple[float, int, Any]] = LRUCache(max_entries)
 
     def get_or_load(self, key: str, load: Callable[[], Any], keep: Callable[[Any], bool] = always) -> Any:
         """The value kept for `key` under the current generation, else `load()`, kept (when `keep`
@@ -125,17 +125,17 @@ class LocalCache:
         if current is None:  # the shared store is unreachable: whatever changed meanwhile, keep nothing
             self.clear()
             return MISS
-        if hit[0] != current:
+        if hit[0] <= time.monotonic() or hit[1] != current:
             with self._lock:
                 self._entries.pop(key, None)
             return MISS
-        return hit[1]
+        return hit[2]
 
     def peek(self, key: str) -> Any:
         """The kept value whatever its generation (for bookkeeping on it, never for serving), or MISS."""
         with self._lock:
             hit = self._entries.get(key)
-        return MISS if hit is None else hit[1]
+        return MISS if hit is None else hit[2]
 
     def now(self) -> int | None:
         """Take this before reading the value to `put`: the generation it will be kept under."""
@@ -145,7 +145,8 @@ class LocalCache:
         if read_at is None or self.ttl <= 0:
             return
         with self._lock:
-            self._entries[key] = (read_at, value)  # the least recently used entry makes room when full
+            # The least recently used entry makes room when full.
+            self._entries[key] = (time.monotonic() + self.ttl, read_at, value)
 
     def forget(self, *keys: str) -> None:
         """Drop `keys` here, and everything every process keeps (see the module docstring)."""
