@@ -64,7 +64,14 @@ bench-wrk:
 		&& echo "installing wrk (Debian package)" && apt-get install -y -qq wrk >/dev/null; } \
 		|| { echo "make bench needs wrk: apt-get install -y wrk (Debian/Ubuntu), or brew install wrk"; exit 1; }
 
-bench: install bench-wrk
+# The peer it is measured against: node oidc-provider, pinned in bench/peer (git-ignored node_modules).
+BENCH_PEER := bench/peer
+
+$(BENCH_PEER)/node_modules/.installed: $(BENCH_PEER)/package-lock.json
+	npm ci --prefix $(BENCH_PEER) --no-audit --no-fund --loglevel=error
+	touch $@
+
+bench: install bench-wrk $(BENCH_PEER)/node_modules/.installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 bench-scale: install bench-wrk
