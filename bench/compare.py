@@ -291,7 +291,7 @@ def markdown(report: dict) -> str:
 
 
 def main_compare(cfg: Config, world) -> dict:
-    peer = Peer(cfg.port + 1, cfg.port + 2, run.OUT_DIR / "peer.log")
+    peer = Peer(cfg.peer_port, cfg.peer_admin_port, run.OUT_DIR / "peer.log")
     peer.start()
     try:
         sides = [ours(cfg, world), peer_side(cfg, peer)]

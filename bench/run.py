@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA_DIR = ROOT / "bench" / "lua"
-OUT_DIR = ROOT / "var" / "bench"
+OUT_DIR = Path(os.environ.get("BENCH_OUT_DIR") or ROOT / "var" / "bench")
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/mcpauth_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
@@ -131,6 +131,8 @@ class Config:
     soak: int
     rounds: int = 3
     peer: bool = True
+    peer_port: int = 0  # 0: port + 1 (its admin API: port + 2)
+    peer_admin_port: int = 0
 
     @property
     def origin(self) -> str:
@@ -162,7 +164,7 @@ def recreate_database(url: str) -> None:
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    if not re.fullmatch(r"[a-z0-9_]+", name) or not name.startswith(("mcpauth_bench", "bench")):
+    if not re.fullmatch(r"[a-z0-9_]+", name) or "bench" not in name:
         raise SystemExit(f"refusing to drop database {name!r}: the bench only recreates a *bench* database")
     admin = parts._replace(path="/postgres").geturl()
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -639,6 +641,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated scenario names (hello always runs)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of ours and the peer, alternating")
+    parser.add_argument("--peer-port", type=int, default=0, help="the peer's port (default: --port + 1)")
+    parser.add_argument("--peer-admin-port", type=int, default=0, help="its admin API (default: --port + 2)")
     parser.add_argument("--quick", action="store_true", help="smoke run: one round of 2-second runs")
     parser.add_argument("--no-peer", action="store_true",
                         help="ours alone against the hello view (the pre-issue-17 report), no node peer")
@@ -662,7 +666,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
                   threads=args.threads, database_url=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
                   redis_url=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL), only=only, scale=args.scale,
                   scale_tokens=args.scale_tokens, scale_clients=args.scale_clients, base_tokens=args.base_tokens,
-                  soak=args.soak, rounds=args.rounds, peer=not args.no_peer)
+                  soak=args.soak, rounds=args.rounds, peer=not args.no_peer,
+                  peer_port=args.peer_port or args.port + 1, peer_admin_port=args.peer_admin_port or args.port + 2)
 
 
 def main(argv: list[str] | None = None) -> int:
