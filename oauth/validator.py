@@ -277,13 +277,14 @@ class Validator(OAuth2Validator):
         digest = tokens.checksum(token)
         access = rows.select_one(AccessToken, token_checksum=digest, application_id=client.pk)
         if access is not None:
-            revoke.access_token(access)
-            kind = "access_token"
-        else:
-            refresh = rows.select_one(RefreshToken, token_checksum=digest, application_id=client.pk)
-            if refresh is None:
-                return
-            revoke.refresh_token(refresh)
-            kind = "refresh_token"
-        AuditEvent.record(client.project, "token.revoked", client_id=client.client_id,
-                          request=django_request(request), token_type=kind)
+            revoke.access_token(access, self._revoked_event(request, "access_token"))
+            return
+        refresh = rows.select_one(RefreshToken, token_checksum=digest, application_id=client.pk)
+        if refresh is not None:
+            with transaction.atomic():  # the family and the event together
+                revoke.refresh_token(refresh)
+                rows.insert(self._revoked_event(request, "refresh_token"))
+
+    def _revoked_event(self, request, kind: str) -> AuditEvent:
+        return AuditEvent.new(request.client.project, "token.revoked", client_id=request.client.client_id,
+                              request=django_request(request), token_type=kind)

@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -232,6 +232,22 @@ def forget(checksums: Iterable[str]) -> None:
         set_many_bytes(cache, keys, _TOMBSTONE, _cache_seconds())
 
     now_and_at_commit(bury)
+
+
+def forget_across(checksums: Iterable[str], change: Callable[[], bool]) -> bool:
+    """`forget` around a change made by one statement outside a transaction: the answers are
+    tombstoned before it runs and again once it is committed (at once in autocommit), as `forget`
+    does around a transaction's commit. Returns what `change` returns."""
+    keys = [cache_key(c) for c in checksums if c]
+
+    def bury() -> None:
+        if keys:
+            set_many_bytes(cache, keys, _TOMBSTONE, _cache_seconds())
+
+    bury()
+    done = change()
+    transaction.on_commit(bury)
+    return done
 
 
 # What an answer needs, read in one query without building model instances.
