@@ -5,7 +5,7 @@
     python -m bench.flame revoke --seconds 15 --rate 100
 
 Same database, seeding, server command and wrk scripts as `make bench` (bench/run.py). py-spy
-samples every worker process of the server (`--subprocesses`) while wrk drives one scenario, and
+samples one worker process of the server (by function, not line) while wrk drives one scenario, and
 keeps only the samples of threads holding the GIL (`--gil`): the graph shows Python CPU time, not
 the eight threads per worker waiting on PostgreSQL or Redis (psycopg's wait looks busy to py-spy).
 `--all-threads` keeps those too (wall time per thread).
@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             run.run_wrk(cfg, scenario, world.base_path, values, 2)
         load = threading.Thread(target=run.run_wrk, args=(cfg, scenario, world.base_path, values, cfg.duration))
         load.start()
-        subprocess.run([py_spy, "record", "--pid", str(server.proc.pid), "--subprocesses", "--rate", str(args.rate),
+        # One worker (they run the same code; the graph stays small), by function (--nolineno).
+        subprocess.run([py_spy, "record", "--pid", str(server.worker_pids()[0]), "--nolineno", "--rate", str(args.rate),
                         "--duration", str(args.seconds), "--format", "raw" if args.raw else "flamegraph", "--output", str(out),
                         "--nonblocking", *([] if args.all_threads else ["--gil"])], check=True)
         load.join()
