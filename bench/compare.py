@@ -10,6 +10,7 @@ second reference. Results: var/bench/results.json and a table on stdout.
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import subprocess
@@ -55,6 +56,7 @@ class Side:
     base: str
     paths: dict[str, str]
     make_values: Callable[[str, int], list[list[str]]]  # (scenario, pool size) → value lines
+    pids: Callable[[], list[int]] = list  # the server's processes, for CPU time per request
     rates: dict[str, float] = field(default_factory=dict)  # last measured req/s, sizes the next pool
 
     def path(self, name: str) -> str:
@@ -93,7 +95,19 @@ def refreshes_for(n: int) -> int:
     return n * 3 // MIX_BLOCK + MIX_BLOCK
 
 
-def ours(cfg: Config, world) -> Side:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (/proc/<pid>/stat), their threads included."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def ours(cfg: Config, world, server: run.Server) -> Side:
     from . import seed
 
     warm = seed.access_tokens(world, 200, world.cc_clients[0])
@@ -106,7 +120,7 @@ def ours(cfg: Config, world) -> Side:
             return mixed_lines(side, pool, introspect, refresh)
         return run.values_for(run.SCENARIOS[name], world, pool, warm)
 
-    side = Side("ours", cfg.port, world.base_path, {}, make)
+    side = Side("ours", cfg.port, world.base_path, {}, make, pids=lambda: [server.proc.pid, *server.worker_pids()])
     return side
 
 
@@ -131,7 +145,7 @@ def peer_side(cfg: Config, peer: Peer) -> Side:
             return mixed_lines(side, pool, warm, peer.seed("refresh", refreshes_for(pool)))
         return []
 
-    side = Side("peer", peer.port, "", PEER_PATHS, make)
+    side = Side("peer", peer.port, "", PEER_PATHS, make, pids=lambda: [peer.proc.pid])
     return side
 
 
@@ -158,7 +172,11 @@ def measure(cfg: Config, side: Side, name: str) -> dict:
         return {"skipped": reason}
     if not sc.once and cfg.warmup:
         wrk(cfg, side, name, base, values_path, cfg.warmup)
+    pids = side.pids()
+    cpu_before = cpu_seconds(pids)
     result = wrk(cfg, side, name, base, values_path, cfg.duration)
+    # Server CPU per answer: what a busy machine changes least (it slows a run, not its work).
+    result["cpu_us_per_request"] = round((cpu_seconds(pids) - cpu_before) / max(result["requests"], 1) * 1e6)
     result["seeded_values"] = len(lines)
     if result["valid"]:
         side.rates[name] = result["rps"]
@@ -231,8 +249,9 @@ def summary(per_round: list[dict], names: list[str]) -> dict:
                      "p99_factors": [p["p99_factor"] for p in pairs if "p99_factor" in p]}
         for side in ("ours", "peer"):
             valid = [p[side] for p in pairs if p.get(side, {}).get("valid")]
-            for key in ("rps", "p50_ms", "p99_ms"):
-                row[f"{side}_{key}"] = statistics.median(v[key] for v in valid) if valid else None
+            for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request"):
+                known = [v[key] for v in valid if key in v]
+                row[f"{side}_{key}"] = statistics.median(known) if known else None
         row["ratio"] = statistics.median(row["ratios"]) if row["ratios"] else None
         row["p99_factor"] = statistics.median(row["p99_factors"]) if row["p99_factors"] else None
         hellos = [p["ours_to_hello"] for p in pairs if "ours_to_hello" in p]
@@ -247,7 +266,7 @@ def summary(per_round: list[dict], names: list[str]) -> dict:
 
 def table(report: dict) -> str:
     head = (f"{'endpoint':<19} {'ours req/s':>10} {'p50':>6} {'p99':>7} {'peer req/s':>10} {'p50':>6} {'p99':>7} "
-            f"{'ratio':>6} {'target':>7} {'p99 x':>6}  ratios per round")
+            f"{'ratio':>6} {'target':>7} {'CPU µs/req':>12} {'p99 x':>6}  ratios per round")
     rows = [head]
     for name, s in report["summary"].items():
         def f(v, fmt):
@@ -258,11 +277,13 @@ def table(report: dict) -> str:
             f"{name:<19} {f(s['ours_rps'], '10.0f')} {f(s['ours_p50_ms'], '6.1f')} {f(s['ours_p99_ms'], '7.1f')} "
             f"{f(s['peer_rps'], '10.0f')} {f(s['peer_p50_ms'], '6.1f')} {f(s['peer_p99_ms'], '7.1f')} "
             f"{f(s['ratio'], '6.2f')} {('≥' + str(s['target'])) if s['target'] else '':>7} "
+            f"{f(s['ours_cpu_us_per_request'], '6.0f')}/{f(s['peer_cpu_us_per_request'], '<5.0f')} "
             f"{f(s['p99_factor'], '6.2f')}  {' '.join(f'{r:.2f}' for r in s['ratios'])}  {verdict}"
             + ("" if s["p99_met"] in (None, True) else "  p99 > 2x"))
     hello = statistics.median(r["hello"]["rps"] for r in report["rounds"])
     rows.append(f"our hello view (median of rounds): {hello:.0f} req/s; req/s, p50, p99 (ms): medians over "
-                f"{len(report['rounds'])} round(s); ratio = ours/peer req/s, p99 x = ours/peer p99")
+                f"{len(report['rounds'])} round(s); ratio = ours/peer req/s, p99 x = ours/peer p99; CPU: "
+                "server processes' CPU per answer, ours/peer (ours: granian and its workers, not PostgreSQL/Redis)")
     return "\n".join(rows)
 
 
@@ -274,8 +295,8 @@ def markdown(report: dict) -> str:
             f"wrk {env.get('connections')} connections, {env.get('duration_s')} s per run, "
             f"{len(report['rounds'])} rounds.", "",
             "| endpoint | ours req/s | p50 ms | p99 ms | peer req/s | p50 ms | p99 ms | ratio (median) | "
-            "per round | target | p99 × peer | ours / hello |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|"]
+            "per round | target | p99 × peer | CPU µs/answer ours · peer | ours / hello |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|---:|"]
 
     def f(v, fmt):
         return format(v, fmt) if v is not None else "–"
@@ -287,17 +308,18 @@ def markdown(report: dict) -> str:
                     f"{f(s['ours_p99_ms'], '.1f')} | {f(s['peer_rps'], ',.0f')} | {f(s['peer_p50_ms'], '.1f')} | "
                     f"{f(s['peer_p99_ms'], '.1f')} | {f(s['ratio'], '.2f')} | "
                     f"{' · '.join(f'{r:.2f}' for r in s['ratios'])} | {target} | {p99} | "
+                    f"{f(s.get('ours_cpu_us_per_request'), ',.0f')} · {f(s.get('peer_cpu_us_per_request'), ',.0f')} | "
                     f"{f(s['ours_to_hello'], '.2f')} |")
     hello = statistics.median(r["hello"]["rps"] for r in report["rounds"])
     rows.append(f"\nOur Django hello view: {hello:,.0f} req/s (median of the rounds).")
     return "\n".join(rows)
 
 
-def main_compare(cfg: Config, world) -> dict:
+def main_compare(cfg: Config, world, server: run.Server) -> dict:
     peer = Peer(cfg.peer_port, cfg.peer_admin_port, run.OUT_DIR / "peer.log")
     peer.start()
     try:
-        sides = [ours(cfg, world), peer_side(cfg, peer)]
+        sides = [ours(cfg, world, server), peer_side(cfg, peer)]
         names = [n for n in COMPARED if not cfg.only or n in cfg.only]
         per_round = rounds(cfg, sides, names)
     finally:

@@ -710,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
         elif cfg.peer:
             from . import compare
 
-            report, out = compare.main_compare(cfg, world), OUT_DIR / "results.json"
+            report, out = compare.main_compare(cfg, world, server), OUT_DIR / "results.json"
             facts["peer"] = report["peer"]
             print("\n" + compare.table(report))
         else:
