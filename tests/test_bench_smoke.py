@@ -43,6 +43,7 @@ def test_it_measures_every_endpoint_on_both_servers(tmp_path, peer_installed):
         for side in ("ours", "peer"):
             assert pair[side]["valid"] is True, (name, side, pair[side])
             assert pair[side]["requests"] > 0
+            assert pair[side]["cpu_us_per_request"] > 0  # the server's own CPU was read
         assert pair["ratio"] > 0
     assert set(report["summary"]) == set(compare.COMPARED)
     assert report["environment"]["peer"] == peer.version()
