@@ -63,12 +63,11 @@ class Side:
         return self.paths.get(name) or scenario(name).path
 
     def pool(self, name: str, duration: int) -> int:
-        """One-shot values for one run: 2.5 × what the last run would spend (wrk threads split them
-        evenly but do not run evenly, and a busy machine moves the rate by half); the first time,
-        1.5 × what discovery, the fastest endpoint, would."""
-        if name in self.rates:
-            return int(self.rates[name] * duration * 2.5) + 200
-        return int(self.rates.get("discovery", 5_000) * duration * 1.5) + 200
+        """One-shot values for one run: 2.5 × what the last run spent (wrk threads split them evenly
+        but do not run evenly), and never fewer than discovery, the fastest endpoint, would spend in
+        this round: on a busy machine the last run may have been several times slower."""
+        floor = self.rates.get("discovery", 5_000) * (1.0 if name in self.rates else 1.5)
+        return int(max(self.rates.get(name, 0) * 2.5, floor) * duration) + 200
 
 
 def mixed_lines(side: Side, n: int, introspect: list[list[str]], refresh: list[list[str]]) -> list[list[str]]:
