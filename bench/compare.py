@@ -66,7 +66,8 @@ class Side:
         """One-shot values for one run: 2.5 × what the last run spent (wrk threads split them evenly
         but do not run evenly), and never fewer than discovery, the fastest endpoint, would spend in
         this round: on a busy machine the last run may have been several times slower."""
-        floor = self.rates.get("discovery", 5_000) * (1.0 if name in self.rates else 1.5)
+        discovery = max(self.rates.get("discovery", 0), 3_000)  # itself measured on a busy machine
+        floor = discovery * (1.0 if name in self.rates else 2.5)
         return int(max(self.rates.get(name, 0) * 2.5, floor) * duration) + 200
 
 

@@ -721,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     facts["loadavg_at_end"] = list(os.getloadavg())
     report["environment"] = facts
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten: {out.relative_to(ROOT)}")
+    print(f"\nwritten: {out}")
     return 0
 
 
