@@ -3,24 +3,74 @@ end user. Later fixtures add clients (public and confidential) to these same pro
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
+from django.test.utils import override_settings
 
 from projects.models import Project, User
 
 PASSWORD = "correct horse battery staple"
 
 
+def pytest_configure(config):
+    """Each pytest-xdist worker (gw0, gw1, ...) has its own test database (pytest-django adds the
+    suffix) and its own Redis keyspace: its cache prefix carries the worker's name, set before the
+    first cache call builds the backend. In a single process nothing changes."""
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker and settings.REDIS_URL:
+        settings.CACHES["default"]["KEY_PREFIX"] = f"{settings.CACHES['default'].get('KEY_PREFIX', '')}-{worker}"
+
+
+def own_redis_keys(pattern: str = "*") -> list[bytes]:
+    """This process's cache keys in Redis whose name after the prefix matches `pattern` (a glob), and
+    no other worker's, server's or engineer's: the Redis database is shared, the keyspace is not."""
+    from django.core.cache import cache
+
+    assert cache.key_prefix == settings.CACHES["default"]["KEY_PREFIX"]  # the backend saw the worker's prefix
+    return list(_redis().scan_iter(match=f"{cache.key_prefix}:{pattern}", count=1000))
+
+
+_clients: list = []
+
+
+def _redis():
+    if not _clients:
+        import redis
+
+        _clients.append(redis.Redis.from_url(settings.REDIS_URL))
+    return _clients[0]
+
+
+def _clear_own_keyspace() -> None:
+    """`cache.clear()` would FLUSHDB: every key of every worker and server on this Redis database."""
+    keys = own_redis_keys()
+    if keys:
+        _redis().delete(*keys)
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Redis outlives the tests: emptied around each one. The embedded default's cache is a table of
-    the test database (mcpauth_service.cache.DatabaseCache), emptied with it: each test's transaction
-    is rolled back, or its tables flushed."""
+    """Redis outlives the tests: this process's keys are emptied around each one. The embedded
+    default's cache is a table of the test database (mcpauth_service.cache.DatabaseCache), emptied
+    with it: each test's transaction is rolled back, or its tables flushed."""
     if not settings.REDIS_URL:
         yield
         return
-    cache.clear()
+    _clear_own_keyspace()
     yield
-    cache.clear()
+    _clear_own_keyspace()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(request):
+    """People's passwords are hashed with MD5 in tests (Django's advice for test speed): PBKDF2 costs
+    ~0.3 s of CPU per hash, and most tests create operators and end users. The shipped hashers stay
+    behind it, so a PBKDF2 hash made by a server process still verifies. A test marked
+    `real_password_hasher` runs with the settings as shipped (it checks what production stores)."""
+    if request.node.get_closest_marker("real_password_hasher"):
+        yield
+        return
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher",
+                                             *settings.PASSWORD_HASHERS]):
+        yield
 
 
 @pytest.fixture

@@ -30,12 +30,6 @@ MCP_SERVER = "https://mcp.alpha.example/mcp"  # project_a's default resource: th
 
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    """The end user signs in through the real form; a fast hasher keeps each case well under 2 s."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
-
-
 @pytest.fixture(scope="module")
 def rsa_key() -> JWK:
     """ChatGPT's kind of key (RSA, kid like cimd-<date>); generated once, RSA keys are slow to make."""
