@@ -195,3 +195,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL (.ci/run does)"))
         if "redis" in item.keywords and not on_redis:
             item.add_marker(pytest.mark.skip(reason="needs Redis: set REDIS_URL (.ci/run does)"))
+    if hasattr(config, "workerinput"):
+        # pytest-xdist hands out work in collection order: the long groups (one stack each, minutes)
+        # go first, so they start at once on different workers instead of ending the run alone.
+        items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
