@@ -199,3 +199,23 @@ def pytest_collection_modifyitems(config, items):
         # pytest-xdist hands out work in collection order: the long groups (one stack each, minutes)
         # go first, so they start at once on different workers instead of ending the run alone.
         items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+
+
+def pytest_collection_finish(session):
+    """Under pytest-xdist, refuse a run that would silently lose tests: the controller hands out work
+    by test id, so tests sharing an id run once between them, and `--dist loadgroup` only keeps a
+    group on one worker when its ids carry the `@group` suffix. Both hold on pytest 9.1 (pinned in
+    pyproject.toml); pytest 9.2 ignores the id changes schemathesis and pytest-xdist make."""
+    config = session.config
+    if not hasattr(config, "workerinput"):
+        return
+    ids = [item.nodeid for item in session.items]
+    shared = sorted({nodeid for nodeid in ids if ids.count(nodeid) > 1})
+    if shared:
+        raise pytest.UsageError(f"{len(shared)} test ids are shared by several tests (pytest-xdist would "
+                                f"run one of each): {shared[:3]}")
+    if config.getoption("loadgroup", False):
+        ungrouped = [item.nodeid for item in session.items if (mark := item.get_closest_marker("xdist_group"))
+                     and not item.nodeid.endswith("@" + (mark.args[0] if mark.args else mark.kwargs["name"]))]
+        if ungrouped:
+            raise pytest.UsageError(f"--dist loadgroup would split these groups across workers: {ungrouped[:3]}")
