@@ -13,6 +13,8 @@ from django.http import HttpResponse
 from . import client_auth, grants
 from .endpoint import oauth_endpoint
 
+ID_JAG_PROFILE = "urn:ietf:params:oauth:grant-profile:id-jag"  # draft-ietf-oauth-identity-assertion-authz-grant
+
 
 def build_metadata(project, issuer: str) -> dict:
     doc = {
@@ -44,6 +46,8 @@ def build_metadata(project, issuer: str) -> dict:
     }
     if not project.registration_enabled:
         del doc["registration_endpoint"]
+    if grants.JWT_BEARER in doc["grant_types_supported"]:  # ID-JAG (oauth.jwt_bearer)
+        doc["authorization_grant_profiles_supported"] = [ID_JAG_PROFILE]
     return doc
 
 

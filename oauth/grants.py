@@ -9,10 +9,13 @@ for it (VS Code lists `device_code`, claude.ai `jwt-bearer`) has it dropped, not
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from enterprise.models import TrustedIssuer
+
 AUTHORIZATION_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"
 CLIENT_CREDENTIALS = "client_credentials"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # ID-JAG (oauth.jwt_bearer)
 # OAuth 2.1 removed these; named so that a client asking for one is told why it was dropped.
 REMOVED = {"implicit": "removed in OAuth 2.1", "password": "removed in OAuth 2.1"}
 
@@ -22,6 +25,11 @@ TRUSTED_PATHS = frozenset({"secret", "dashboard"})  # API.md: with a project sec
 
 def always(project) -> bool:
     return True
+
+
+def trusts_an_issuer(project) -> bool:
+    """ID-JAG: offered once the project trusts an enterprise identity provider."""
+    return TrustedIssuer.objects.of(project).exists()
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ GRANTS: tuple[Grant, ...] = (
     Grant(REFRESH_TOKEN, requires=AUTHORIZATION_CODE),  # refresh tokens come from a code exchange
     Grant(CLIENT_CREDENTIALS, paths=TRUSTED_PATHS, confidential=True),
     Grant(TOKEN_EXCHANGE, paths=TRUSTED_PATHS),
+    Grant(JWT_BEARER, confidential=True, enabled=trusts_an_issuer),
 )
 BY_TYPE = {grant.grant_type: grant for grant in GRANTS}
 

@@ -15,6 +15,8 @@ from . import tokens
 from .backend import refuse_nul_bytes
 from .endpoint import oauth_endpoint
 from .errors import InvalidRequest
+from .jwt_bearer import GRANT_TYPE as JWT_BEARER
+from .jwt_bearer import JwtBearerGrant
 from .token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
 from .token_exchange import TokenExchangeGrant
 
@@ -34,6 +36,7 @@ class Server(OAuthlibServer):
             "refresh_token": self.refresh_grant,
             "client_credentials": self.credentials_grant,
             TOKEN_EXCHANGE: self.token_exchange_grant,
+            JWT_BEARER: JwtBearerGrant(request_validator),
         }
         for grant in (self.auth_grant, self.refresh_grant, self.credentials_grant):
             grant.custom_validators.post_token.append(tokens.bind_audience)
@@ -65,6 +68,6 @@ _view = TokenView()  # holds no per-request state: one instance, no as_view()/me
 
 @oauth_endpoint(("POST",))
 @sensitive_post_parameters("client_secret", "code", "code_verifier", "refresh_token", "subject_token",
-                           "actor_token")
+                           "actor_token", "assertion")
 def token(request):
     return _view.post(request)
