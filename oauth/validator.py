@@ -41,6 +41,7 @@ from .clients import load_client
 from .errors import InvalidGrant
 from .models import AccessToken, Application, Grant, RefreshToken
 
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_CREDENTIALS_PATHS = (Application.Path.SECRET, Application.Path.DASHBOARD)
 
 
@@ -99,6 +100,8 @@ class Validator(OAuth2Validator):
             or client.registration_path not in CLIENT_CREDENTIALS_PATHS
         ):
             return False
+        if grant_type == "refresh_token" and client.allows_grant_type(JWT_BEARER):
+            return True  # refresh tokens an enterprise issuer allows (oauth.jwt_bearer)
         return client.allows_grant_type(*GRANT_TYPE_MAPPING[grant_type])
 
     # --- scopes -------------------------------------------------------------------------------

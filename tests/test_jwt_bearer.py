@@ -137,6 +137,17 @@ def test_it_issues_a_refresh_token_when_the_issuer_allows_it(client, project_a, 
     assert RefreshToken.objects.get().user == alice_a
 
 
+def test_the_refresh_token_refreshes_for_a_client_holding_only_the_grant(client, project_a, agent, trusted,
+                                                                         idp_key, alice_a):
+    TrustedIssuer.objects.filter(pk=trusted.pk).update(refresh_tokens=True)
+    issued = present(client, project_a, agent, sign(idp_key, claims_for(project_a, agent))).json()
+    response = post_form(client, f"/p/{project_a.slug}/oauth/token",
+                         {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]},
+                         HTTP_AUTHORIZATION=basic(agent))
+    assert response.status_code == 200, response.content
+    assert response.json()["scope"] == issued["scope"] and response.json()["refresh_token"] != issued["refresh_token"]
+
+
 def test_it_provisions_an_unknown_person_when_the_issuer_provisions(client, project_a, agent, trusted, idp_key):
     TrustedIssuer.objects.filter(pk=trusted.pk).update(provision=True)
     response = present(client, project_a, agent, sign(idp_key, claims_for(project_a, agent, email="new@acme.example")))
