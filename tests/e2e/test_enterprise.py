@@ -11,7 +11,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import subprocess
+import threading
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
@@ -35,6 +39,10 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
+XAA_TS = Path(__file__).resolve().parent / "ts-xaa"
+NODE_SECONDS = 180
+
+
 class EnterpriseIdp:
     """A company's identity provider, as far as our issuer can tell: an issuer URL, a signing key
     whose public half is served as a JWKS, and ID-JAGs for one person (RFC 7519 claims, typ
@@ -49,6 +57,9 @@ class EnterpriseIdp:
 
     async def assertion_provider(self, audience: str, resource: str) -> str:
         """The SDK's callback: (our issuer, the MCP server's resource) -> a fresh ID-JAG."""
+        return self.id_jag(audience, resource)
+
+    def id_jag(self, audience: str, resource: str) -> str:
         now = int(time.time())
         claims = {"iss": self.issuer, "sub": "00u-eve", "aud": audience, "resource": resource,
                   "client_id": self.client_id, "jti": secrets.token_urlsafe(16), "iat": now, "exp": now + 300,
@@ -160,3 +171,42 @@ def test_the_sdk_is_refused_cleanly_when_the_idp_does_not_grant_the_scope(issuer
     assert isinstance(refused, OAuthTokenError)
     assert "invalid_scope" in str(refused) and "does not grant scope mcp:tools" in str(refused)
     assert [status for status, _ in app.token_requests()] == [400]
+
+
+def test_the_typescript_sdks_cross_app_access_provider_gets_a_token(issuer, deployment_factory, https_documents):
+    """The TypeScript SDK v2 client's CrossAppAccessProvider (SEP-990): PRM discovery, our metadata,
+    the ID-JAG from its `assertion` callback (answered here, as the company IdP), the jwt-bearer
+    grant with client_secret_basic, then a tool call."""
+    node = shutil.which("node")
+    if node is None or not (XAA_TS / "node_modules" / "@modelcontextprotocol" / "client").is_dir():
+        pytest.fail("Node 20 and `npm ci --prefix tests/e2e/ts-xaa` are needed (make test does both)")
+    deployment = deployment_factory("xaa-ts")
+    idp, client, _ = enterprise_setup(issuer, deployment, https_documents)
+    process = subprocess.Popen([node, str(XAA_TS / "xaa_client.mjs"), deployment.server_url, deployment.issuer,
+                                client["client_id"], client["client_secret"]], cwd=XAA_TS, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    watchdog = threading.Timer(NODE_SECONDS, process.kill)
+    watchdog.start()
+    try:
+        asked, final = [], {}
+        for line in process.stdout:
+            message = json.loads(line)
+            if "assertion" in message:
+                asked.append(message["assertion"])
+                process.stdin.write(json.dumps({"id_jag": idp.id_jag(**{k: message["assertion"][k]
+                                                                         for k in ("audience", "resource")})}) + "\n")
+                process.stdin.flush()
+            else:
+                final = message
+                break
+        process.wait(timeout=30)
+    finally:
+        watchdog.cancel()
+    assert "done" in final, (final, process.stderr.read())
+    assert asked == [{"audience": deployment.issuer, "resource": deployment.server_url, "scope": asked[0]["scope"]}]
+    me = final["done"]
+    assert me["subject"] == deployment.subject and me["client_id"] == client["client_id"]
+    assert me["resource"] == deployment.server_url
+    grants = [e for e in final["log"] if e["form"].get("grant_type") == GRANT]
+    assert [e["status"] for e in grants] == [200] and grants[0]["url"] == f"{deployment.issuer}/oauth/token"
+    assert final["tokens"]["refresh_token"] is None
