@@ -472,3 +472,33 @@ def test_it_refuses_another_projects_client(client, project_a, project_b, agent,
                          {"grant_type": GRANT, "assertion": sign(idp_key, claims_for(project_a, agent))},
                          HTTP_AUTHORIZATION=basic(agent))
     assert_refused(response, "invalid_client", 401)
+
+
+# -- registration ---------------------------------------------------------------------------------------
+
+def register(http, project, body: dict, secret: str | None = None):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"} if secret else {}
+    return http.post(f"/p/{project.slug}/api/oauth/register", data=json.dumps(body), content_type="application/json",
+                     **headers)
+
+
+def test_a_confidential_client_registers_the_grant_once_an_issuer_is_trusted(client, project_a, idp_key):
+    """Secret DCR (confidential clients); the dashboard and `createclient` are tested in test_trusted_issuers."""
+    body = {"client_name": "Agent", "grant_types": [GRANT], "token_endpoint_auth_method": "client_secret_basic",
+            "redirect_uris": ["http://127.0.0.1/callback"]}
+    secret = project_a.registration_secret
+    before = register(client, project_a, {**body, "grant_types": ["authorization_code", GRANT]}, secret)
+    assert before.status_code == 201 and before.json()["grant_types"] == ["authorization_code"]
+    trust(project_a, IssuerSettings(issuer=IDP, jwks=public_jwks(idp_key)), actor="test")
+    after = register(client, project_a, body, secret)
+    assert after.status_code == 201, after.content
+    assert after.json()["grant_types"] == [GRANT] and after.json()["client_secret"]
+
+
+def test_a_public_client_cannot_hold_the_grant(client, project_a, trusted):
+    body = {"client_name": "Public agent", "grant_types": ["authorization_code", GRANT],
+            "token_endpoint_auth_method": "none", "redirect_uris": ["http://127.0.0.1/callback"]}
+    response = register(client, project_a, body)
+    assert response.status_code == 201 and response.json()["grant_types"] == ["authorization_code"]
+    stored = Application.objects.get(client_id=response.json()["client_id"])
+    assert stored.narrowed == {"grant_types": [{"value": GRANT, "reason": "needs a confidential client"}]}
