@@ -80,7 +80,7 @@ def require_assertion(request) -> str:
 def require_grant(client: Application) -> None:
     if client.client_type != Application.CLIENT_CONFIDENTIAL or GRANT_TYPE not in client.grant_types:
         raise UnauthorizedClient(f"This client is not registered for {GRANT_TYPE}; register it as a confidential "
-                                 "client with that grant type.", )
+                                 "client with that grant type.")
 
 
 def _typ_ok(typ: Any) -> bool:
@@ -290,9 +290,12 @@ def jti_key(trusted: TrustedIssuer, jti: str) -> str:
     return f"idjag:jti:{trusted.project_id}:{digest}"
 
 
-def spend_jti(trusted: TrustedIssuer, claims: dict, now: float) -> None:
+def spend_jti(trusted: TrustedIssuer, claims: dict, now: float, request) -> None:
     seconds = max(1, int(claims["exp"] - now) + CLOCK_SKEW_SECONDS + 1)
     if not cache.add(jti_key(trusted, claims["jti"]), 1, seconds):
+        # A replayed assertion may be a stolen one: the operator sees it in the audit log.
+        AuditEvent.record(trusted.project, "token.assertion_replayed", client_id=request.client.client_id,
+                          request=django_request(request), assertion_iss=trusted.issuer)
         raise refuse("assertion has already been used (its jti was seen before); ask the identity provider "
                      "for a new one.", reason=f"ID-JAG jti replayed for trusted issuer {trusted.pk}")
 
@@ -326,6 +329,6 @@ class JwtBearerGrant(GrantTypeBase):
         request.audience = bind_resource(claims, request)
         request.scopes = grant_scopes(claims, trusted, request)
         request.user = end_user(trusted, claims, request)
-        spend_jti(trusted, claims, now)
+        spend_jti(trusted, claims, now, request)
         request.token_claims = {"assertion_iss": trusted.issuer}
         return trusted

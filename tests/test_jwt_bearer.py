@@ -365,6 +365,7 @@ def test_it_refuses_a_replayed_jti(client, project_a, agent, trusted, idp_key, a
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
     assert "already been used" in replay.json()["error_description"]
     assert AccessToken.objects.count() == 1
+    assert AuditEvent.objects.get(kind="token.assertion_replayed").detail == {"assertion_iss": IDP}
 
 
 @pytest.mark.parametrize("resource", ["https://unknown.example/mcp", None, ["https://mcp.alpha.example/mcp"]])
