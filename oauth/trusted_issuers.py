@@ -1,4 +1,4 @@
-"""Trusting an enterprise identity provider (ID-JAG, `oauth.jwt_bearer`): the one way in and out.
+"""Trusting an enterprise identity provider (ID-JAG, `oauth.grants.jwt_bearer`): the one way in and out.
 
 The CLI (`trustissuer`), the dashboard page and the management API all call `trust` and `remove`,
 so each accepts exactly the same values and each change is audited. A `jwks_uri` is fetched
@@ -13,10 +13,9 @@ from urllib.parse import urlsplit
 from django.db import IntegrityError, transaction
 
 from enterprise.models import ALLOWED_ALGORITHMS, DEFAULT_ALGORITHMS, TrustedIssuer
+from oauth.clients.keys import KeySetError, public_keyset
+from oauth.grants import issuer_keys
 from projects.models import AuditEvent, Project
-
-from . import issuer_keys
-from .client_keys import KeySetError, public_keyset
 
 
 class IssuerRefused(ValueError):

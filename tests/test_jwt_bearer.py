@@ -1,7 +1,7 @@
 """Identity Assertion JWT Authorization Grants (ID-JAG) at the token endpoint (RFC 7523 §2.1,
 draft-ietf-oauth-identity-assertion-authz-grant, MCP ext-auth enterprise-managed-authorization).
 
-One test per check of `oauth.jwt_bearer`, each asserting the status, the RFC error and that
+One test per check of `oauth.grants.jwt_bearer`, each asserting the status, the RFC error and that
 nothing was issued; then the cross-project and key-confusion cases, discovery, introspection and
 the audit log. ID-JAGs are signed with jwcrypto keys made here, as a company's IdP would sign them.
 """
