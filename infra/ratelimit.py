@@ -3,7 +3,7 @@
 A limit is a named list of fixed windows ("60 a minute and 600 an hour"), counted per subject (an
 address, an account, a project) in the store every worker process shares: with Redis, one Lua
 script counts every window of every check in one round trip; otherwise Django's cache
-(`cache.add` + `cache.incr`, atomic in a shared cache). Over a window → `TooManyRequests` (429)
+(`cache.add` + `cache.incr`, atomic in a shared cache). Over a window → `RateLimited` (429)
 with `Retry-After` and the RateLimit header fields of draft-ietf-httpapi-ratelimit-headers
 (`RateLimit-Policy` and `RateLimit`, structured-field lists).
 
@@ -23,7 +23,6 @@ from django.conf import settings
 from django.core.cache import cache
 
 from infra.security import client_ip
-from oauth.errors import TooManyRequests
 
 
 @dataclass(frozen=True)
@@ -125,11 +124,21 @@ class Counter:
     def key(self) -> str:
         return f"ratelimit:{self.limit.name}:{self.window.seconds}:{self.subject}"
 
-    def refuse(self, retry_after: int) -> TooManyRequests:
+    def refuse(self, retry_after: int) -> "RateLimited":
         retry_after = max(1, retry_after)
-        return TooManyRequests(retry_after, headers=rate_limit_headers(self.limit.name, self.windows, self.window,
-                                                                       retry_after),
-                               reason=f"{self.limit.name} limit {self.window} for {self.subject}")
+        return RateLimited(retry_after, rate_limit_headers(self.limit.name, self.windows, self.window, retry_after),
+                           reason=f"{self.limit.name} limit {self.window} for {self.subject}")
+
+
+class RateLimited(Exception):
+    """Over a limit: the headers to answer with (`Retry-After`, the RateLimit fields) and, for the
+    log only, why. The layer above renders it (`oauth.errors.TooManyRequests`, 429 `rate_limited`)."""
+
+    def __init__(self, retry_after: int, headers: dict[str, str], reason: str = ""):
+        super().__init__(reason)
+        self.retry_after = max(1, int(retry_after))
+        self.headers = {**headers, "Retry-After": str(self.retry_after)}
+        self.reason = reason
 
 
 def policy_name(name: str, window: Window) -> str:

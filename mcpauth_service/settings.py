@@ -71,7 +71,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "infra.middleware.ProbeMiddleware",  # /healthz and /readyz before anything else
+    "mcpauth_service.health.ProbeMiddleware",  # /healthz and /readyz before anything else
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "projects.tenancy.CustomDomainMiddleware",
@@ -278,7 +278,7 @@ OAUTH2_PROVIDER = {
     # Tokens (issue 5): the tenant-aware validator/backend/server, prefixed or JWT token values.
     "OAUTH2_VALIDATOR_CLASS": "oauth.validator.Validator",
     "OAUTH2_BACKEND_CLASS": "oauth.backend.TenantOAuthLibCore",
-    "OAUTH2_SERVER_CLASS": "oauth.endpoints.token.Server",
+    "OAUTH2_SERVER_CLASS": "oauth.server.Server",
     "ACCESS_TOKEN_GENERATOR": "oauth.tokens.issue.generate_access_token",
     "REFRESH_TOKEN_GENERATOR": "oauth.tokens.issue.generate_refresh_token",
     # CIMD: the toolkit's fetcher hook, made to go through infra.outbound; per-project resolution

@@ -195,7 +195,7 @@ class Project(models.Model):
     open_client_cap = models.PositiveIntegerField(default=10_000)
     # The project's open-registered clients, kept by `take_open_client_slot` (one conditional
     # UPDATE per open registration), `release_open_client_slot` (client deleted) and
-    # `recount_open_clients` (the reaper). Never written by save(): see `save`.
+    # `oauth.clients.quota.recount_open_clients` (the reaper). Never written by save(): see `save`.
     open_client_count = models.PositiveIntegerField(default=0, editable=False)
     unused_client_days = models.PositiveIntegerField(default=7)
     idle_client_days = models.PositiveIntegerField(default=90)
@@ -292,16 +292,6 @@ class Project(models.Model):
         """An open-registered client of the project is gone."""
         Project.objects.filter(pk=project_id, open_client_count__gt=0).update(
             open_client_count=models.F("open_client_count") - 1)
-
-    def recount_open_clients(self) -> None:
-        """Set the counter to the count of rows (the reaper's repair of any drift), in the caller's transaction."""
-        from oauth.models import Application
-
-        # The row lock first, so that the count below (a later statement, a newer snapshot) sees
-        # every registration that took a slot before it; later ones add theirs to this count.
-        Project.objects.select_for_update().filter(pk=self.pk).values_list("pk").first()
-        open_clients = Application.objects.filter(project=self, registration_path=Application.Path.OPEN)
-        Project.objects.filter(pk=self.pk).update(open_client_count=open_clients.count())
 
     def role_of(self, user) -> str | None:
         return self.memberships.filter(user=user).values_list("role", flat=True).first()

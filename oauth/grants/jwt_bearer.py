@@ -45,11 +45,11 @@ from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 from enterprise.models import ALLOWED_ALGORITHMS, EnterpriseIdentity, TrustedIssuer
 from oauth.backend import django_request, issuer_of, project_of
 from oauth.clients.private_key_jwt import given_twice, unverified_claims
+from oauth.clients.scopes import allowed_scopes
 from oauth.errors import InvalidGrant, InvalidRequest, InvalidScope, UnauthorizedClient
 from oauth.grants import issuer_keys
 from oauth.models import Application
 from oauth.tokens import issue as tokens
-from oauth.validator import allowed_scopes
 from projects.models import AuditEvent, User
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -332,3 +332,8 @@ class JwtBearerGrant(GrantTypeBase):
         spend_jti(trusted, claims, now, request)
         request.token_claims = {"assertion_iss": trusted.issuer}
         return trusted
+
+
+def factory(request_validator) -> JwtBearerGrant:
+    """The `GRANTS` entry's factory (`oauth.grants`)."""
+    return JwtBearerGrant(request_validator)

@@ -4,8 +4,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from oauth.trusted_issuers import IssuerRefused, IssuerSettings, trust
-
-from ._base import JsonCommand
+from projects.management.commands._base import JsonCommand
 
 
 class Command(JsonCommand):
