@@ -18,9 +18,9 @@ import re
 import time
 from dataclasses import dataclass
 
-import redis
 from django.conf import settings
 from django.core.cache import cache
+from django_redis import get_redis_connection
 
 from infra.security import client_ip
 
@@ -209,13 +209,12 @@ return 0
 
 
 class RedisStore:
-    """One round trip a request, on this process's own client (`redis.Redis.from_url`, whose
-    connection pool is remade after a fork); keys are the cache's (`cache.make_key`)."""
+    """One round trip a request, on the cache's own Redis client and pool
+    (`django_redis.get_redis_connection`); keys are the cache's (`cache.make_key`)."""
 
-    def __init__(self, url: str):
-        self.client = redis.Redis.from_url(url, **redis_options())
-        self.hit_script = self.client.register_script(HIT_SCRIPT)  # EVALSHA, EVAL once if Redis forgot it
-        self.forgive_script = self.client.register_script(FORGIVE_SCRIPT)
+    def __init__(self, client):
+        self.hit_script = client.register_script(HIT_SCRIPT)  # EVALSHA, EVAL once if Redis forgot it
+        self.forgive_script = client.register_script(FORGIVE_SCRIPT)
 
     def count(self, counters: list[Counter]) -> tuple[int, int] | None:
         """(position of the first full counter, seconds its window has left), or None."""
@@ -226,14 +225,6 @@ class RedisStore:
 
     def forgive(self, counters: list[Counter]) -> None:
         self.forgive_script(keys=[cache.make_key(c.key) for c in counters])
-
-
-def redis_options() -> dict:
-    """The cache's connection options (timeouts and the like), so both clients behave alike."""
-    options = dict(settings.CACHES["default"].get("OPTIONS", {}))
-    for django_only in ("serializer", "pool_class", "parser_class"):
-        options.pop(django_only, None)
-    return options
 
 
 class CacheStore:
@@ -264,7 +255,7 @@ class CacheStore:
 
 @functools.cache
 def _store_for(url: str) -> RedisStore | CacheStore:
-    return RedisStore(url) if url else CacheStore()
+    return RedisStore(get_redis_connection("default")) if url else CacheStore()
 
 
 def store() -> RedisStore | CacheStore:

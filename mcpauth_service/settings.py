@@ -151,15 +151,18 @@ if REDIS_URL:
 
     CACHES = {
         "default": {
-            "BACKEND": "infra.cache.RedisCache",  # Django's, reusing its Redis client
+            "BACKEND": "infra.cache.RedisCache",  # django-redis's, with the outage rules
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "mcpauth"),
-            # redis.Redis() keyword arguments. One immediate retry on a dropped connection (a
-            # restarted Redis), none on a timeout: a frozen Redis costs one REDIS_TIMEOUT, not ten.
             "OPTIONS": {
-                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
-                "socket_timeout": REDIS_TIMEOUT,
-                "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                # redis-py connection keyword arguments of the pool (django-redis). One immediate retry
+                # on a dropped connection (a restarted Redis), none on a timeout: a frozen Redis costs
+                # one REDIS_TIMEOUT, not ten.
+                "CONNECTION_POOL_KWARGS": {
+                    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                    "socket_timeout": REDIS_TIMEOUT,
+                    "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                },
             },
         }
     }

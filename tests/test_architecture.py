@@ -139,8 +139,6 @@ def private_imports(modules: dict[str, Path]) -> list[str]:
     return sorted(set(wrong))
 
 
-@pytest.mark.xfail(strict=False, reason="oauth/clients/cimd.py still imports the toolkit's private CIMD helpers; "
-                                        "their removal is the infra branch of issue 16")
 def test_no_production_module_imports_a_private_name_of_a_library():
     assert private_imports(MODULES) == []
 
