@@ -33,7 +33,7 @@ from tests.browser import run_async
 from .conftest import introspect, raw_mcp_post
 from .test_python_sdk import MemoryStorage
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("e2e")]  # one issuer (tests/e2e/conftest.py)
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -16,8 +16,10 @@ import pytest
 from jwcrypto.jwk import JWK
 from jwcrypto.jwt import JWT
 
+from tests.e2e.test_multiworker import basic, call, many
 from tests.servers import free_port, manage, recreate_database, sibling_database_url, start_server, stop
-from tests.test_multiworker import basic, call, many
+
+pytestmark = pytest.mark.xdist_group("jwt_bearer_workers")  # its own servers, one worker
 
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 IDP = "https://idp.workers.example"
@@ -28,7 +30,7 @@ import json
 from django.core.management import call_command
 from oauth.trusted_issuers import IssuerSettings, trust
 from projects.models import Project, User
-from tests.test_jwt_bearer import grant_client
+from tests.oauth.grants.test_jwt_bearer import grant_client
 
 call_command("migrate", interactive=False, verbosity=0)
 owner = User.objects.create_operator("idjag@example.com", "correct horse battery staple")

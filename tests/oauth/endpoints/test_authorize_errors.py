@@ -2,7 +2,7 @@
 plain words what is wrong ... without secrets or fetched bodies"; RFC 6749 §4.1.2.1: a 400 page,
 never a redirect, when the client or its redirect URI cannot be trusted).
 
-CIMD documents are served by the real local TLS server of tests/test_cimd.py; each case asserts
+CIMD documents are served by the real local TLS server of tests/oauth/clients/test_cimd.py; each case asserts
 the page's exact words for the developer, and that nothing fetched or internal is on it.
 """
 
@@ -14,7 +14,7 @@ from oauth2_provider.settings import oauth2_settings
 
 from oauth.models import Application, AuthorizationRequest, Grant
 from tests.authz import authorize_path
-from tests.test_cimd import docs  # noqa: F401 - the local TLS document server fixture
+from tests.oauth.clients.test_cimd import docs  # noqa: F401 - the local TLS document server fixture
 
 pytestmark = pytest.mark.django_db
 

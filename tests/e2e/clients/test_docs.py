@@ -1,11 +1,11 @@
 """docs/clients.md says what the compatibility matrix replays (it is rendered from the same table)."""
 
-from tests.clients.matrix import CLIENTS
-from tests.clients.render import PAGE, render
+from tests.e2e.clients.matrix import CLIENTS
+from tests.e2e.clients.render import PAGE, render
 
 
 def test_it_keeps_docs_clients_md_rendered_from_the_matrix():
-    assert PAGE.read_text() == render(), "re-render: python -m tests.clients.render > docs/clients.md"
+    assert PAGE.read_text() == render(), "re-render: python -m tests.e2e.clients.render > docs/clients.md"
 
 
 def test_every_client_cites_a_source_and_says_what_it_sends():

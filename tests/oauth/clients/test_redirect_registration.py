@@ -11,7 +11,7 @@ import pytest
 from oauth.clients.lookup import load_client
 from oauth.models import Application
 from projects.models import AuditEvent
-from tests.test_cimd import docs  # noqa: F401 - the local TLS document server fixture
+from tests.oauth.clients.test_cimd import docs  # noqa: F401 - the local TLS document server fixture
 
 pytestmark = pytest.mark.django_db
 

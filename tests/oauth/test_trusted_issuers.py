@@ -13,8 +13,8 @@ from django.core.management import CommandError, call_command
 from dashboard.models import OperatorToken
 from enterprise.models import TrustedIssuer
 from projects.models import AuditEvent, ProjectMember
-from tests.test_cimd import DocumentServer
-from tests.test_jwt_bearer import IDP, new_key, public_jwks
+from tests.oauth.clients.test_cimd import DocumentServer
+from tests.oauth.grants.test_jwt_bearer import IDP, new_key, public_jwks
 
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 

@@ -27,12 +27,12 @@ from jwcrypto.jwt import JWT
 from oauth.clients.lookup import load_client
 from oauth.models import AccessToken, Application
 from tests import servers
-from tests.test_cimd import DocumentServer
+from tests.oauth.clients.test_cimd import DocumentServer
 from tests.token_support import basic, make_code, post_form
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 REDIRECT_URI = "http://127.0.0.1/callback"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # -- keys, assertions and clients ----------------------------------------------------------------------

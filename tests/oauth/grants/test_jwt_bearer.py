@@ -20,7 +20,7 @@ from oauth.models import AccessToken, Application, RefreshToken
 from oauth.trusted_issuers import IssuerSettings, trust
 from projects import secrets as project_secrets
 from projects.models import AuditEvent, User
-from tests.test_cimd import DocumentServer
+from tests.oauth.clients.test_cimd import DocumentServer
 from tests.token_support import basic, post_form
 
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -7,7 +7,7 @@ from django.test import Client
 
 from oauth.models import Application
 from projects.models import AuditEvent
-from tests.test_token_races import concurrently
+from tests.oauth.endpoints.test_token_races import concurrently
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 

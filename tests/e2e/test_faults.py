@@ -42,7 +42,8 @@ import pytest
 from tests import servers
 from tests.e2e.conftest import PASSWORD, PYTHON, ROOT, Issuer, free_port, stop, wait_for_http
 
-pytestmark = [pytest.mark.faults, pytest.mark.postgres]
+# One xdist worker runs the module: its stack (server, redis-server, database) is started once.
+pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.xdist_group("faults")]
 logging.getLogger("httpx2").setLevel(logging.WARNING)  # one INFO line per request otherwise
 
 REQUEST_TIMEOUT = 20.0  # seconds: an answer later than this counts as a hang (REDIS_TIMEOUT is 1 s)
@@ -96,16 +97,15 @@ class RedisServer:
 
 
 class Database:
-    """This module's own PostgreSQL database (`<DATABASE_URL's database>_faults`); only its own
+    """This module's own PostgreSQL database (`<DATABASE_URL's database>_faults`, per xdist worker); only its own
     backends are ever terminated, and only it stops accepting connections."""
 
     def __init__(self):
-        base = os.environ.get("DATABASE_URL", "")
-        if not base.startswith(("postgres://", "postgresql://")):
+        if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
             pytest.skip("fault tests need DATABASE_URL pointing at PostgreSQL")
-        parts = urlsplit(base)
-        self.name = parts.path.strip("/") + "_faults"
-        self.url = urlunsplit(parts._replace(path="/" + self.name))
+        self.url = servers.sibling_database_url("_faults")
+        parts = urlsplit(self.url)
+        self.name = parts.path.strip("/")
         self.admin = urlunsplit(parts._replace(path="/postgres"))
 
     def _admin(self, *statements: tuple[str, tuple]) -> None:

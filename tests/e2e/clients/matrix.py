@@ -3,8 +3,8 @@
 One entry per client. `sends` is the CIMD document or the DCR body exactly as the client sends
 it (its source is cited next to it), `authorize` the request it then makes, `keeps` what this
 project holds for it after registration (RFC 7591 §3.2.1: narrowed, not refused). The test
-(`tests/clients/test_matrix.py`) replays each entry through the whole flow; `docs/clients.md`
-is rendered from this table (`python -m tests.clients.render`) and a test keeps it current.
+(`tests/e2e/clients/test_matrix.py`) replays each entry through the whole flow; `docs/clients.md`
+is rendered from this table (`python -m tests.e2e.clients.render`) and a test keeps it current.
 
 A new client is one new entry. What a replay must change to run on loopback is listed in
 `rewritten` (a CIMD document's `client_id` must equal its URL, so it becomes the local TLS

@@ -317,7 +317,7 @@ def test_a_slug_taken_between_check_and_insert_is_slug_taken_and_writes_nothing(
 def test_concurrent_creations_of_one_slug_give_one_201_and_clear_400s(alice, alice_token):
     from django.test import Client
 
-    from tests.test_token_races import concurrently
+    from tests.oauth.endpoints.test_token_races import concurrently
 
     def create():
         return Client().post("/api/v1/projects", json.dumps({"name": "Same", "slug": "same"}), content_type=JSON,

@@ -226,6 +226,7 @@ def test_sign_up_is_off_by_default(client, project_a, public_client_a):
     assert not User.objects.filter(email="new@example.com").exists()
 
 
+@pytest.mark.real_password_hasher
 def test_sign_up_creates_an_end_user_of_the_project(client, project_a, public_client_a):
     Project.objects.filter(pk=project_a.pk).update(signup_enabled=True)
     path = start(client, project_a, public_client_a).replace("signin", "signup")

@@ -17,7 +17,7 @@ from django.test import override_settings
 
 from mcpauth_service import checks
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEYS = ("SECRET_KEY", "DIGEST_KEY", "KEY_ENCRYPTION_KEY")
 PRINT_KEYS = "from django.conf import settings as s; print(s.SECRET_KEY); print(s.DIGEST_KEY); print(s.KEY_ENCRYPTION_KEY)"
 

@@ -18,6 +18,7 @@ def run(*args) -> dict:
     return json.loads(out.getvalue())
 
 
+@pytest.mark.real_password_hasher
 def test_it_creates_an_end_user_of_the_project(project_a):
     result = run("--project", "alpha", "--email", "Dana@Example.com", "--password", PASSWORD)
     user = User.objects.get(project=project_a, email="dana@example.com")

@@ -24,7 +24,7 @@ from projects.models import Project, User
 from tests.conftest import PASSWORD
 from tests.servers import PYTHON, ROOT, free_port, stop, wait_for_http
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("checkmcp")]  # its MCP servers: once
 
 SLUG = "checked"
 

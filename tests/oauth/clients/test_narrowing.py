@@ -2,7 +2,7 @@
 dashboard shows of it: the values dropped from a client's request, the recent CIMD fetches and the
 refused registrations, with their reasons.
 
-Documents are served by the REAL local TLS server of tests/test_cimd.py; each is the client's own
+Documents are served by the REAL local TLS server of tests/oauth/clients/test_cimd.py; each is the client's own
 published document as quoted in the issue thread cited next to it (only `client_id` is our URL).
 DCR bodies are field-by-field in test_client_metadata.py.
 """
@@ -16,7 +16,7 @@ from oauth.clients.lookup import load_client
 from oauth.clients.metadata import Policy, narrow_auth_method
 from oauth.errors import InvalidClientMetadata
 from oauth.models import Application, RegistrationNote
-from tests.test_cimd import assert_refused, docs  # noqa: F401 - the local TLS document server fixture
+from tests.oauth.clients.test_cimd import assert_refused, docs  # noqa: F401 - the local TLS document server fixture
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"

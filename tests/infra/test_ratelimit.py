@@ -12,6 +12,7 @@ from infra import ratelimit
 from mcpauth_service import checks
 from oauth.models import Application
 from projects.models import Project
+from tests.conftest import own_redis_keys
 
 URL_A = "/p/alpha/api/oauth/register"
 URL_B = "/p/bravo/api/oauth/register"
@@ -35,7 +36,7 @@ def redis_client() -> redis.Redis:
 
 
 def redis_keys(pattern: str) -> list[bytes]:
-    return redis_client().keys(f"*{pattern}*")
+    return own_redis_keys(f"*{pattern}*")
 
 
 def test_it_allows_a_generous_burst_from_one_address_by_default(client, project_a):

@@ -1,4 +1,4 @@
-"""The client-compatibility matrix replayed: one test per client in `tests/clients/matrix.py`.
+"""The client-compatibility matrix replayed: one test per client in `tests/e2e/clients/matrix.py`.
 
 Each case walks the whole flow the way that client does, against a fresh project: discovery at
 the RFC 8414 path-inserted location → registration (its DCR body POSTed, or its CIMD document
@@ -19,21 +19,15 @@ from jwcrypto.jwt import JWT
 
 from oauth.models import Application
 from tests.authz import pkce_pair, query_of, without_query
-from tests.clients.matrix import CLIENTS, Client
 from tests.conftest import PASSWORD
-from tests.test_cimd import DocumentServer
+from tests.e2e.clients.matrix import CLIENTS, Client
+from tests.oauth.clients.test_cimd import DocumentServer
 
 pytestmark = pytest.mark.django_db
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MCP_SERVER = "https://mcp.alpha.example/mcp"  # project_a's default resource: the URL clients use
 
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    """The end user signs in through the real form; a fast hasher keeps each case well under 2 s."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 answered; what needs Redis to stay correct answers 503 `temporarily_unavailable` with `Retry-After`.
 
 Redis is "stopped" for real here: the cache backend, with the deployment's own options, points at
-a loopback port where nothing listens. (tests/test_faults.py breaks a real redis-server and the
+a loopback port where nothing listens. (tests/e2e/test_faults.py breaks a real redis-server and the
 database under a running gunicorn.)
 """
 

@@ -27,6 +27,8 @@ import pytest
 
 from tests.servers import free_port, manage, recreate_database, sibling_database_url, start_server, stop
 
+# One xdist worker runs the module: each mode's server is started once.
+pytestmark = pytest.mark.xdist_group("multiworker")
 LIMIT = 7  # open registrations per address per minute, set on the project before the burst
 PARALLEL = 4
 
