@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "mcpauth_service.apps.McpauthServiceConfig",
     "projects",
     "oauth",
+    "enterprise",
     "dashboard",
 ]
 

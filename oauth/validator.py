@@ -96,6 +96,8 @@ class Validator(*grants.validator_hooks(), OAuth2Validator):
             return False
         if client.registration_path not in spec.paths:
             return False
+        if grant_type == grants.REFRESH_TOKEN and client.allows_grant_type(grants.JWT_BEARER):
+            return True  # refresh tokens an enterprise issuer allows (oauth.grants.jwt_bearer)
         return client.allows_grant_type(*GRANT_TYPE_MAPPING[grant_type])
 
     # --- scopes -------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from oauth import grants
 from oauth.clients import auth as client_auth
 from oauth.endpoints.decorator import oauth_endpoint
 
+ID_JAG_PROFILE = "urn:ietf:params:oauth:grant-profile:id-jag"  # draft-ietf-oauth-identity-assertion-authz-grant
+
 
 def build_metadata(project, issuer: str) -> dict:
     doc = {
@@ -45,6 +47,8 @@ def build_metadata(project, issuer: str) -> dict:
     }
     if not project.registration_enabled:
         del doc["registration_endpoint"]
+    if grants.JWT_BEARER in doc["grant_types_supported"]:  # ID-JAG (oauth.grants.jwt_bearer)
+        doc["authorization_grant_profiles_supported"] = [ID_JAG_PROFILE]
     return doc
 
 

@@ -278,6 +278,8 @@ def _entry(token_checksum: str) -> tuple[bytes, int]:
         body["aud"] = audience_claim(resource)
     if claims.get("act"):
         body["act"] = claims["act"]
+    if claims.get("assertion_iss"):  # issued for an enterprise ID-JAG (oauth.grants.jwt_bearer)
+        body["assertion_iss"] = claims["assertion_iss"]
     remaining = exp - int(time.time())
     entry = b"%d %d " % (project_id, exp) + json.dumps(body, separators=(",", ":")).encode()
     return entry, max(1, min(_cache_seconds(), remaining))
