@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import client_keys, grants, redirects
+from . import client_keys, grants, oidc, redirects
 from .client_auth import CLIENT_AUTH_METHODS, ClientAuthMethod, holds_secret
 from .errors import InvalidClientMetadata, InvalidRedirectUri
 
@@ -129,6 +129,7 @@ def validate(data: Any, project, path: str) -> ClientMetadata:
     if scope is not None:
         out["scope"] = scope
     out.update(check_descriptive_fields(data))
+    out.update(oidc.check_id_token_alg(data, narrowed))
     first_party = check_first_party(data.get("first_party"), policy)
     if first_party:
         out["first_party"] = True

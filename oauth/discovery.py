@@ -10,7 +10,7 @@ import json
 
 from django.http import HttpResponse
 
-from . import client_auth, grants
+from . import client_auth, grants, oidc
 from .endpoint import oauth_endpoint
 
 
@@ -39,8 +39,7 @@ def build_metadata(project, issuer: str) -> dict:
         "client_id_metadata_document_supported": project.cimd_enabled,
         "authorization_response_iss_parameter_supported": True,
         "resource_indicators_supported": True,
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        **oidc.discovery_fields(project, issuer),  # OpenID Connect Discovery §3, only when the project has it on
     }
     if not project.registration_enabled:
         del doc["registration_endpoint"]

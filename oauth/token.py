@@ -11,7 +11,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as ToolkitTokenView
 from oauthlib.oauth2 import Server as OAuthlibServer
 
-from . import tokens
+from . import oidc, tokens
 from .backend import refuse_nul_bytes
 from .endpoint import oauth_endpoint
 from .errors import InvalidRequest
@@ -28,15 +28,19 @@ class Server(OAuthlibServer):
                          token_generator or tokens.generate_access_token,
                          refresh_token_generator or tokens.generate_refresh_token, *args, **kwargs)
         self.token_exchange_grant = TokenExchangeGrant(request_validator)
+        for grant in (self.auth_grant, self.refresh_grant, self.credentials_grant):
+            grant.custom_validators.post_token.append(tokens.bind_audience)
+        # OpenID Connect (oauth.oidc): codes with `openid` go to oauthlib's OpenID code grant, refreshes
+        # may return a new ID token.
+        self.code_grant_choice, self.refresh_grant = oidc.token_grants(request_validator, self.auth_grant,
+                                                                       [tokens.bind_audience])
         # No password, implicit or device grants (RFC 9700 §2.4; MCP needs none of them).
         self._grant_types = {
-            "authorization_code": self.auth_grant,
+            "authorization_code": self.code_grant_choice,
             "refresh_token": self.refresh_grant,
             "client_credentials": self.credentials_grant,
             TOKEN_EXCHANGE: self.token_exchange_grant,
         }
-        for grant in (self.auth_grant, self.refresh_grant, self.credentials_grant):
-            grant.custom_validators.post_token.append(tokens.bind_audience)
 
 
 def require_grant_type(request) -> None:

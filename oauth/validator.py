@@ -40,6 +40,7 @@ from .backend import django_request, project_of
 from .clients import load_client
 from .errors import InvalidGrant
 from .models import AccessToken, Application, Grant, RefreshToken
+from .oidc import OpenIDConnectValidator, auth_time_of
 
 CLIENT_CREDENTIALS_PATHS = (Application.Path.SECRET, Application.Path.DASHBOARD)
 
@@ -53,7 +54,7 @@ def allowed_scopes(client: Application, project) -> list[str]:
     return catalog
 
 
-class Validator(OAuth2Validator):
+class Validator(OpenIDConnectValidator, OAuth2Validator):
     # --- clients ------------------------------------------------------------------------------
     def _load_application(self, client_id, request):
         """Toolkit hook: the usable client `client_id` of this request's project, cached on the request."""
@@ -103,10 +104,14 @@ class Validator(OAuth2Validator):
 
     # --- scopes -------------------------------------------------------------------------------
     def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
-        return set(scopes).issubset(allowed_scopes(client, project_of(request)))
+        project = project_of(request)
+        if request.grant_type == "client_credentials" and set(scopes) & set(project.openid_scope_names):
+            return False  # OpenID Connect scopes are about an end user; a client alone has none
+        return set(scopes).issubset(allowed_scopes(client, project))
 
     def get_default_scopes(self, client_id, request, *args, **kwargs):
-        return allowed_scopes(request.client, project_of(request))
+        project = project_of(request)
+        return [s for s in allowed_scopes(request.client, project) if s not in project.openid_scope_names]
 
     # --- authorization codes ------------------------------------------------------------------
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
@@ -235,6 +240,7 @@ class Validator(OAuth2Validator):
             if token.get("refresh_token"):
                 refresh = tokens.refresh_token_row(token["refresh_token"], client=request.client, user=user,
                                                    scope=scope, audience=audience, family=request.token_family)
+                refresh.auth_time = auth_time_of(request)  # OpenID Connect Core §12.2
             return access, refresh
 
         # Spending a code or refresh token is flushed before the response (durable single use).
