@@ -56,12 +56,12 @@ def userinfo(request: HttpRequest) -> HttpResponse:
         raise NoToken(request.issuer)
     endpoint = UserInfoEndpoint(oauth2_settings.OAUTH2_VALIDATOR_CLASS())
     body = request.body.decode() if request.method == "POST" else None
-    headers = {"Authorization": request.META.get("HTTP_AUTHORIZATION", ""),
-               "Content-Type": request.META.get("CONTENT_TYPE", "")}
+    headers = {name: request.META[key] for key, name in (("HTTP_AUTHORIZATION", "Authorization"),
+                                                         ("CONTENT_TYPE", "Content-Type")) if key in request.META}
     try:
         with bound(request):
             headers, body, status = endpoint.create_userinfo_response(
-                request.build_absolute_uri(request.path), request.method, body, headers)
+                f"{request.issuer}/oauth/userinfo", request.method, body, headers)
     except InsufficientScopeError:
         raise InsufficientScope() from None
     except InvalidTokenError:
