@@ -97,18 +97,16 @@ def auth_time_of(request) -> datetime | None:
     return getattr(source, "auth_time", None)
 
 
-def token_grants(validator, code_grant, refresh_post_token: list) -> tuple[AuthorizationTokenGrantDispatcher,
-                                                                           OpenIDRefreshTokenGrant]:
-    """The token endpoint's handlers for `authorization_code` and `refresh_token` with OpenID Connect:
-    oauthlib's dispatcher sends a code with `openid` in a project with OpenID Connect on (the
-    validator's `get_authorization_code_scopes` decides) to its OpenID code grant; the OpenID refresh
-    grant adds an ID token when `refresh_id_token` says so. `code_grant`'s post-token checks and
-    `refresh_post_token` run on these grants as on the plain ones."""
+def token_grants(validator, code_grant) -> tuple[AuthorizationTokenGrantDispatcher, OpenIDAuthorizationCodeGrant,
+                                                  OpenIDRefreshTokenGrant]:
+    """The token endpoint's OpenID Connect grants: (the `authorization_code` handler, the OpenID code
+    grant behind it, the `refresh_token` handler). oauthlib's dispatcher sends a code with `openid` in
+    a project with OpenID Connect on (the validator's `get_authorization_code_scopes` decides) to its
+    OpenID code grant, else to `code_grant`; the OpenID refresh grant adds an ID token when
+    `refresh_id_token` says so. The server gives both grants the checks and modifiers of the others."""
     openid_code = OpenIDAuthorizationCodeGrant(validator)
-    openid_code.custom_validators.post_token.extend(code_grant.custom_validators.post_token)
-    refresh = OpenIDRefreshTokenGrant(validator)
-    refresh.custom_validators.post_token.extend(refresh_post_token)
-    return AuthorizationTokenGrantDispatcher(validator, default_grant=code_grant, oidc_grant=openid_code), refresh
+    dispatcher = AuthorizationTokenGrantDispatcher(validator, default_grant=code_grant, oidc_grant=openid_code)
+    return dispatcher, openid_code, OpenIDRefreshTokenGrant(validator)
 
 
 class OpenIDConnectValidator:

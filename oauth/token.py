@@ -28,12 +28,10 @@ class Server(OAuthlibServer):
                          token_generator or tokens.generate_access_token,
                          refresh_token_generator or tokens.generate_refresh_token, *args, **kwargs)
         self.token_exchange_grant = TokenExchangeGrant(request_validator)
-        for grant in (self.auth_grant, self.refresh_grant, self.credentials_grant):
-            grant.custom_validators.post_token.append(tokens.bind_audience)
         # OpenID Connect (oauth.oidc): codes with `openid` go to oauthlib's OpenID code grant, refreshes
         # may return a new ID token.
-        self.code_grant_choice, self.refresh_grant = oidc.token_grants(request_validator, self.auth_grant,
-                                                                       [tokens.bind_audience])
+        self.code_grant_choice, self.openid_code_grant, self.refresh_grant = oidc.token_grants(
+            request_validator, self.auth_grant)
         # No password, implicit or device grants (RFC 9700 §2.4; MCP needs none of them).
         self._grant_types = {
             "authorization_code": self.code_grant_choice,
@@ -41,6 +39,8 @@ class Server(OAuthlibServer):
             "client_credentials": self.credentials_grant,
             TOKEN_EXCHANGE: self.token_exchange_grant,
         }
+        for grant in (self.auth_grant, self.openid_code_grant, self.refresh_grant, self.credentials_grant):
+            grant.custom_validators.post_token.append(tokens.bind_audience)
 
 
 def require_grant_type(request) -> None:
