@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import (
+from oauth.endpoints import (
     authorize,
     consent,
     discovery,
@@ -13,9 +13,9 @@ from . import (
     revocation,
     signin,
     token,
-    token_exchange,
     userinfo,
 )
+from oauth.grants import token_exchange
 
 app_name = "oauth"
 
