@@ -29,8 +29,8 @@ class Server(OAuthlibServer):
                          token_generator or tokens.generate_access_token,
                          refresh_token_generator or tokens.generate_refresh_token, *args, **kwargs)
         self.token_exchange_grant = TokenExchangeGrant(request_validator)
-        # OpenID Connect (oauth.tokens.id_token): codes with `openid` go to oauthlib's OpenID code grant, refreshes
-        # may return a new ID token.
+        # OpenID Connect (oauth.tokens.id_token): codes with `openid` go to oauthlib's OpenID code
+        # grant; refreshes may return a new ID token.
         self.code_grant_choice, self.openid_code_grant, self.refresh_grant = id_token.token_grants(
             request_validator, self.auth_grant)
         # No password, implicit or device grants (RFC 9700 §2.4; MCP needs none of them).

@@ -160,6 +160,7 @@ class OpenIDConnectValidator:
         Nothing is stored: an ID token is a statement to the client, never a credential here."""
         claims, _ = self.get_id_token_dictionary(token, token_handler, request)
         id_token.update(claims, aud=request.client.client_id)
+        id_token["exp"] = id_token["iat"] + oauth2_settings.ID_TOKEN_EXPIRE_SECONDS  # counted from oauthlib's `iat`
         return jwt_tokens.encode(project_of(request), id_token, alg=id_token_alg(request.client), typ=ID_TOKEN_TYPE)
 
     def validate_bearer_token(self, token, scopes, request):
