@@ -21,10 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.core.cache import cache
 from django.utils import timezone
-from oauth2_provider.cimd import _backoff_cache_key
 
 from infra import outbound
-from oauth.clients.cimd import _document_key
+from oauth.clients.cimd import _document_key, backoff_key
 from oauth.clients.lookup import load_client
 from oauth.models import Application
 from projects.models import AuditEvent
@@ -322,6 +321,18 @@ def test_it_refuses_a_url_without_a_path(docs, project_a):
     assert_refused(project_a, f"https://127.0.0.1:{docs.port}")
 
 
+@pytest.mark.parametrize("url", [
+    "https://user:pw@127.0.0.1:{port}/client.json",  # no username or password (draft §3)
+    "https://127.0.0.1:{port}/client.json#",          # no fragment, not even an empty one
+    "https://127.0.0.1:{port}/client.json#x",
+    "https://127.0.0.1:99999/client.json",            # not a port
+    "https://127.0.0.1:{port}/a/./client.json",       # no dot segments
+])
+def test_it_refuses_a_client_id_url_breaking_the_drafts_rules_without_fetching(docs, project_a, url):
+    assert_refused(project_a, url.format(port=docs.port))
+    assert docs.hits == {}
+
+
 def test_it_refuses_a_certificate_it_does_not_trust(docs, project_a, settings):
     settings.OUTBOUND_CA_BUNDLE = ""
     assert_refused(project_a, docs.serve_client())
@@ -330,12 +341,12 @@ def test_it_refuses_a_certificate_it_does_not_trust(docs, project_a, settings):
 def test_it_backs_off_after_a_failure_in_the_shared_cache(docs, project_a, project_b):
     url = docs.serve("/client.json", b"{not json")
     assert load_client(project_a, url) is None
-    assert cache.get(_backoff_cache_key(url))  # the refusal's public reason, shared by every worker
+    assert cache.get(backoff_key(url))  # the refusal's public reason, shared by every worker
     docs.serve_client()  # fixed now, but the URL is backed off for a while
     assert load_client(project_a, url) is None
     assert load_client(project_b, url) is None
     assert docs.hits["/client.json"] == 1
-    cache.delete(_backoff_cache_key(url))  # the backoff expires
+    cache.delete(backoff_key(url))  # the backoff expires
     assert load_client(project_a, url) is not None
 
 

@@ -19,9 +19,9 @@ def test_readyz_is_ready_when_everything_answers(client, db):
 @pytest.mark.django_db
 def test_readyz_names_a_stopped_redis_with_503(client):
     # A real Redis client pointed at a port where nothing listens: the stopped server, for real.
-    dead = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+    dead = {"default": {"BACKEND": "infra.cache.RedisCache",
                         "LOCATION": "redis://127.0.0.1:1/0",
-                        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
+                        "OPTIONS": {"CONNECTION_POOL_KWARGS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}}
     with override_settings(REDIS_URL="redis://127.0.0.1:1/0", CACHES=dead):
         response = client.get("/readyz")
     assert response.status_code == 503

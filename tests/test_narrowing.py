@@ -285,8 +285,8 @@ def test_the_list_is_the_projects_own(docs, client, bob, project_a, project_b): 
 # -- one list of grants --------------------------------------------------------------------------------
 
 def test_the_token_endpoint_discovery_and_registration_read_the_same_grants(client, project_a):
-    from oauth.endpoints.token import Server
     from oauth.grants import GRANTS
+    from oauth.server import Server
     from oauth.validator import Validator
 
     registry = [grant.grant_type for grant in GRANTS]

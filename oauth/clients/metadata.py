@@ -86,8 +86,7 @@ class ClientMetadata:
 
     @property
     def toolkit_grant(self) -> str:
-        grants = self.metadata["grant_types"]
-        return "authorization-code" if "authorization_code" in grants else "client-credentials"
+        return grants.toolkit_grant_of(self.metadata["grant_types"])
 
     def apply_to(self, client) -> None:
         """Set an Application's fields from this metadata (the caller saves it)."""
@@ -228,7 +227,7 @@ def narrow_grant_types(value: Any, project, policy: Policy, confidential: bool) 
         else:
             dropped.append(_drop(grant_type, reason))
     for grant_type in list(kept):
-        needed = grants.BY_TYPE[grant_type].requires
+        needed = grants.find(grant_type).requires
         if needed and needed not in kept:
             kept.remove(grant_type)
             dropped.append(_drop(grant_type, f"only issued with {needed}"))

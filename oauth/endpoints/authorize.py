@@ -27,6 +27,7 @@ from oauthlib.common import Request as OAuthlibRequest
 from oauthlib.common import generate_token
 
 from oauth.clients.lookup import ClientRefused, find_client
+from oauth.clients.scopes import allowed_scopes
 from oauth.endpoints.endusers import authenticated_at, bind_request, current_end_user, owns_request
 from oauth.errors import (
     InvalidRequest,
@@ -38,7 +39,6 @@ from oauth.errors import (
     logger,
 )
 from oauth.models import Application, AuthorizationRequest, Consent
-from oauth.validator import allowed_scopes
 from projects.models import Project, User
 
 # RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is 43 characters of the unreserved set.

@@ -98,16 +98,18 @@ def auth_time_of(request) -> datetime | None:
     return getattr(source, "auth_time", None)
 
 
-def token_grants(validator, code_grant) -> tuple[AuthorizationTokenGrantDispatcher, OpenIDAuthorizationCodeGrant,
-                                                  OpenIDRefreshTokenGrant]:
-    """The token endpoint's OpenID Connect grants: (the `authorization_code` handler, the OpenID code
-    grant behind it, the `refresh_token` handler). oauthlib's dispatcher sends a code with `openid` in
-    a project with OpenID Connect on (the validator's `get_authorization_code_scopes` decides) to its
-    OpenID code grant, else to `code_grant`; the OpenID refresh grant adds an ID token when
-    `refresh_id_token` says so. The server gives both grants the checks and modifiers of the others."""
-    openid_code = OpenIDAuthorizationCodeGrant(validator)
-    dispatcher = AuthorizationTokenGrantDispatcher(validator, default_grant=code_grant, oidc_grant=openid_code)
-    return dispatcher, openid_code, OpenIDRefreshTokenGrant(validator)
+def code_grant(validator, plain, **kwargs) -> AuthorizationTokenGrantDispatcher:
+    """The token endpoint's `authorization_code` handler: oauthlib's dispatcher sends a code with
+    `openid` in a project with OpenID Connect on (the validator's `get_authorization_code_scopes`
+    decides) to oauthlib's OpenID code grant (made with `kwargs`, as `plain` was), else to `plain`."""
+    openid = OpenIDAuthorizationCodeGrant(validator, **kwargs)
+    return AuthorizationTokenGrantDispatcher(validator, default_grant=plain, oidc_grant=openid)
+
+
+def refresh_grant(validator, **kwargs) -> OpenIDRefreshTokenGrant:
+    """The `refresh_token` handler: oauthlib's OpenID refresh grant, which adds a new ID token when the
+    validator's `refresh_id_token` says so (OpenID Connect Core §12.2) and is the plain one otherwise."""
+    return OpenIDRefreshTokenGrant(validator, **kwargs)
 
 
 class OpenIDConnectValidator:

@@ -6,12 +6,11 @@ from oauth.clients import metadata as client_metadata
 from oauth.endpoints.registration import new_client_secret
 from oauth.errors import OAuthError
 from oauth.models import Application
+from projects.management.commands._base import JsonCommand
 from projects.models import AuditEvent
 
-from ._base import JsonCommand
-
-# Every grant the server supports (oauth.grants) beyond the code flow's, which --redirect-uri implies.
-EXTRA_GRANTS = [g.grant_type for g in grants.GRANTS if g.grant_type not in client_metadata.DEFAULT_GRANT_TYPES]
+# Every grant an operator may give (oauth.grants) beyond the code flow's, which --redirect-uri implies.
+EXTRA_GRANTS = [g.grant_type for g in grants.on_path("dashboard") if g.grant_type not in client_metadata.DEFAULT_GRANT_TYPES]
 
 
 class Command(JsonCommand):
@@ -26,17 +25,17 @@ class Command(JsonCommand):
         parser.add_argument("--confidential", action="store_true", help="issue a client secret")
         parser.add_argument("--first-party", action="store_true", help="skip the consent screen")
         parser.add_argument("--grant", action="append", default=[], choices=EXTRA_GRANTS,
-                            help="an extra grant type (client_credentials implies --confidential)")
+                            help="an extra grant type (one only confidential clients may hold implies --confidential)")
         parser.add_argument("--scope", default=None, help="space-separated scopes (default: the whole catalog)")
 
     def handle(self, *args, **options):
         project = self.project(options["project"])
-        confidential = options["confidential"] or "client_credentials" in options["grant"]
-        grants = (["authorization_code", "refresh_token"] if options["redirect_uris"] else []) + options["grant"]
-        if not grants:
+        confidential = options["confidential"] or any(grants.find(g).confidential for g in options["grant"])
+        chosen = (list(client_metadata.DEFAULT_GRANT_TYPES) if options["redirect_uris"] else []) + options["grant"]
+        if not chosen:
             raise CommandError("give at least one --redirect-uri, or --grant client_credentials")
         requested = {
-            "client_name": options["name"], "redirect_uris": options["redirect_uris"], "grant_types": grants,
+            "client_name": options["name"], "redirect_uris": options["redirect_uris"], "grant_types": chosen,
             "token_endpoint_auth_method": "client_secret_basic" if confidential else "none",
             "first_party": options["first_party"], "scope": options["scope"],
         }

@@ -1,8 +1,7 @@
 from django.core.management.base import CommandError
 
 from oauth.clients import mcp_check
-
-from ._base import JsonCommand
+from projects.management.commands._base import JsonCommand
 
 LABELS = {mcp_check.ERROR: "ERROR  ", mcp_check.WARNING: "WARNING", mcp_check.OK: "ok     "}
 

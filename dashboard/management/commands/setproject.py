@@ -5,9 +5,8 @@ from django.db import models
 
 from dashboard import policy
 from dashboard.api import ProjectSerializer
+from projects.management.commands._base import JsonCommand
 from projects.models import Project
-
-from ._base import JsonCommand
 
 BOOLEAN_WORDS = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False,
                  "0": False}
