@@ -27,11 +27,11 @@ from oauthlib.openid.connect.core.grant_types import RefreshTokenGrant as OpenID
 from oauthlib.openid.connect.core.grant_types.dispatchers import AuthorizationTokenGrantDispatcher
 
 from oauth.backend import issuer_of, project_of
+from oauth.clients.metadata import ID_TOKEN_ALGS
 from oauth.models import Grant
 from oauth.tokens import issue as tokens
 from oauth.tokens import jwt_tokens
 
-ID_TOKEN_ALGS = ("RS256", "ES256")
 DEFAULT_ID_TOKEN_ALG = "RS256"  # OpenID Connect Dynamic Client Registration §2: the default
 ID_TOKEN_TYPE = "JWT"
 PROMPT_VALUES = ["none", "login", "consent"]  # OpenID Connect Core §3.1.2.1, as honoured by oauth.authorize
@@ -73,20 +73,6 @@ def id_token_alg(client) -> str:
     metadata = client.metadata if isinstance(client.metadata, dict) else {}
     alg = metadata.get("id_token_signed_response_alg")
     return alg if alg in ID_TOKEN_ALGS else DEFAULT_ID_TOKEN_ALG
-
-
-def check_id_token_alg(data: dict, narrowed: dict[str, list[dict]]) -> dict[str, str]:
-    """RFC 7591 §2 / OIDC Registration §2 `id_token_signed_response_alg`: kept when we sign with it,
-    else dropped (RFC 7591 §3.2.1: narrowed, not refused) and the client gets RS256."""
-    value = data.get("id_token_signed_response_alg")
-    if value is None:
-        return {}
-    if value in ID_TOKEN_ALGS:
-        return {"id_token_signed_response_alg": value}
-    shown = value[:200] if isinstance(value, str) else str(type(value).__name__)
-    narrowed["id_token_signed_response_alg"] = [{"value": shown, "reason": f"ID tokens are signed with "
-                                                 f"{' or '.join(ID_TOKEN_ALGS)}"}]
-    return {}
 
 
 def auth_time_of(request) -> datetime | None:
