@@ -39,6 +39,7 @@ from oauth.clients.lookup import load_client
 from oauth.clients.scopes import allowed_scopes
 from oauth.tokens import issue as tokens
 from oauth.tokens import revoke
+from oauth.tokens.id_token import OpenIDConnectValidator, auth_time_of
 from projects.models import AuditEvent
 
 from .backend import django_request, project_of
@@ -46,7 +47,7 @@ from .errors import InvalidGrant
 from .models import AccessToken, Application, Grant, RefreshToken
 
 
-class Validator(*grants.validator_hooks(), OAuth2Validator):
+class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validator):
     """Each grant's hooks (its mixin, `oauth.grants.<grant>`) on the toolkit's validator; here only
     what every grant shares: finding and authenticating the client, scopes, storing and revoking."""
 
@@ -102,10 +103,14 @@ class Validator(*grants.validator_hooks(), OAuth2Validator):
 
     # --- scopes -------------------------------------------------------------------------------
     def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
-        return set(scopes).issubset(allowed_scopes(client, project_of(request)))
+        project = project_of(request)
+        if request.grant_type == "client_credentials" and set(scopes) & set(project.openid_scope_names):
+            return False  # OpenID Connect scopes are about an end user; a client alone has none
+        return set(scopes).issubset(allowed_scopes(client, project))
 
     def get_default_scopes(self, client_id, request, *args, **kwargs):
-        return allowed_scopes(request.client, project_of(request))
+        project = project_of(request)
+        return [s for s in allowed_scopes(request.client, project) if s not in project.openid_scope_names]
 
     # --- issuing ------------------------------------------------------------------------------
     def save_bearer_token(self, token, request, *args, **kwargs):
@@ -140,6 +145,7 @@ class Validator(*grants.validator_hooks(), OAuth2Validator):
             if token.get("refresh_token"):
                 refresh = tokens.refresh_token_row(token["refresh_token"], client=request.client, user=user,
                                                    scope=scope, audience=audience, family=request.token_family)
+                refresh.auth_time = auth_time_of(request)  # OpenID Connect Core §12.2
             return access, refresh
 
         # Spending a code or refresh token is flushed before the response (durable single use).
