@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "mcpauth_service.apps.McpauthServiceConfig",
     "projects",
     "oauth",
+    "enterprise",
     "dashboard",
 ]
 
@@ -280,6 +281,11 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    # The toolkit's OpenID Connect support, used through its validator hooks (oauth.tokens.id_token) per project:
+    # Project.openid decides, with the project's issuer and keys. None of its global OIDC views (one
+    # issuer, one key) is mounted, and OAUTH2_SERVER_CLASS is ours.
+    "OIDC_ENABLED": True,
+    "ID_TOKEN_EXPIRE_SECONDS": 3600,
     # Tokens (issue 5): the tenant-aware validator/backend/server, prefixed or JWT token values.
     "OAUTH2_VALIDATOR_CLASS": "oauth.validator.Validator",
     "OAUTH2_BACKEND_CLASS": "oauth.backend.TenantOAuthLibCore",

@@ -14,6 +14,7 @@ from oauth.endpoints import (
     revocation,
     signin,
     token,
+    userinfo,
 )
 
 app_name = "oauth"
@@ -30,6 +31,7 @@ urlpatterns = [
     path(".well-known/oauth-authorization-server", discovery.metadata, name="metadata"),
     path(".well-known/openid-configuration", discovery.metadata, name="openid-configuration"),
     path(".well-known/jwks.json", jwks.jwks, name="jwks"),
+    path("oauth/userinfo", userinfo.userinfo, name="userinfo"),
     # Authorization (issue 4)
     path("oauth/authorize", authorize.authorize, name="authorize"),
     path("oauth/signin", signin.signin, name="signin"),

@@ -47,6 +47,6 @@ _view = TokenView()  # holds no per-request state: one instance, no as_view()/me
 
 @oauth_endpoint(("POST",))
 @sensitive_post_parameters("client_secret", "code", "code_verifier", "refresh_token", "subject_token",
-                           "actor_token")
+                           "actor_token", "assertion")
 def token(request):
     return _view.post(request)

@@ -22,6 +22,7 @@ AUTHORIZATION_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"
 CLIENT_CREDENTIALS = "client_credentials"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # ID-JAG (oauth.grants.jwt_bearer)
 # OAuth 2.1 removed these; named so that a client asking for one is told why it was dropped.
 REMOVED = {"implicit": "removed in OAuth 2.1", "password": "removed in OAuth 2.1"}
 
@@ -31,6 +32,13 @@ TRUSTED_PATHS = frozenset({"secret", "dashboard"})  # API.md: with a project sec
 
 def always(project) -> bool:
     return True
+
+
+def trusts_an_issuer(project) -> bool:
+    """ID-JAG: offered once the project trusts an enterprise identity provider."""
+    from enterprise.models import TrustedIssuer  # the registry imports no models when it loads
+
+    return TrustedIssuer.objects.of(project).exists()
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,8 @@ GRANTS: list[Grant] = [
     Grant(CLIENT_CREDENTIALS, "oauth.grants.client_credentials.factory", "Client credentials (confidential clients only)",
           paths=TRUSTED_PATHS, confidential=True, toolkit_grant="client-credentials"),
     Grant(TOKEN_EXCHANGE, "oauth.grants.token_exchange.factory", "Token exchange (RFC 8693)", paths=TRUSTED_PATHS),
+    Grant(JWT_BEARER, "oauth.grants.jwt_bearer.factory", "JWT bearer: enterprise ID-JAG (confidential clients only)",
+          confidential=True, enabled=trusts_an_issuer),
 ]
 
 

@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -236,6 +236,22 @@ def forget(checksums: Iterable[str]) -> None:
     now_and_at_commit(bury)
 
 
+def forget_across(checksums: Iterable[str], change: Callable[[], bool]) -> bool:
+    """`forget` around a change made by one statement outside a transaction: the answers are
+    tombstoned before it runs and again once it is committed (at once in autocommit), as `forget`
+    does around a transaction's commit. Returns what `change` returns."""
+    keys = [cache_key(c) for c in checksums if c]
+
+    def bury() -> None:
+        if keys:
+            set_many_bytes(cache, keys, _TOMBSTONE, _cache_seconds())
+
+    bury()
+    done = change()
+    transaction.on_commit(bury)
+    return done
+
+
 # What an answer needs, read in one query without building model instances.
 _ANSWER_FIELDS = ("application__project_id", "application__client_id", "application__disabled_at", "user_id",
                   "user__subject", "scope", "expires", "created", "resource", "claims")
@@ -264,6 +280,8 @@ def _entry(token_checksum: str) -> tuple[bytes, int]:
         body["aud"] = audience_claim(resource)
     if claims.get("act"):
         body["act"] = claims["act"]
+    if claims.get("assertion_iss"):  # issued for an enterprise ID-JAG (oauth.grants.jwt_bearer)
+        body["assertion_iss"] = claims["assertion_iss"]
     remaining = exp - int(time.time())
     entry = b"%d %d " % (project_id, exp) + json.dumps(body, separators=(",", ":")).encode()
     return entry, max(1, min(_cache_seconds(), remaining))
