@@ -135,6 +135,9 @@ class RefreshToken(AbstractRefreshToken):
     # widens past) an access token row that may have expired and been swept.
     scope = models.TextField(blank=True)
     auth_time = models.DateTimeField(null=True, blank=True)  # of the code the family started from
+    # The enterprise issuer whose ID-JAG started the family (oauth.grants.jwt_bearer): every access
+    # token refreshed from it carries `assertion_iss` too, whatever became of the earlier tokens.
+    assertion_iss = models.CharField(max_length=2000, null=True, blank=True)  # None: no assertion
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"

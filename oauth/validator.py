@@ -144,7 +144,8 @@ class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validat
             refresh = None
             if token.get("refresh_token"):
                 refresh = tokens.refresh_token_row(token["refresh_token"], client=request.client, user=user,
-                                                   scope=scope, audience=audience, family=request.token_family)
+                                                   scope=scope, audience=audience, family=request.token_family,
+                                                   assertion_iss=getattr(request, "token_claims", {}).get("assertion_iss"))
                 refresh.auth_time = auth_time_of(request)  # OpenID Connect Core §12.2
             return access, refresh
 
@@ -156,6 +157,8 @@ class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validat
             rows.write(*rows_for(None), link="access_token", relax_commit=settings.TOKEN_ASYNC_COMMIT)
         tokens.touch_client(request.client)
         metrics.issued(request.grant_type)
+        if previous is not None:
+            self._refreshed(previous, request)
 
     def _lost_claim(self, request, grant: Grant | None, previous: RefreshToken | None) -> None:
         """A concurrent request spent the code or refresh token between our read and our write.

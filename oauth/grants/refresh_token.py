@@ -45,6 +45,8 @@ class RefreshTokenHooks:
         request.user = row.user
         request.refresh_token = refresh_token
         request.refresh_token_instance = row
+        if row.assertion_iss:  # a family an enterprise ID-JAG started (oauth.grants.jwt_bearer)
+            request.token_claims = {"assertion_iss": row.assertion_iss}
         return True
 
     def _within_grace(self, row: RefreshToken) -> bool:
@@ -60,6 +62,13 @@ class RefreshTokenHooks:
             AuditEvent.record(project_of(request), "token.refresh_reuse_detected",
                               client_id=row.application.client_id, request=django_request(request),
                               family=str(row.token_family))
+
+    def _refreshed(self, previous: RefreshToken, request) -> None:
+        """After the new tokens are stored: a family an ID-JAG started is audited with its issuer."""
+        if previous.assertion_iss:
+            AuditEvent.record(project_of(request), "token.refreshed_for_assertion",
+                              client_id=request.client.client_id, request=django_request(request),
+                              assertion_iss=previous.assertion_iss, family=str(previous.token_family))
 
     def get_original_scopes(self, refresh_token, request, *args, **kwargs):
         return request.refresh_token_instance.scope.split()

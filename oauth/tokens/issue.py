@@ -149,10 +149,11 @@ def access_token_row(raw: str, *, client: Application, user, scope: str, expires
 
 
 def refresh_token_row(raw: str, *, client: Application, user, scope: str, audience: list[str],
-                      family: uuid.UUID, access_token: AccessToken | None = None) -> RefreshToken:
+                      family: uuid.UUID, access_token: AccessToken | None = None,
+                      assertion_iss: str | None = None) -> RefreshToken:
     """An unsaved refresh token row for `raw`; only its checksum will be stored."""
     row = RefreshToken(user=user, application=client, scope=scope, resource=list(audience),
-                       access_token=access_token, token_family=family)
+                       access_token=access_token, token_family=family, assertion_iss=assertion_iss or None)
     set_token_value(row, raw)
     return row
 

@@ -21,7 +21,7 @@ from oauth.trusted_issuers import IssuerSettings, trust
 from projects import secrets as project_secrets
 from projects.models import AuditEvent, User
 from tests.oauth.clients.test_cimd import DocumentServer
-from tests.token_support import basic, post_form
+from tests.token_support import basic, introspect, make_code, post_form, redeem, refresh
 
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 IDP = "https://idp.acme.example"
@@ -146,6 +146,55 @@ def test_the_refresh_token_refreshes_for_a_client_holding_only_the_grant(client,
                          HTTP_AUTHORIZATION=basic(agent))
     assert response.status_code == 200, response.content
     assert response.json()["scope"] == issued["scope"] and response.json()["refresh_token"] != issued["refresh_token"]
+
+
+def introspected_issuer(http, project, token: str) -> str | None:
+    body = introspect(http, project, token, project.registration_secret).json()
+    assert body["active"] is True, body
+    return body.get("assertion_iss")
+
+
+def test_a_refreshed_token_still_shows_the_assertion_issuer(client, project_a, agent, trusted, idp_key, alice_a):
+    TrustedIssuer.objects.filter(pk=trusted.pk).update(refresh_tokens=True)
+    issued = present(client, project_a, agent, sign(idp_key, claims_for(project_a, agent))).json()
+    once = refresh(client, agent, issued["refresh_token"]).json()
+    AccessToken.objects.all().delete()  # the earlier access tokens revoked or swept: the family still knows
+    twice = refresh(client, agent, once["refresh_token"]).json()
+    assert introspect(client, project_a, once["access_token"], project_a.registration_secret).json() == {"active": False}
+    assert introspected_issuer(client, project_a, twice["access_token"]) == IDP
+    assert AccessToken.objects.get().claims == {"assertion_iss": IDP}
+    rows = RefreshToken.objects.order_by("created")
+    assert [(r.assertion_iss, r.revoked is None) for r in rows] == [(IDP, False), (IDP, False), (IDP, True)]
+    assert len({r.token_family for r in rows}) == 1
+
+
+def test_a_token_refreshed_once_shows_the_assertion_issuer(client, project_a, agent, trusted, idp_key, alice_a):
+    TrustedIssuer.objects.filter(pk=trusted.pk).update(refresh_tokens=True)
+    issued = present(client, project_a, agent, sign(idp_key, claims_for(project_a, agent))).json()
+    once = refresh(client, agent, issued["refresh_token"]).json()
+    assert introspected_issuer(client, project_a, issued["access_token"]) == IDP
+    assert introspected_issuer(client, project_a, once["access_token"]) == IDP
+    assert [t.claims for t in AccessToken.objects.order_by("created")] == [{"assertion_iss": IDP}] * 2
+
+
+def test_the_refresh_is_audited_with_the_assertion_issuer(client, project_a, agent, trusted, idp_key, alice_a):
+    TrustedIssuer.objects.filter(pk=trusted.pk).update(refresh_tokens=True)
+    issued = present(client, project_a, agent, sign(idp_key, claims_for(project_a, agent))).json()
+    refresh(client, agent, refresh(client, agent, issued["refresh_token"]).json()["refresh_token"])
+    events = AuditEvent.objects.filter(kind="token.refreshed_for_assertion")
+    family = str(RefreshToken.objects.values_list("token_family", flat=True).distinct().get())
+    assert [(e.client_id, e.detail) for e in events] == [(agent.client_id, {"assertion_iss": IDP, "family": family})] * 2
+
+
+def test_a_code_flow_token_never_shows_an_assertion_issuer(client, project_a, confidential_client_a, alice_a):
+    code, verifier = make_code(confidential_client_a, alice_a)
+    issued = redeem(client, confidential_client_a, code, verifier).json()
+    refreshed = refresh(client, confidential_client_a, issued["refresh_token"]).json()
+    assert introspected_issuer(client, project_a, issued["access_token"]) is None
+    assert introspected_issuer(client, project_a, refreshed["access_token"]) is None
+    assert [t.claims for t in AccessToken.objects.all()] == [{}, {}]
+    assert [r.assertion_iss for r in RefreshToken.objects.all()] == [None, None]
+    assert not AuditEvent.objects.filter(kind="token.refreshed_for_assertion").exists()
 
 
 def test_it_provisions_an_unknown_person_when_the_issuer_provisions(client, project_a, agent, trusted, idp_key):
