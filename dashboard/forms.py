@@ -159,7 +159,7 @@ class SettingsForm(forms.ModelForm):
         fields = [
             "cimd_enabled", "open_registration_enabled", "secret_registration_enabled",
             "login_mode", "login_url", "signup_enabled",
-            "token_format", "access_token_ttl", "refresh_token_ttl",
+            "token_format", "access_token_ttl", "refresh_token_ttl", "dpop", "dpop_nonce",
             "display_name", "logo_url", "accent_color",
             "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
         ]
@@ -173,6 +173,8 @@ class SettingsForm(forms.ModelForm):
             "token_format": "Access token format",
             "access_token_ttl": "Access token lifetime (seconds)",
             "refresh_token_ttl": "Refresh token lifetime (seconds)",
+            "dpop": "DPoP sender-constrained tokens (RFC 9449)",
+            "dpop_nonce": "DPoP proofs must carry a server nonce",
             "display_name": "Display name",
             "logo_url": "Logo URL",
             "accent_color": "Accent colour",
@@ -189,6 +191,8 @@ class SettingsForm(forms.ModelForm):
             "unused_client_days": "0 keeps them.",
             "idle_client_days": "0 keeps them.",
             "key_rotation_days": "0: rotate by hand only.",
+            "dpop": "Turn on only once your MCP servers check DPoP proofs (mcpauth_rs does); see docs/dpop.md.",
+            "dpop_nonce": "RFC 9449 §8: limits how long a stolen proof is worth; costs clients one extra round trip.",
         }
 
     def __init__(self, *args, **kwargs):

@@ -10,7 +10,7 @@ import json
 
 from django.http import HttpResponse
 
-from . import client_auth, grants
+from . import client_auth, dpop, grants
 from .endpoint import oauth_endpoint
 
 
@@ -44,7 +44,7 @@ def build_metadata(project, issuer: str) -> dict:
     }
     if not project.registration_enabled:
         del doc["registration_endpoint"]
-    return doc
+    return doc | dpop.metadata(project)
 
 
 @functools.lru_cache(maxsize=1024)

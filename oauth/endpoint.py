@@ -15,8 +15,8 @@ from .parsing import FORM_BODY, NO_BODY, Body, check_request, decode_json
 
 logger = logging.getLogger("mcpauth.oauth")
 
-CORS_ALLOW_HEADERS = "Authorization, Content-Type, MCP-Protocol-Version"
-CORS_EXPOSE_HEADERS = "WWW-Authenticate, Retry-After, RateLimit, RateLimit-Policy"
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, MCP-Protocol-Version, DPoP"
+CORS_EXPOSE_HEADERS = "WWW-Authenticate, Retry-After, RateLimit, RateLimit-Policy, DPoP-Nonce"
 
 
 def add_cors(response: HttpResponse, methods: Iterable[str]) -> HttpResponse:

@@ -134,6 +134,8 @@ class RefreshToken(AbstractRefreshToken):
     # The scope granted, kept on the refresh token itself so a refresh never depends on (or
     # widens past) an access token row that may have expired and been swept.
     scope = models.TextField(blank=True)
+    # RFC 9449 §5: a public client's refresh token is bound to its DPoP key (RFC 7638 thumbprint).
+    dpop_jkt = models.CharField(max_length=64, blank=True, default="")
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"

@@ -11,7 +11,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as ToolkitTokenView
 from oauthlib.oauth2 import Server as OAuthlibServer
 
-from . import tokens
+from . import dpop, tokens
 from .backend import refuse_nul_bytes
 from .endpoint import oauth_endpoint
 from .errors import InvalidRequest
@@ -37,6 +37,8 @@ class Server(OAuthlibServer):
         }
         for grant in (self.auth_grant, self.refresh_grant, self.credentials_grant):
             grant.custom_validators.post_token.append(tokens.bind_audience)
+            grant.custom_validators.post_token.append(dpop.bind)  # RFC 9449 §5
+            grant.register_token_modifier(dpop.token_type)
 
 
 def require_grant_type(request) -> None:
@@ -53,11 +55,12 @@ class TokenView(ToolkitTokenView):
     def post(self, request, *args, **kwargs):
         refuse_nul_bytes(request)
         require_grant_type(request)
+        dpop.read_proof(request)
         _, headers, body, status = self.create_token_response(request)
         response = HttpResponse(body, status=status, content_type="application/json")
         for name, value in headers.items():
             response[name] = value
-        return response
+        return dpop.add_nonce(request, response)
 
 
 _view = TokenView()  # holds no per-request state: one instance, no as_view()/method_decorator per request

@@ -95,6 +95,8 @@ def new_access_token(project: Project, issuer: str, client: Application, user, *
         body["aud"] = audience_claim(audience)
     if claims and claims.get("act"):
         body["act"] = claims["act"]
+    if claims and claims.get("cnf"):  # RFC 9449 §6.1: DPoP-bound
+        body["cnf"] = claims["cnf"]
     return jwt_tokens.encode(project, body)
 
 
@@ -148,10 +150,10 @@ def access_token_row(raw: str, *, client: Application, user, scope: str, expires
 
 
 def refresh_token_row(raw: str, *, client: Application, user, scope: str, audience: list[str],
-                      family: uuid.UUID, access_token: AccessToken | None = None) -> RefreshToken:
+                      family: uuid.UUID, access_token: AccessToken | None = None, dpop_jkt: str = "") -> RefreshToken:
     """An unsaved refresh token row for `raw`; only its checksum will be stored."""
     row = RefreshToken(user=user, application=client, scope=scope, resource=list(audience),
-                       access_token=access_token, token_family=family)
+                       access_token=access_token, token_family=family, dpop_jkt=dpop_jkt)
     set_token_value(row, raw)
     return row
 
@@ -262,6 +264,8 @@ def _entry(token_checksum: str) -> tuple[bytes, int]:
         body["aud"] = audience_claim(resource)
     if claims.get("act"):
         body["act"] = claims["act"]
+    if claims.get("cnf"):  # RFC 9449 §6.2: a DPoP-bound token says to which key
+        body["cnf"], body["token_type"] = claims["cnf"], "DPoP"
     remaining = exp - int(time.time())
     entry = b"%d %d " % (project_id, exp) + json.dumps(body, separators=(",", ":")).encode()
     return entry, max(1, min(_cache_seconds(), remaining))

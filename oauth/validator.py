@@ -234,7 +234,8 @@ class Validator(OAuth2Validator):
             refresh = None
             if token.get("refresh_token"):
                 refresh = tokens.refresh_token_row(token["refresh_token"], client=request.client, user=user,
-                                                   scope=scope, audience=audience, family=request.token_family)
+                                                   scope=scope, audience=audience, family=request.token_family,
+                                                   dpop_jkt=getattr(request, "refresh_token_jkt", ""))
             return access, refresh
 
         # Spending a code or refresh token is flushed before the response (durable single use).
