@@ -7,7 +7,10 @@ A token is accepted only when all of these hold (getmcpauth's SDKs skip `iss` an
 - `aud` names this resource server's own URL (RFC 8707: a token for another MCP server of the
   same project is refused);
 - `exp` is in the future (and `nbf`, if present, is not);
-- every required scope is granted (else `InsufficientScope`, which carries the token, for a 403).
+- every required scope is granted (else `InsufficientScope`, which carries the token, for a 403);
+- a DPoP-bound token (`cnf.jkt`, RFC 9449) comes with the `DPoP` scheme and a proof that passes
+  `mcpauth_rs.dpop` (signature, `ath`, `htm`, `htu`, `iat`, unseen `jti`, nonce if asked) by the
+  key it is bound to: use `verify_request`; `verify` (a bare token) refuses bound tokens.
 
 Introspection answers are cached briefly (`cache_seconds`, never past `exp`), so a revoked
 opaque token may still pass for that long; set `cache_seconds=0` to ask every time.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import logging
 import threading
@@ -29,6 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import dpop as dpop_proofs
+
 logger = logging.getLogger("mcpauth_rs")
 
 JWT_TYPES = {"at+jwt", "application/at+jwt"}
@@ -38,10 +44,37 @@ JWKS_REFRESH_SECONDS = 30.0
 
 
 class TokenRejected(Exception):
-    """The bearer token is not acceptable here. The message is for logs, never for the client."""
+    """The bearer token is not acceptable here. The message is for logs, never for the client.
+
+    `scheme` is the challenge to answer with (`ResourceServer.challenge`): DPoP for DPoP errors.
+    """
 
     error = "invalid_token"
     status = 401
+    scheme = "Bearer"
+
+    def __init__(self, message: str = "", *, scheme: str | None = None):
+        super().__init__(message)
+        if scheme:
+            self.scheme = scheme
+
+
+class DpopProofRejected(TokenRejected):
+    """RFC 9449 §7.1: the DPoP proof is missing, invalid, replayed, or by another key than the token's."""
+
+    error = "invalid_dpop_proof"
+    scheme = "DPoP"
+
+
+class DpopNonceRequired(TokenRejected):
+    """RFC 9449 §9: sign the proof again with `nonce` (sent in the DPoP-Nonce header)."""
+
+    error = "use_dpop_nonce"
+    scheme = "DPoP"
+
+    def __init__(self, message: str, nonce: str):
+        super().__init__(message)
+        self.nonce = nonce
 
 
 class InsufficientScope(TokenRejected):
@@ -51,7 +84,7 @@ class InsufficientScope(TokenRejected):
     status = 403
 
     def __init__(self, message: str, token: VerifiedToken, missing: Iterable[str]):
-        super().__init__(message)
+        super().__init__(message, scheme="DPoP" if token.jkt else None)
         self.token = token
         self.missing = tuple(missing)
 
@@ -68,6 +101,13 @@ class VerifiedToken:
     expires_at: int
     source: Literal["introspection", "jwt"]
     claims: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def jkt(self) -> str | None:
+        """The thumbprint of the DPoP key this token is bound to (RFC 9449 §6), or None for a bearer token."""
+        cnf = self.claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        return jkt if isinstance(jkt, str) and jkt else None
 
 
 def _same_url(a: str, b: str) -> bool:
@@ -100,6 +140,12 @@ class ResourceServer:
     (`introspection_secret`), or a confidential client of the project (`client_id` +
     `client_secret`). JWT-format projects need none: tokens are checked against the JWKS,
     unless `check_revocation` asks introspection too.
+
+    DPoP (RFC 9449): with `dpop=True`, `verify_request` takes DPoP-bound tokens. The `jti` of
+    each proof is remembered in `dpop_replay_cache` (anything with Django's cache `add`); the
+    default is this process's memory, so a server with several worker processes must pass a
+    shared one (Django's cache on Redis). `dpop_nonce_secret` (the same on every worker) makes
+    proofs carry a nonce this server issued (§9).
     """
 
     def __init__(self, issuer: str, resource: str, *, required_scopes: Iterable[str] = (),
@@ -107,7 +153,10 @@ class ResourceServer:
                  client_secret: str | None = None, token_format: Literal["auto", "opaque", "jwt"] = "auto",
                  check_revocation: bool = False, cache_seconds: float = 10.0, leeway: int = 0,
                  timeout: float = 5.0, introspection_endpoint: str | None = None, jwks_uri: str | None = None,
-                 resource_name: str | None = None):
+                 resource_name: str | None = None, dpop: bool = False,
+                 dpop_replay_cache: dpop_proofs.ReplayCache | None = None,
+                 dpop_nonce_secret: str | bytes | None = None,
+                 dpop_algorithms: Iterable[str] = dpop_proofs.ALGORITHMS):
         self.issuer = issuer.rstrip("/")
         self.resource = resource
         self.required_scopes = tuple(required_scopes)
@@ -123,6 +172,11 @@ class ResourceServer:
         self._jwks: Any = None
         self._jwks_fetched_at = 0.0
         self._lock = threading.Lock()
+        self.dpop = dpop
+        self.dpop_algorithms = tuple(dpop_algorithms)
+        self._replays = dpop_replay_cache if dpop_replay_cache is not None else dpop_proofs.MemoryReplayCache()
+        secret = dpop_nonce_secret.encode() if isinstance(dpop_nonce_secret, str) else dpop_nonce_secret
+        self._nonces = dpop_proofs.NonceSigner(secret, scope=resource) if secret else None
 
     # -- public ---------------------------------------------------------------------------------
     @property
@@ -140,10 +194,14 @@ class ResourceServer:
             doc["scopes_supported"] = list(self.required_scopes)
         if self.resource_name:
             doc["resource_name"] = self.resource_name
+        if self.dpop:
+            doc["dpop_signing_alg_values_supported"] = list(self.dpop_algorithms)
         return doc
 
-    def www_authenticate(self, error: str | None = None, description: str | None = None) -> str:
-        """The RFC 6750 / RFC 9728 §5.1 challenge that points clients at our metadata."""
+    def www_authenticate(self, error: str | None = None, description: str | None = None,
+                         scheme: str = "Bearer") -> str:
+        """The RFC 6750 / RFC 9728 §5.1 challenge that points clients at our metadata (RFC 9449
+        §7.1: the DPoP one also lists `algs`)."""
         parts = [f'resource_metadata="{self.metadata_url}"']
         if error:
             parts.append(f'error="{error}"')
@@ -151,10 +209,83 @@ class ResourceServer:
             parts.append(f'error_description="{description}"')
         if self.required_scopes:
             parts.append(f'scope="{" ".join(self.required_scopes)}"')
-        return "Bearer " + ", ".join(parts)
+        if scheme == "DPoP":
+            parts.append(f'algs="{" ".join(self.dpop_algorithms)}"')
+        return f"{scheme} " + ", ".join(parts)
+
+    def challenge(self, error: TokenRejected | None = None) -> dict[str, str]:
+        """The headers of a 401/403 answer: `WWW-Authenticate` in the scheme the error belongs to
+        (a DPoP challenge too when DPoP is on and the error is not DPoP's), `DPoP-Nonce` if asked."""
+        scheme = error.scheme if error is not None else "Bearer"
+        code = error.error if error is not None else None
+        values = [self.www_authenticate(code, scheme=scheme)]
+        if self.dpop and scheme != "DPoP":
+            values.append(self.www_authenticate(scheme="DPoP"))
+        headers = {"WWW-Authenticate": ", ".join(values)}
+        if isinstance(error, DpopNonceRequired):
+            headers["DPoP-Nonce"] = error.nonce
+        elif self._nonces is not None and self.dpop:
+            headers["DPoP-Nonce"] = self._nonces.current()
+        return headers
+
+    def verify_request(self, authorization: str | None, *, method: str, url: str,
+                       dpop: str | None = None) -> VerifiedToken:
+        """A protected-resource request (RFC 6750 §2.1, RFC 9449 §7): its `Authorization` header,
+        method, full URL and `DPoP` header. Bearer tokens as `verify`; DPoP tokens with their proof."""
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer":
+            return self.verify(token)
+        if scheme.lower() != "dpop" or not self.dpop:
+            raise TokenRejected(f"no usable authorization scheme ({scheme[:20]!r})")
+        proof = self._verify_proof(dpop, method, url, token)
+        try:
+            verified = self._verify(token)
+        except InsufficientScope as exc:
+            self._check_binding(exc.token, proof)  # the key first: a 403 only for the token's holder
+            raise
+        except TokenRejected as exc:
+            exc.scheme = "DPoP"  # answered in the scheme the client used
+            raise
+        self._check_binding(verified, proof)
+        return verified
+
+    @staticmethod
+    def _check_binding(verified: VerifiedToken, proof: dpop_proofs.Proof) -> None:
+        if verified.jkt is None:
+            raise TokenRejected("DPoP scheme with a token that is not DPoP-bound", scheme="DPoP")
+        if not hmac.compare_digest(verified.jkt, proof.jkt):  # §7.1: "invalid DPoP key binding"
+            raise DpopProofRejected("proof key is not the token's cnf.jkt")
 
     def verify(self, token: str) -> VerifiedToken:
-        """All the checks above, or `TokenRejected` (401) / `InsufficientScope` (403)."""
+        """A bearer token: all the checks above, or `TokenRejected` (401) / `InsufficientScope` (403).
+
+        A DPoP-bound token is refused here (RFC 9449 §7.2): it is only good with its proof.
+        """
+        try:
+            verified = self._verify(token)
+        except InsufficientScope as exc:
+            if exc.token.jkt is not None:
+                raise TokenRejected("a DPoP-bound token presented as a bearer token", scheme="DPoP") from None
+            raise
+        if verified.jkt is not None:
+            raise TokenRejected("a DPoP-bound token presented as a bearer token", scheme="DPoP")
+        return verified
+
+    def _verify_proof(self, proof: str | None, method: str, url: str, token: str) -> dpop_proofs.Proof:
+        """RFC 9449 §4.3 (with `ath`, §7.1), the nonce if we ask for one (§9), then the jti replay cache."""
+        try:
+            checked = dpop_proofs.verify_proof(proof, method=method, url=url, access_token=token,
+                                               algorithms=self.dpop_algorithms)
+        except dpop_proofs.ProofRejected as exc:
+            raise DpopProofRejected(str(exc)) from None
+        if self._nonces is not None and not self._nonces.accepts(checked.nonce):
+            raise DpopNonceRequired("proof without a current nonce", self._nonces.current())
+        if not dpop_proofs.first_use(self._replays, checked, url):
+            raise DpopProofRejected("proof jti replayed")
+        return checked
+
+    def _verify(self, token: str) -> VerifiedToken:
         if not token or len(token) > 8192:
             raise TokenRejected("empty or oversized token")
         if self.token_format != "opaque" and looks_like_jwt(token):
