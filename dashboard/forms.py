@@ -201,6 +201,7 @@ class SettingsForm(forms.ModelForm):
         self.original = {name: getattr(project, name) for name in self.Meta.fields}
         for name in ("open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days"):
             self.fields[name].required = False
+        self.fields["dpop"].required = False  # a form without it (an older page, a script) keeps the value
         for limit in ratelimit.PROJECT_LIMITS:
             default = ratelimit.format_windows((w.limit, w.seconds) for w in limit.default)
             own = (project.rate_limits or {}).get(limit.name)
@@ -257,6 +258,9 @@ class SettingsForm(forms.ModelForm):
 
     def clean_idle_client_days(self) -> int:
         return self._at_most("idle_client_days", 3650)
+
+    def clean_dpop(self) -> str:
+        return self.cleaned_data["dpop"] or self.original["dpop"]
 
     def clean_key_rotation_days(self) -> int:
         return self._at_most("key_rotation_days", 3650)
