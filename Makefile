@@ -36,11 +36,13 @@ serve: migrate
 
 # The end-to-end tests also run the official MCP TypeScript SDK under Node 20 (git-ignored node_modules).
 E2E_TS := tests/e2e/ts
+# panva oauth4webapi as a DPoP client (tests/e2e/test_dpop_oauth4webapi.py), with its own lockfile.
+E2E_DPOP := tests/e2e/dpop_js
 
 lint: install
 	$(BIN)/ruff check .
 
-test: install lint $(E2E_TS)/node_modules/.installed
+test: install lint $(E2E_TS)/node_modules/.installed $(E2E_DPOP)/node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The fuzz suite at length (docs/requests.md): `make test` runs it with a few examples per endpoint;
@@ -50,6 +52,10 @@ fuzz: install
 
 $(E2E_TS)/node_modules/.installed: $(E2E_TS)/package-lock.json
 	npm ci --prefix $(E2E_TS) --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(E2E_DPOP)/node_modules/.installed: $(E2E_DPOP)/package-lock.json
+	npm ci --prefix $(E2E_DPOP) --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The issuer plus examples/mcp_server.py (port 8001), printing how to connect MCP Inspector or Claude.
