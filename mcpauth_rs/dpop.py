@@ -60,13 +60,10 @@ def access_token_hash(token: str) -> str:
 
 def normalize_uri(uri: str) -> str:
     """The URI without query and fragment, scheme and host lower-cased, default port dropped
-    (RFC 9449 §4.3 step 9, with RFC 3986 §6.2.2 and §6.2.3 normalization)."""
+    (RFC 9449 §4.3 step 9, with RFC 3986 §6.2.2 and §6.2.3 normalization); ValueError if unparsable."""
     parts = urllib.parse.urlsplit(uri)
     scheme, host = parts.scheme.lower(), (parts.hostname or "")
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
+    port = parts.port  # ValueError for a port out of range: not a URI anyone called
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
         netloc += f":{port}"
@@ -88,9 +85,10 @@ def _public_key(header: dict[str, Any], algorithms: tuple[str, ...]) -> jwk.JWK:
         raise ProofRejected("no jwk in the header")
     try:
         key = jwk.JWK(**raw)
-    except (JWException, ValueError, TypeError) as exc:
+        symmetric_or_private = key.get("kty") == "oct" or key.has_private
+    except (JWException, ValueError, TypeError, KeyError, AttributeError) as exc:  # jwcrypto's refusals vary
         raise ProofRejected(f"jwk unusable: {exc.__class__.__name__}") from None
-    if key.get("kty") == "oct" or key.has_private:
+    if symmetric_or_private:
         raise ProofRejected("jwk must be a public asymmetric key")
     return key
 
@@ -100,7 +98,7 @@ def _claims(signed: jws.JWS, key: jwk.JWK, alg: str) -> dict[str, Any]:
     try:
         signed.verify(key, alg=alg)
         claims = json.loads(signed.payload)
-    except (JWException, ValueError, TypeError) as exc:
+    except (JWException, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ProofRejected(f"signature does not verify: {exc.__class__.__name__}") from None
     if not isinstance(claims, dict):
         raise ProofRejected("payload is not a JSON object")
@@ -114,8 +112,12 @@ def _check_claims(claims: dict[str, Any], method: str, url: str, now: float) -> 
     if claims.get("htm") != method.upper():
         raise ProofRejected(f"htm {claims.get('htm')!r} is not {method.upper()}")
     htu = claims.get("htu")
-    if not isinstance(htu, str) or normalize_uri(htu) != normalize_uri(url):
-        raise ProofRejected(f"htu {htu!r} is not {normalize_uri(url)!r}")
+    try:
+        same = isinstance(htu, str) and normalize_uri(htu) == normalize_uri(url)
+    except ValueError:  # not a URI urllib can split (an unclosed IPv6 bracket, ...)
+        same = False
+    if not same:
+        raise ProofRejected(f"htu {str(htu)[:200]!r} is not this request's URI")
     iat = claims.get("iat")
     if not isinstance(iat, int | float) or isinstance(iat, bool):
         raise ProofRejected("iat missing")
