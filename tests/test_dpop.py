@@ -167,6 +167,10 @@ def test_it_refuses_a_replayed_proof(client, project_a, confidential_client_a, k
     pytest.param({"iat": time.time() + 3600}, id="iat-future"),
     pytest.param({"header": {"typ": "JWT"}}, id="typ"),
     pytest.param({"claims": {"jti": None}}, id="no-jti"),
+    pytest.param({"header": {"jwk": {}}}, id="empty-jwk"),
+    pytest.param({"header": {"jwk": {"kty": "EC", "crv": "P-999", "x": "AA", "y": "AA"}}}, id="odd-jwk"),
+    pytest.param({"url": "http://testserver:99999/p/alpha/oauth/token"}, id="htu-port-out-of-range"),
+    pytest.param({"url": "http://[::1/p/alpha/oauth/token"}, id="htu-unparsable"),
 ])
 def test_it_refuses_a_proof_for_another_request_or_time(client, project_a, confidential_client_a, key, change):
     allow(project_a)
