@@ -1,6 +1,7 @@
 """DPoP at the token endpoint (RFC 9449 §4.3, §5, §6, §8), per project: `dpop=off|allowed|required`
 and `dpop_nonce`; and the switch itself through setproject, the management API and the dashboard."""
 
+import base64
 import json
 import time
 from io import StringIO
@@ -8,6 +9,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from hypothesis import given
+from hypothesis import strategies as st
 from jwcrypto import jwk, jwt
 
 from dashboard import policy
@@ -16,6 +19,7 @@ from dashboard.models import OperatorToken
 from oauth import dpop, jwt_tokens
 from oauth.models import AccessToken, RefreshToken
 from projects.models import Project, ProjectSecret
+from tests import fuzz_support  # noqa: F401 - loads the hypothesis profile (ci or fuzz)
 from tests.dpop_support import DpopKey
 from tests.token_support import basic, introspect, make_code, post_form, token_url
 
@@ -324,3 +328,46 @@ def test_the_dashboard_settings_page_offers_and_saves_the_switch(client, project
 
     project_a.refresh_from_db()
     assert project_a.dpop == "required"
+
+
+# --- generated proofs ---------------------------------------------------------------------------------
+JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=40),
+                      st.sampled_from(["dpop+jwt", "ES256", "RS256", "none", "HS256", "EC", "RSA", "OKP", "oct",
+                                       "P-256", "POST", "GET", "http://testserver/p/alpha/oauth/token"]))
+JSON_VALUE = st.recursive(JSON_LEAF, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=8)
+HEADER_KEYS = st.sampled_from(["typ", "alg", "jwk", "kid", "crit", "x5c"])
+CLAIM_KEYS = st.sampled_from(["jti", "htm", "htu", "iat", "ath", "nonce", "exp"])
+
+
+def b64_json(value) -> str:
+    raw = json.dumps(value, allow_nan=True).encode() if not isinstance(value, bytes) else value
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@st.composite
+def proofs(draw) -> str:
+    """A DPoP header: odd JOSE parts, sometimes a valid signature by a real key over odd claims."""
+    header = draw(st.dictionaries(HEADER_KEYS, JSON_VALUE, max_size=4))
+    claims = draw(st.one_of(st.dictionaries(CLAIM_KEYS, JSON_VALUE, max_size=6), JSON_VALUE))
+    if draw(st.booleans()) and isinstance(claims, dict):
+        key = DpopKey()
+        token = jwt.JWT(header={"alg": "ES256", "typ": "dpop+jwt", "jwk": key.key.export_public(as_dict=True)},
+                        claims=claims)
+        token.make_signed_token(key.key)
+        return token.serialize()
+    tail = draw(st.sampled_from(["", "AAAA", "!!", "A" * 86, "a.b"]))
+    return f"{b64_json(header)}.{b64_json(claims)}.{tail}"
+
+
+def test_no_generated_proof_gets_a_5xx_or_a_token(client, project_a, confidential_client_a):
+    allow(project_a, nonce=True)  # with a nonce required, no generated proof can be acceptable
+
+    @given(proof=proofs())
+    def check(proof):
+        response = client_credentials(client, confidential_client_a, proof)
+        assert response.status_code == 400, response.content
+        assert response.json()["error"] in ("invalid_dpop_proof", "use_dpop_nonce")
+
+    check()
+    assert not AccessToken.objects.filter(application=confidential_client_a).exists()
