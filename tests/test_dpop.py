@@ -16,8 +16,8 @@ from jwcrypto import jwk, jwt
 from dashboard import policy
 from dashboard.forms import as_form_data
 from dashboard.models import OperatorToken
-from oauth import dpop, jwt_tokens
 from oauth.models import AccessToken, RefreshToken
+from oauth.tokens import dpop, jwt_tokens
 from projects.models import Project, ProjectSecret
 from tests import fuzz_support  # noqa: F401 - loads the hypothesis profile (ci or fuzz)
 from tests.dpop_support import DpopKey

@@ -174,7 +174,8 @@ def test_it_asks_for_a_nonce_when_configured_then_accepts_it(issuer_url, secret,
 
 
 def test_a_revoked_bound_token_is_refused(issuer_url, secret, bound, key, confidential_client_a):
-    from oauth import revoke, tokens
+    from oauth.tokens import issue as tokens
+    from oauth.tokens import revoke
 
     revoke.access_token(tokens.live_access_token(confidential_client_a.project, bound))
     exc = assert_refused(lambda: dpop_request(resource_server(issuer_url, secret), bound,

@@ -132,7 +132,7 @@ def test_oauth4webapi_gets_dpop_bound_tokens_that_mcpauth_rs_accepts(issuer):
     for flow in (machine, person):
         assert introspect(project["issuer"], secret, flow["accessToken"])["cnf"] == {"jkt": flow["resource"]["body"]["jkt"]}
     bound = issuer.shell(
-        "from oauth.models import RefreshToken; from oauth.tokens import checksum; "
+        "from oauth.models import RefreshToken; from oauth.tokens.issue import checksum; "
         f"print(RefreshToken.objects.get(token_checksum=checksum({person['refreshToken']!r})).dpop_jkt)")
     assert bound == person["resource"]["body"]["jkt"]
     # The library met our nonces at the resource server too, and a bound token alone is refused there.
