@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from infra.ratelimit import format_windows
+from oauth import grants
 from oauth.endpoints.parsing import JSON, NO_BODY, Body, check_request
 from oauth.errors import OAuthError
 from oauth.models import Application
@@ -145,7 +146,7 @@ class ProjectSerializer(serializers.ModelSerializer):
     class Meta:
         model = Project
         fields = ["slug", "name", "issuer", "resources", "scopes", "cimd_enabled", "open_registration_enabled",
-                  "secret_registration_enabled", "login_mode", "login_url", "signup_enabled", "token_format",
+                  "secret_registration_enabled", "login_mode", "login_url", "signup_enabled", "token_format", "openid",
                   "access_token_ttl", "refresh_token_ttl", "dpop", "dpop_nonce", "display_name", "logo_url", "accent_color",
                   "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
                   "rate_limits", "created_at", "updated_at"]
@@ -195,7 +196,7 @@ class ClientCreateSerializer(serializers.Serializer):
     redirect_uris = serializers.ListField(child=serializers.CharField(), required=False)
     client_type = serializers.ChoiceField(choices=Application.CLIENT_TYPES, default=Application.CLIENT_PUBLIC)
     grant_types = serializers.ListField(child=serializers.ChoiceField(
-        choices=["authorization_code", "refresh_token", "client_credentials"]))
+        choices=[grant.grant_type for grant in grants.on_path("dashboard")]))
     first_party = serializers.BooleanField(default=False)
 
 

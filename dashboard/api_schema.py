@@ -65,7 +65,8 @@ ENDPOINTS = {
         responses={"302": {"description": "Redirect with code, state, iss (or error)"},
                    "400": {"description": "Invalid client_id or redirect_uri: an error page"}})},
     "/p/{slug}/oauth/token": {"post": _op(
-        "Token endpoint", "authorization_code, refresh_token, client_credentials, RFC 8693 token exchange.",
+        "Token endpoint", "authorization_code, refresh_token, client_credentials, RFC 8693 token exchange, "
+        "RFC 7523 jwt-bearer with an ID-JAG (docs/enterprise.md).",
         body=FORM, responses={"200": _json(JSON_OBJECT, "Token response"), "400": _json(ERROR, "invalid_grant, ..."),
                               "401": _json(ERROR, "invalid_client")})},
     "/p/{slug}/oauth/revoke": {"post": _op("Revoke a token", "RFC 7009.", body=FORM)},

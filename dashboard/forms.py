@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
 from infra import ratelimit
+from oauth import grants
 from oauth.clients import redirects
 from oauth.models import Application
 from projects.models import Project, ProjectMember, ProjectSecret, User
@@ -98,11 +99,9 @@ class ProjectForm(forms.Form):
         return check_resource(value) if value else ""
 
 
-GRANT_CHOICES = [
-    ("authorization_code", "Authorization code (with PKCE)"),
-    ("refresh_token", "Refresh token"),
-    ("client_credentials", "Client credentials (confidential clients only)"),
-]
+def grant_choices() -> list[tuple[str, str]]:
+    """The grants an operator may give a client (`oauth.grants`, those open to the dashboard's way in)."""
+    return [(grant.grant_type, grant.label) for grant in grants.on_path("dashboard")]
 
 
 class ClientForm(forms.Form):
@@ -113,7 +112,7 @@ class ClientForm(forms.Form):
         (Application.CLIENT_PUBLIC, "Public (no secret: desktop, CLI, browser)"),
         (Application.CLIENT_CONFIDENTIAL, "Confidential (has a secret: server-side)"),
     ])
-    grant_types = forms.MultipleChoiceField(label="Grant types", choices=GRANT_CHOICES,
+    grant_types = forms.MultipleChoiceField(label="Grant types", choices=grant_choices,
                                             widget=forms.CheckboxSelectMultiple,
                                             initial=["authorization_code", "refresh_token"])
     first_party = forms.BooleanField(label="First-party (skip the consent screen)", required=False)
@@ -123,10 +122,11 @@ class ClientForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        grants = data.get("grant_types") or []
-        if "client_credentials" in grants and data.get("client_type") != Application.CLIENT_CONFIDENTIAL:
-            self.add_error("grant_types", "Client credentials needs a confidential client.")
-        if "authorization_code" in grants and not data.get("redirect_uris"):
+        chosen = data.get("grant_types") or []
+        for grant in map(grants.find, chosen):
+            if grant.confidential and data.get("client_type") != Application.CLIENT_CONFIDENTIAL:
+                self.add_error("grant_types", f"{grant.grant_type} needs a confidential client.")
+        if grants.AUTHORIZATION_CODE in chosen and not data.get("redirect_uris"):
             self.add_error("redirect_uris", "The authorization code grant needs at least one redirect URI.")
         return data
 
@@ -160,7 +160,7 @@ class SettingsForm(forms.ModelForm):
         fields = [
             "cimd_enabled", "open_registration_enabled", "secret_registration_enabled",
             "login_mode", "login_url", "signup_enabled",
-            "token_format", "access_token_ttl", "refresh_token_ttl", "dpop", "dpop_nonce",
+            "token_format", "access_token_ttl", "refresh_token_ttl", "openid", "dpop", "dpop_nonce",
             "display_name", "logo_url", "accent_color",
             "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
         ]
@@ -174,6 +174,7 @@ class SettingsForm(forms.ModelForm):
             "token_format": "Access token format",
             "access_token_ttl": "Access token lifetime (seconds)",
             "refresh_token_ttl": "Refresh token lifetime (seconds)",
+            "openid": "OpenID Connect (ID tokens, userinfo)",
             "dpop": "DPoP sender-constrained tokens (RFC 9449)",
             "dpop_nonce": "DPoP proofs must carry a server nonce",
             "display_name": "Display name",
@@ -192,6 +193,8 @@ class SettingsForm(forms.ModelForm):
             "unused_client_days": "0 keeps them.",
             "idle_client_days": "0 keeps them.",
             "key_rotation_days": "0: rotate by hand only.",
+            "openid": "Clients that ask for the openid scope get an ID token (RS256, or ES256 if they "
+                      "registered it) and may call /oauth/userinfo; adds openid, profile and email to the scopes.",
             "dpop": "Turn on only once your MCP servers check DPoP proofs (mcpauth_rs does); see docs/dpop.md.",
             "dpop_nonce": "RFC 9449 §8: limits how long a stolen proof is worth; costs clients one extra round trip.",
         }

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from infra.logs import logging_config
+
 from .env import env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -66,11 +68,13 @@ INSTALLED_APPS = [
     "mcpauth_service.apps.McpauthServiceConfig",
     "projects",
     "oauth",
+    "enterprise",
     "dashboard",
 ]
 
 MIDDLEWARE = [
-    "infra.middleware.ProbeMiddleware",  # /healthz and /readyz before anything else
+    "mcpauth_service.health.ProbeMiddleware",  # /healthz, /readyz and /metrics before anything else
+    "infra.observe.RequestObservation",  # request id, metrics, one log line per request
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "projects.tenancy.CustomDomainMiddleware",
@@ -150,15 +154,18 @@ if REDIS_URL:
 
     CACHES = {
         "default": {
-            "BACKEND": "infra.cache.RedisCache",  # Django's, reusing its Redis client
+            "BACKEND": "infra.cache.RedisCache",  # django-redis's, with the outage rules
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "mcpauth"),
-            # redis.Redis() keyword arguments. One immediate retry on a dropped connection (a
-            # restarted Redis), none on a timeout: a frozen Redis costs one REDIS_TIMEOUT, not ten.
             "OPTIONS": {
-                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
-                "socket_timeout": REDIS_TIMEOUT,
-                "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                # redis-py connection keyword arguments of the pool (django-redis). One immediate retry
+                # on a dropped connection (a restarted Redis), none on a timeout: a frozen Redis costs
+                # one REDIS_TIMEOUT, not ten.
+                "CONNECTION_POOL_KWARGS": {
+                    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                    "socket_timeout": REDIS_TIMEOUT,
+                    "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                },
             },
         }
     }
@@ -274,10 +281,15 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    # The toolkit's OpenID Connect support, used through its validator hooks (oauth.tokens.id_token) per project:
+    # Project.openid decides, with the project's issuer and keys. None of its global OIDC views (one
+    # issuer, one key) is mounted, and OAUTH2_SERVER_CLASS is ours.
+    "OIDC_ENABLED": True,
+    "ID_TOKEN_EXPIRE_SECONDS": 3600,
     # Tokens (issue 5): the tenant-aware validator/backend/server, prefixed or JWT token values.
     "OAUTH2_VALIDATOR_CLASS": "oauth.validator.Validator",
     "OAUTH2_BACKEND_CLASS": "oauth.backend.TenantOAuthLibCore",
-    "OAUTH2_SERVER_CLASS": "oauth.endpoints.token.Server",
+    "OAUTH2_SERVER_CLASS": "oauth.server.Server",
     "ACCESS_TOKEN_GENERATOR": "oauth.tokens.issue.generate_access_token",
     "REFRESH_TOKEN_GENERATOR": "oauth.tokens.issue.generate_refresh_token",
     # CIMD: the toolkit's fetcher hook, made to go through infra.outbound; per-project resolution
@@ -319,15 +331,8 @@ CELERY_BEAT_SCHEDULE = {
     "rotate-signing-keys": {"task": "projects.tasks.rotate_due_signing_keys", "schedule": 3600},
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        # The toolkit logs request bodies at DEBUG; keep it quiet so no secret reaches a log.
-        "oauth2_provider": {"level": "WARNING"},
-        "oauthlib": {"level": "WARNING"},
-    },
-}
+# Logs (infra/logs.py): LOG_FORMAT=text (default) or json, one line per event; docs/operations.md.
+LOGGING = logging_config(env_str("LOG_FORMAT", "text").strip().lower(), env_str("LOG_LEVEL", "INFO"))
+
+# GET /metrics (Prometheus text format) for a Bearer METRICS_TOKEN; 404 while unset (docs/operations.md).
+METRICS_TOKEN = env_str("METRICS_TOKEN")

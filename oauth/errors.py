@@ -7,6 +7,7 @@ import logging
 
 from django.http import JsonResponse
 
+from infra.observe import refused
 from mcpauth_service.errors import RETRY_AFTER_SECONDS, UNAVAILABLE_DESCRIPTION
 
 logger = logging.getLogger("mcpauth.oauth")
@@ -32,6 +33,7 @@ class OAuthError(Exception):
     def as_response(self) -> JsonResponse:
         if self.reason:
             logger.info("%s: %s", self.error, self.reason)
+        refused(self.error)
         response = JsonResponse(self.payload(), status=self.status)
         response["Cache-Control"] = "no-store"
         for name, value in self.headers.items():
@@ -147,6 +149,11 @@ class TooManyRequests(OAuthError):
     def __init__(self, retry_after: int, description: str = "", **kwargs):
         super().__init__(description, **kwargs)
         self.headers["Retry-After"] = str(max(1, int(retry_after)))
+
+    @classmethod
+    def from_limit(cls, limited) -> "TooManyRequests":
+        """The OAuth rendering of `infra.ratelimit.RateLimited`."""
+        return cls(limited.retry_after, headers=limited.headers, reason=limited.reason)
 
 
 class ServerError(OAuthError):

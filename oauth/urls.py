@@ -6,6 +6,7 @@ from oauth.endpoints import (
     authorize,
     consent,
     discovery,
+    exchange,
     handoff,
     introspection,
     jwks,
@@ -13,8 +14,8 @@ from oauth.endpoints import (
     revocation,
     signin,
     token,
+    userinfo,
 )
-from oauth.grants import token_exchange
 
 app_name = "oauth"
 
@@ -26,10 +27,11 @@ urlpatterns = [
     path("oauth/revoke", revocation.revoke, name="revoke"),
     path("api/oauth/register", registration.register, name="register"),
     path("api/oauth/register/<str:client_id>", registration.manage, name="register-manage"),
-    path("api/oauth/token/exchange", token_exchange.exchange, name="token-exchange"),
+    path("api/oauth/token/exchange", exchange.exchange, name="token-exchange"),
     path(".well-known/oauth-authorization-server", discovery.metadata, name="metadata"),
     path(".well-known/openid-configuration", discovery.metadata, name="openid-configuration"),
     path(".well-known/jwks.json", jwks.jwks, name="jwks"),
+    path("oauth/userinfo", userinfo.userinfo, name="userinfo"),
     # Authorization (issue 4)
     path("oauth/authorize", authorize.authorize, name="authorize"),
     path("oauth/signin", signin.signin, name="signin"),

@@ -16,6 +16,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from infra.localcache import MISS, now_and_at_commit
+from infra.observe import client_known
 from oauth.clients import cimd
 from oauth.models import Application
 from projects.models import clone_row, local_cache
@@ -27,18 +28,19 @@ def cache_key(project_id: int, client_id: str) -> str:
 
 def _registered(project, client_id: str) -> Application | None:
     """The project's row for `client_id` (disabled or not), from the process tier when it has it."""
-    key = cache_key(project.pk, client_id)
-    row = local_cache.get(key)
-    if row is MISS:
-        read_at = local_cache.now()
-        # (project, client_id) is unique: no ORDER BY, as `.first()` would add on this hot path.
-        row = next(iter(Application.objects.filter(project=project, client_id=client_id)[:1]), None)
-        if row is None:
-            return None  # unknown ids are not kept: a flood of them must not evict real clients
-        local_cache.put(key, row, read_at)
+    # Unknown ids are not kept: a flood of them must not evict real clients.
+    row = local_cache.get_or_load(cache_key(project.pk, client_id), lambda: _read(project, client_id),
+                                  keep=lambda found: found is not None)
+    if row is None:
+        return None
     client = clone_row(row)  # each request gets its own instance; the cached one is never handed out
     client.project = project  # the caller's project: no query when a hook follows client.project
     return client
+
+
+def _read(project, client_id: str) -> Application | None:
+    # (project, client_id) is unique: no ORDER BY, as `.first()` would add on this hot path.
+    return next(iter(Application.objects.filter(project=project, client_id=client_id)[:1]), None)
 
 
 class ClientRefused(Exception):
@@ -64,12 +66,15 @@ def find_client(project, client_id: str, request: HttpRequest | None = None) -> 
         raise ClientRefused("this client has been disabled by the project's operator")
     if cimd.is_cimd_client_id(client_id) and (client is None or client.registration_path == Application.Path.CIMD):
         try:
-            return cimd.find(project, client_id, existing=client)
+            found = cimd.find(project, client_id, existing=client)
         except cimd.Refused as exc:
             raise ClientRefused(exc.reason) from None
+        client_known(client_id)
+        return found
     if client is None:
         hint = " (a Client ID Metadata Document URL must be https)" if client_id.startswith("http://") else ""
         raise ClientRefused("unknown client_id" + hint)
+    client_known(client_id)
     return client
 
 

@@ -1,45 +1,23 @@
 """Token endpoint (RFC 6749 §3.2, RFC 7636, RFC 8707, RFC 8693): the toolkit's TokenView, per project.
 
 `POST {issuer}/oauth/token` with `authorization_code`, `refresh_token`, `client_credentials` and
-`urn:ietf:params:oauth:grant-type:token-exchange`. The policy lives in `oauth.validator` (hooks)
-and `oauth.tokens.issue` (values, lifetimes, audience); this module wires them into oauthlib's server
-and stores what each request issues in one statement (`infra.rows.write`).
+`urn:ietf:params:oauth:grant-type:token-exchange`. The grants come from `oauth.grants`
+and are composed by `oauth.server.Server` (OAUTH2_SERVER_CLASS); the policy lives in `oauth.validator`
+and the grants' hooks, and `oauth.tokens.issue` (values, lifetimes, audience). This module is the
+view: strict request checks, then the toolkit's view runs the server.
 """
+
+import json
 
 from django.http import HttpResponse
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as ToolkitTokenView
-from oauthlib.oauth2 import Server as OAuthlibServer
 
+from infra.observe import refused
 from oauth.backend import refuse_nul_bytes
 from oauth.endpoints.decorator import oauth_endpoint
 from oauth.errors import InvalidRequest
-from oauth.grants.token_exchange import GRANT_TYPE as TOKEN_EXCHANGE
-from oauth.grants.token_exchange import TokenExchangeGrant
 from oauth.tokens import dpop
-from oauth.tokens import issue as tokens
-
-
-class Server(OAuthlibServer):
-    """OAUTH2_SERVER_CLASS: per-project lifetimes, our grants only, audience bound before minting."""
-
-    def __init__(self, request_validator, token_expires_in=None, token_generator=None,
-                 refresh_token_generator=None, *args, **kwargs):
-        super().__init__(request_validator, tokens.access_token_lifetime,
-                         token_generator or tokens.generate_access_token,
-                         refresh_token_generator or tokens.generate_refresh_token, *args, **kwargs)
-        self.token_exchange_grant = TokenExchangeGrant(request_validator)
-        # No password, implicit or device grants (RFC 9700 §2.4; MCP needs none of them).
-        self._grant_types = {
-            "authorization_code": self.auth_grant,
-            "refresh_token": self.refresh_grant,
-            "client_credentials": self.credentials_grant,
-            TOKEN_EXCHANGE: self.token_exchange_grant,
-        }
-        for grant in (self.auth_grant, self.refresh_grant, self.credentials_grant):
-            grant.custom_validators.post_token.append(tokens.bind_audience)
-            grant.custom_validators.post_token.append(dpop.bind)  # RFC 9449 §5
-            grant.register_token_modifier(dpop.token_type)
 
 
 def require_grant_type(request) -> None:
@@ -58,6 +36,8 @@ class TokenView(ToolkitTokenView):
         require_grant_type(request)
         dpop.read_proof(request)
         _, headers, body, status = self.create_token_response(request)
+        if status >= 400:  # oauthlib rendered this error itself (RFC 6749 §5.2 body)
+            refused(json.loads(body).get("error", "server_error"))
         response = HttpResponse(body, status=status, content_type="application/json")
         for name, value in headers.items():
             response[name] = value
@@ -69,6 +49,6 @@ _view = TokenView()  # holds no per-request state: one instance, no as_view()/me
 
 @oauth_endpoint(("POST",))
 @sensitive_post_parameters("client_secret", "code", "code_verifier", "refresh_token", "subject_token",
-                           "actor_token")
+                           "actor_token", "assertion")
 def token(request):
     return _view.post(request)

@@ -92,6 +92,15 @@ def bind(request) -> None:
     request.refresh_token_jkt = bound_to or (proof.jkt if public else "")
 
 
+def constrain(grant):
+    """Makes `grant` (an oauthlib grant) DPoP-aware: `bind` after its other post-token checks, and
+    `token_type` on its answer. The token endpoint's authorization_code (both grants behind the
+    OpenID dispatcher), refresh_token and client_credentials grants are made so (`oauth.grants`)."""
+    grant.custom_validators.post_token.append(bind)
+    grant.register_token_modifier(token_type)
+    return grant
+
+
 def token_type(token: dict, *args) -> dict:
     """oauthlib token modifier: a token bound by `bind` is a DPoP token (RFC 9449 §5)."""
     if getattr(django_request(), "dpop_proof", None) is not None:

@@ -25,7 +25,7 @@ from tests.servers import free_port
 from .conftest import PASSWORD, REDIRECT_URI, introspect
 from .user_agent import EndUser
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("e2e")]  # one issuer (tests/e2e/conftest.py)
 
 JS = Path(__file__).resolve().parent / "dpop_js"
 NODE_SECONDS = 180
