@@ -38,6 +38,8 @@ serve: migrate
 # v1 (@modelcontextprotocol/sdk) in tests/e2e/ts, v2's client (its CrossAppAccessProvider) in tests/e2e/ts-xaa.
 E2E_TS := tests/e2e/ts
 E2E_TS_XAA := tests/e2e/ts-xaa
+# panva oauth4webapi as a DPoP client (tests/e2e/test_dpop_oauth4webapi.py), with its own lockfile.
+E2E_DPOP := tests/e2e/dpop_js
 
 lint: install
 	$(BIN)/ruff check .
@@ -49,7 +51,8 @@ lint: install
 # (`xdist_group`, `--dist loadgroup`). TEST_WORKERS=0 runs everything in this one process.
 TEST_WORKERS ?= 4
 
-test: install lint $(E2E_TS)/node_modules/.installed $(E2E_TS_XAA)/node_modules/.installed
+test: install lint $(E2E_TS)/node_modules/.installed $(E2E_TS_XAA)/node_modules/.installed \
+		$(E2E_DPOP)/node_modules/.installed
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The fuzz suite at length (docs/requests.md): `make test` runs it with a few examples per endpoint;
@@ -63,6 +66,10 @@ $(E2E_TS)/node_modules/.installed: $(E2E_TS)/package-lock.json
 
 $(E2E_TS_XAA)/node_modules/.installed: $(E2E_TS_XAA)/package-lock.json
 	npm ci --prefix $(E2E_TS_XAA) --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(E2E_DPOP)/node_modules/.installed: $(E2E_DPOP)/package-lock.json
+	npm ci --prefix $(E2E_DPOP) --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The issuer plus examples/mcp_server.py (port 8001), printing how to connect MCP Inspector or Claude.

@@ -160,7 +160,7 @@ class SettingsForm(forms.ModelForm):
         fields = [
             "cimd_enabled", "open_registration_enabled", "secret_registration_enabled",
             "login_mode", "login_url", "signup_enabled",
-            "token_format", "access_token_ttl", "refresh_token_ttl", "openid",
+            "token_format", "access_token_ttl", "refresh_token_ttl", "openid", "dpop", "dpop_nonce",
             "display_name", "logo_url", "accent_color",
             "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
         ]
@@ -175,6 +175,8 @@ class SettingsForm(forms.ModelForm):
             "access_token_ttl": "Access token lifetime (seconds)",
             "refresh_token_ttl": "Refresh token lifetime (seconds)",
             "openid": "OpenID Connect (ID tokens, userinfo)",
+            "dpop": "DPoP sender-constrained tokens (RFC 9449)",
+            "dpop_nonce": "DPoP proofs must carry a server nonce",
             "display_name": "Display name",
             "logo_url": "Logo URL",
             "accent_color": "Accent colour",
@@ -193,6 +195,8 @@ class SettingsForm(forms.ModelForm):
             "key_rotation_days": "0: rotate by hand only.",
             "openid": "Clients that ask for the openid scope get an ID token (RS256, or ES256 if they "
                       "registered it) and may call /oauth/userinfo; adds openid, profile and email to the scopes.",
+            "dpop": "Turn on only once your MCP servers check DPoP proofs (mcpauth_rs does); see docs/dpop.md.",
+            "dpop_nonce": "RFC 9449 §8: limits how long a stolen proof is worth; costs clients one extra round trip.",
         }
 
     def __init__(self, *args, **kwargs):
@@ -201,6 +205,7 @@ class SettingsForm(forms.ModelForm):
         self.original = {name: getattr(project, name) for name in self.Meta.fields}
         for name in ("open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days"):
             self.fields[name].required = False
+        self.fields["dpop"].required = False  # a form without it (an older page, a script) keeps the value
         for limit in ratelimit.PROJECT_LIMITS:
             default = ratelimit.format_windows((w.limit, w.seconds) for w in limit.default)
             own = (project.rate_limits or {}).get(limit.name)
@@ -257,6 +262,9 @@ class SettingsForm(forms.ModelForm):
 
     def clean_idle_client_days(self) -> int:
         return self._at_most("idle_client_days", 3650)
+
+    def clean_dpop(self) -> str:
+        return self.cleaned_data["dpop"] or self.original["dpop"]
 
     def clean_key_rotation_days(self) -> int:
         return self._at_most("key_rotation_days", 3650)

@@ -7,7 +7,10 @@ A token is accepted only when all of these hold (getmcpauth's SDKs skip `iss` an
 - `aud` names this resource server's own URL (RFC 8707: a token for another MCP server of the
   same project is refused);
 - `exp` is in the future (and `nbf`, if present, is not);
-- every required scope is granted (else `InsufficientScope`, which carries the token, for a 403).
+- every required scope is granted (else `InsufficientScope`, which carries the token, for a 403);
+- a DPoP-bound token (`cnf.jkt`, RFC 9449) comes with the `DPoP` scheme and a proof that passes
+  the DPoP proof checks below (signature, `ath`, `htm`, `htu`, `iat`, unseen `jti`, nonce if asked) by the
+  key it is bound to: use `verify_request`; `verify` (a bare token) refuses bound tokens.
 
 Introspection answers are cached briefly (`cache_seconds`, never past `exp`), so a revoked
 opaque token may still pass for that long; set `cache_seconds=0` to ask every time.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import logging
 import threading
@@ -27,7 +31,213 @@ import urllib.request
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
+
+from jwcrypto import jwk, jws
+from jwcrypto.common import JWException
+
+# --- DPoP proofs (RFC 9449 §4.3), shared by the authorization server and resource servers ---------
+# `verify_proof` makes the checks any receiver of a proof makes; what depends on where the proof
+# arrives (the `jti` replay cache, server nonces) is the caller's: `ReplayCache`, `NonceSigner`.
+# Kept in this module (re-exported by `mcpauth_rs.dpop`): the package imports it, so it imports no
+# sibling (tests/test_architecture.py, no import circle).
+
+TYP = "dpop+jwt"
+# Asymmetric JWS algorithms jwcrypto verifies (RFC 9449 §4.3 step 5: no "none", no MAC).
+ALGORITHMS = ("ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256")
+IAT_PAST_SECONDS = 300  # how old a proof may be
+IAT_FUTURE_SECONDS = 60  # how far a client's clock may run ahead of ours
+MAX_PROOF_LENGTH = 8192
+MAX_JTI_LENGTH = 256
+
+
+class ProofRejected(Exception):
+    """The proof fails a check of §4.3; the message is for logs, not for the client."""
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A proof that passed `verify_proof`: its key's thumbprint, `jti`, and `nonce` if any."""
+
+    jkt: str
+    jti: str
+    nonce: str | None
+    iat: int
+
+
+def thumbprint(public_jwk: dict[str, Any]) -> str:
+    """RFC 7638 SHA-256 thumbprint of a JWK (what `cnf.jkt` carries, RFC 9449 §6)."""
+    return jwk.JWK(**public_jwk).thumbprint()
+
+
+def access_token_hash(token: str) -> str:
+    """`ath` (RFC 9449 §4.2): base64url of the SHA-256 of the access token's ASCII bytes."""
+    digest = hashlib.sha256(token.encode("ascii", "replace")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def normalize_uri(uri: str) -> str:
+    """The URI without query and fragment, scheme and host lower-cased, default port dropped
+    (RFC 9449 §4.3 step 9, with RFC 3986 §6.2.2 and §6.2.3 normalization); ValueError if unparsable."""
+    parts = urllib.parse.urlsplit(uri)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    port = parts.port  # ValueError for a port out of range: not a URI anyone called
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        netloc += f":{port}"
+    return urllib.parse.urlunsplit((scheme, netloc, parts.path or "/", "", ""))
+
+
+def _header(signed: jws.JWS) -> dict[str, Any]:
+    header = signed.jose_header
+    if str(header.get("typ", "")).lower() != TYP:  # a media type: case-insensitive
+        raise ProofRejected(f"typ {header.get('typ')!r} is not {TYP}")
+    return header
+
+
+def _public_key(header: dict[str, Any], algorithms: tuple[str, ...]) -> jwk.JWK:
+    if header.get("alg") not in algorithms:
+        raise ProofRejected(f"alg {header.get('alg')!r} is not one of {', '.join(algorithms)}")
+    raw = header.get("jwk")
+    if not isinstance(raw, dict):
+        raise ProofRejected("no jwk in the header")
+    try:
+        key = jwk.JWK(**raw)
+        symmetric_or_private = key.get("kty") == "oct" or key.has_private
+    except (JWException, ValueError, TypeError, KeyError, AttributeError) as exc:  # jwcrypto's refusals vary
+        raise ProofRejected(f"jwk unusable: {exc.__class__.__name__}") from None
+    if symmetric_or_private:
+        raise ProofRejected("jwk must be a public asymmetric key")
+    return key
+
+
+def _claims(signed: jws.JWS, key: jwk.JWK, alg: str) -> dict[str, Any]:
+    signed.allowed_algs = [alg]
+    try:
+        signed.verify(key, alg=alg)
+        claims = json.loads(signed.payload)
+    except (JWException, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ProofRejected(f"signature does not verify: {exc.__class__.__name__}") from None
+    if not isinstance(claims, dict):
+        raise ProofRejected("payload is not a JSON object")
+    return claims
+
+
+def _check_claims(claims: dict[str, Any], method: str, url: str, now: float) -> None:
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
+        raise ProofRejected("jti missing or too long")
+    if claims.get("htm") != method.upper():
+        raise ProofRejected(f"htm {claims.get('htm')!r} is not {method.upper()}")
+    htu = claims.get("htu")
+    try:
+        same = isinstance(htu, str) and normalize_uri(htu) == normalize_uri(url)
+    except ValueError:  # not a URI urllib can split (an unclosed IPv6 bracket, ...)
+        same = False
+    if not same:
+        raise ProofRejected(f"htu {str(htu)[:200]!r} is not this request's URI")
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        raise ProofRejected("iat missing")
+    if not now - IAT_PAST_SECONDS <= iat <= now + IAT_FUTURE_SECONDS:
+        raise ProofRejected(f"iat {iat} outside the accepted window")
+
+
+def verify_proof(proof: str | None, *, method: str, url: str, access_token: str | None = None,
+                 algorithms: tuple[str, ...] = ALGORITHMS, now: float | None = None) -> Proof:
+    """Every stateless check of RFC 9449 §4.3 (steps 1-11 but replay and nonce); `Proof` or ProofRejected."""
+    if not isinstance(proof, str) or not proof or len(proof) > MAX_PROOF_LENGTH or proof.count(".") != 2:
+        raise ProofRejected("not one compact JWS")  # also two DPoP headers, joined by a comma
+    signed = jws.JWS()
+    try:
+        signed.deserialize(proof)
+        header = _header(signed)
+    except (JWException, ValueError, TypeError) as exc:
+        raise ProofRejected(f"malformed proof: {exc.__class__.__name__}") from None
+    key = _public_key(header, algorithms)
+    claims = _claims(signed, key, header["alg"])
+    _check_claims(claims, method, url, time.time() if now is None else now)
+    if access_token is not None:
+        ath = claims.get("ath")
+        if not isinstance(ath, str) or not hmac.compare_digest(ath, access_token_hash(access_token)):
+            raise ProofRejected("ath does not match the access token")
+    nonce = claims.get("nonce")
+    return Proof(jkt=key.thumbprint(), jti=claims["jti"], nonce=nonce if isinstance(nonce, str) else None,
+                 iat=int(claims["iat"]))
+
+
+def replay_key(proof: Proof, url: str) -> str:
+    """A cache key for one proof's `jti` at one URI, of bounded length (the jti is the client's)."""
+    digest = hashlib.sha256(f"{proof.jkt} {normalize_uri(url)} {proof.jti}".encode()).hexdigest()
+    return f"dpop-jti:{digest}"
+
+
+REPLAY_SECONDS = IAT_PAST_SECONDS + IAT_FUTURE_SECONDS  # a jti outlives the window it could be accepted in
+
+
+class ReplayCache(Protocol):
+    """What remembers seen `jti`s: `add` stores a key only if absent and says whether it did.
+
+    Django's cache (`django.core.cache.cache`) is one; with several worker processes it must be
+    one they all share (Redis, a database table), or a proof could be replayed to another worker.
+    """
+
+    def add(self, key: str, value: Any, timeout: float) -> bool: ...
+
+
+class MemoryReplayCache:
+    """One process's replay cache: for a single-process resource server only (see `ReplayCache`)."""
+
+    def __init__(self, max_entries: int = 100_000):
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+
+    def add(self, key: str, value: Any, timeout: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            expires = self._seen.get(key)
+            if expires is not None and expires > now:
+                return False
+            self._seen[key] = now + timeout
+            self._seen.move_to_end(key)
+            while len(self._seen) > self.max_entries:
+                self._seen.popitem(last=False)
+        return True
+
+
+def first_use(cache: ReplayCache, proof: Proof, url: str) -> bool:
+    """Record the proof's `jti` (RFC 9449 §11.1); False when it was seen before within the window."""
+    return bool(cache.add(replay_key(proof, url), 1, REPLAY_SECONDS))
+
+
+class NonceSigner:
+    """Server-provided nonces (RFC 9449 §8, §9) that need no shared state: an HMAC of the current
+    time slot, so every worker holding the same secret issues and accepts the same values.
+
+    A nonce is good in its slot and the next one (`lifetime` seconds each).
+    """
+
+    def __init__(self, secret: bytes, *, scope: str = "", lifetime: int = 300):
+        self._secret = secret
+        self._scope = scope.encode()
+        self.lifetime = lifetime
+
+    def _value(self, slot: int) -> str:
+        mac = hmac.new(self._secret, self._scope + b"|" + str(slot).encode(), hashlib.sha256).digest()
+        return f"{slot:x}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
+
+    def current(self, now: float | None = None) -> str:
+        return self._value(int((time.time() if now is None else now) // self.lifetime))
+
+    def accepts(self, nonce: str | None, now: float | None = None) -> bool:
+        if not isinstance(nonce, str) or len(nonce) > 64:
+            return False
+        slot = int((time.time() if now is None else now) // self.lifetime)
+        return any(hmac.compare_digest(nonce, self._value(s)) for s in (slot, slot - 1))
+
+
+# --- access tokens ---------------------------------------------------------------------------------
 
 logger = logging.getLogger("mcpauth_rs")
 
@@ -38,10 +248,37 @@ JWKS_REFRESH_SECONDS = 30.0
 
 
 class TokenRejected(Exception):
-    """The bearer token is not acceptable here. The message is for logs, never for the client."""
+    """The bearer token is not acceptable here. The message is for logs, never for the client.
+
+    `scheme` is the challenge to answer with (`ResourceServer.challenge`): DPoP for DPoP errors.
+    """
 
     error = "invalid_token"
     status = 401
+    scheme = "Bearer"
+
+    def __init__(self, message: str = "", *, scheme: str | None = None):
+        super().__init__(message)
+        if scheme:
+            self.scheme = scheme
+
+
+class DpopProofRejected(TokenRejected):
+    """RFC 9449 §7.1: the DPoP proof is missing, invalid, replayed, or by another key than the token's."""
+
+    error = "invalid_dpop_proof"
+    scheme = "DPoP"
+
+
+class DpopNonceRequired(TokenRejected):
+    """RFC 9449 §9: sign the proof again with `nonce` (sent in the DPoP-Nonce header)."""
+
+    error = "use_dpop_nonce"
+    scheme = "DPoP"
+
+    def __init__(self, message: str, nonce: str):
+        super().__init__(message)
+        self.nonce = nonce
 
 
 class InsufficientScope(TokenRejected):
@@ -51,7 +288,7 @@ class InsufficientScope(TokenRejected):
     status = 403
 
     def __init__(self, message: str, token: VerifiedToken, missing: Iterable[str]):
-        super().__init__(message)
+        super().__init__(message, scheme="DPoP" if token.jkt else None)
         self.token = token
         self.missing = tuple(missing)
 
@@ -68,6 +305,13 @@ class VerifiedToken:
     expires_at: int
     source: Literal["introspection", "jwt"]
     claims: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def jkt(self) -> str | None:
+        """The thumbprint of the DPoP key this token is bound to (RFC 9449 §6), or None for a bearer token."""
+        cnf = self.claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        return jkt if isinstance(jkt, str) and jkt else None
 
 
 def _same_url(a: str, b: str) -> bool:
@@ -100,6 +344,12 @@ class ResourceServer:
     (`introspection_secret`), or a confidential client of the project (`client_id` +
     `client_secret`). JWT-format projects need none: tokens are checked against the JWKS,
     unless `check_revocation` asks introspection too.
+
+    DPoP (RFC 9449): with `dpop=True`, `verify_request` takes DPoP-bound tokens. The `jti` of
+    each proof is remembered in `dpop_replay_cache` (anything with Django's cache `add`); the
+    default is this process's memory, so a server with several worker processes must pass a
+    shared one (Django's cache on Redis). `dpop_nonce_secret` (the same on every worker) makes
+    proofs carry a nonce this server issued (§9).
     """
 
     def __init__(self, issuer: str, resource: str, *, required_scopes: Iterable[str] = (),
@@ -107,7 +357,10 @@ class ResourceServer:
                  client_secret: str | None = None, token_format: Literal["auto", "opaque", "jwt"] = "auto",
                  check_revocation: bool = False, cache_seconds: float = 10.0, leeway: int = 0,
                  timeout: float = 5.0, introspection_endpoint: str | None = None, jwks_uri: str | None = None,
-                 resource_name: str | None = None):
+                 resource_name: str | None = None, dpop: bool = False,
+                 dpop_replay_cache: ReplayCache | None = None,
+                 dpop_nonce_secret: str | bytes | None = None,
+                 dpop_algorithms: Iterable[str] = ALGORITHMS):
         self.issuer = issuer.rstrip("/")
         self.resource = resource
         self.required_scopes = tuple(required_scopes)
@@ -123,6 +376,11 @@ class ResourceServer:
         self._jwks: Any = None
         self._jwks_fetched_at = 0.0
         self._lock = threading.Lock()
+        self.dpop = dpop
+        self.dpop_algorithms = tuple(dpop_algorithms)
+        self._replays = dpop_replay_cache if dpop_replay_cache is not None else MemoryReplayCache()
+        secret = dpop_nonce_secret.encode() if isinstance(dpop_nonce_secret, str) else dpop_nonce_secret
+        self._nonces = NonceSigner(secret, scope=resource) if secret else None
 
     # -- public ---------------------------------------------------------------------------------
     @property
@@ -140,10 +398,14 @@ class ResourceServer:
             doc["scopes_supported"] = list(self.required_scopes)
         if self.resource_name:
             doc["resource_name"] = self.resource_name
+        if self.dpop:
+            doc["dpop_signing_alg_values_supported"] = list(self.dpop_algorithms)
         return doc
 
-    def www_authenticate(self, error: str | None = None, description: str | None = None) -> str:
-        """The RFC 6750 / RFC 9728 §5.1 challenge that points clients at our metadata."""
+    def www_authenticate(self, error: str | None = None, description: str | None = None,
+                         scheme: str = "Bearer") -> str:
+        """The RFC 6750 / RFC 9728 §5.1 challenge that points clients at our metadata (RFC 9449
+        §7.1: the DPoP one also lists `algs`)."""
         parts = [f'resource_metadata="{self.metadata_url}"']
         if error:
             parts.append(f'error="{error}"')
@@ -151,10 +413,83 @@ class ResourceServer:
             parts.append(f'error_description="{description}"')
         if self.required_scopes:
             parts.append(f'scope="{" ".join(self.required_scopes)}"')
-        return "Bearer " + ", ".join(parts)
+        if scheme == "DPoP":
+            parts.append(f'algs="{" ".join(self.dpop_algorithms)}"')
+        return f"{scheme} " + ", ".join(parts)
+
+    def challenge(self, error: TokenRejected | None = None) -> dict[str, str]:
+        """The headers of a 401/403 answer: `WWW-Authenticate` in the scheme the error belongs to
+        (a DPoP challenge too when DPoP is on and the error is not DPoP's), `DPoP-Nonce` if asked."""
+        scheme = error.scheme if error is not None else "Bearer"
+        code = error.error if error is not None else None
+        values = [self.www_authenticate(code, scheme=scheme)]
+        if self.dpop and scheme != "DPoP":
+            values.append(self.www_authenticate(scheme="DPoP"))
+        headers = {"WWW-Authenticate": ", ".join(values)}
+        if isinstance(error, DpopNonceRequired):
+            headers["DPoP-Nonce"] = error.nonce
+        elif self._nonces is not None and self.dpop:
+            headers["DPoP-Nonce"] = self._nonces.current()
+        return headers
+
+    def verify_request(self, authorization: str | None, *, method: str, url: str,
+                       dpop: str | None = None) -> VerifiedToken:
+        """A protected-resource request (RFC 6750 §2.1, RFC 9449 §7): its `Authorization` header,
+        method, full URL and `DPoP` header. Bearer tokens as `verify`; DPoP tokens with their proof."""
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer":
+            return self.verify(token)
+        if scheme.lower() != "dpop" or not self.dpop:
+            raise TokenRejected(f"no usable authorization scheme ({scheme[:20]!r})")
+        proof = self._verify_proof(dpop, method, url, token)
+        try:
+            verified = self._verify(token)
+        except InsufficientScope as exc:
+            self._check_binding(exc.token, proof)  # the key first: a 403 only for the token's holder
+            raise
+        except TokenRejected as exc:
+            exc.scheme = "DPoP"  # answered in the scheme the client used
+            raise
+        self._check_binding(verified, proof)
+        return verified
+
+    @staticmethod
+    def _check_binding(verified: VerifiedToken, proof: Proof) -> None:
+        if verified.jkt is None:
+            raise TokenRejected("DPoP scheme with a token that is not DPoP-bound", scheme="DPoP")
+        if not hmac.compare_digest(verified.jkt, proof.jkt):  # §7.1: "invalid DPoP key binding"
+            raise DpopProofRejected("proof key is not the token's cnf.jkt")
 
     def verify(self, token: str) -> VerifiedToken:
-        """All the checks above, or `TokenRejected` (401) / `InsufficientScope` (403)."""
+        """A bearer token: all the checks above, or `TokenRejected` (401) / `InsufficientScope` (403).
+
+        A DPoP-bound token is refused here (RFC 9449 §7.2): it is only good with its proof.
+        """
+        try:
+            verified = self._verify(token)
+        except InsufficientScope as exc:
+            if exc.token.jkt is not None:
+                raise TokenRejected("a DPoP-bound token presented as a bearer token", scheme="DPoP") from None
+            raise
+        if verified.jkt is not None:
+            raise TokenRejected("a DPoP-bound token presented as a bearer token", scheme="DPoP")
+        return verified
+
+    def _verify_proof(self, proof: str | None, method: str, url: str, token: str) -> Proof:
+        """RFC 9449 §4.3 (with `ath`, §7.1), the nonce if we ask for one (§9), then the jti replay cache."""
+        try:
+            checked = verify_proof(proof, method=method, url=url, access_token=token,
+                                               algorithms=self.dpop_algorithms)
+        except ProofRejected as exc:
+            raise DpopProofRejected(str(exc)) from None
+        if self._nonces is not None and not self._nonces.accepts(checked.nonce):
+            raise DpopNonceRequired("proof without a current nonce", self._nonces.current())
+        if not first_use(self._replays, checked, url):
+            raise DpopProofRejected("proof jti replayed")
+        return checked
+
+    def _verify(self, token: str) -> VerifiedToken:
         if not token or len(token) > 8192:
             raise TokenRejected("empty or oversized token")
         if self.token_format != "opaque" and looks_like_jwt(token):

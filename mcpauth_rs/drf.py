@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import functools
+import urllib.parse
 from typing import Any
 
 from django.conf import settings
@@ -57,25 +58,38 @@ class InsufficientScopeError(exceptions.PermissionDenied):
 
 
 class McpauthAuthentication(BaseAuthentication):
-    """Bearer tokens checked by `ResourceServer.verify`: active, `iss`, `aud`, `exp`, scopes."""
+    """Bearer tokens checked by `ResourceServer.verify`: active, `iss`, `aud`, `exp`, scopes; and,
+    with `dpop: True` in the settings, DPoP-bound tokens with their proofs (RFC 9449 §7). The URL
+    a proof must name is the resource's public origin plus the request path (proxies aside)."""
 
     def get_resource_server(self) -> ResourceServer:
         return configured_resource_server()
 
     def authenticate(self, request) -> tuple[TokenUser, VerifiedToken] | None:
-        scheme, _, token = get_authorization_header(request).decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer":
-            return None  # no bearer token: DRF answers 401 with `authenticate_header` below
+        authorization = get_authorization_header(request).decode("latin-1")
+        if authorization.partition(" ")[0].lower() not in ("bearer", "dpop"):
+            return None  # no token: DRF answers 401 with `authenticate_header` below
+        resource_server = self.get_resource_server()
         try:
-            verified = self.get_resource_server().verify(token.strip())
+            verified = resource_server.verify_request(
+                authorization, method=request.method, url=public_url(resource_server.resource, request.path),
+                dpop=request.META.get("HTTP_DPOP"))
         except InsufficientScope:
             raise InsufficientScopeError() from None
-        except TokenRejected:
-            raise exceptions.AuthenticationFailed("The access token is invalid.", code="invalid_token") from None
+        except TokenRejected as exc:
+            request.mcpauth_rejection = exc  # for the challenge (scheme and error code)
+            raise exceptions.AuthenticationFailed("The access token is invalid.", code=exc.error) from None
         return TokenUser(verified), verified
 
     def authenticate_header(self, request) -> str:
-        return self.get_resource_server().www_authenticate()
+        rejection = getattr(request, "mcpauth_rejection", None)
+        return self.get_resource_server().challenge(rejection)["WWW-Authenticate"]
+
+
+def public_url(resource: str, path: str) -> str:
+    """The request's URL as clients see it: the resource's scheme and host, the request's path."""
+    parts = urllib.parse.urlsplit(resource)
+    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 def protected_resource_metadata(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:

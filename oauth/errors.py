@@ -57,6 +57,24 @@ class InvalidGrant(OAuthError):
     error = "invalid_grant"
 
 
+class InvalidDpopProof(OAuthError):
+    """RFC 9449 §5: the DPoP proof is missing parts, malformed, stale, replayed or for another request."""
+
+    error = "invalid_dpop_proof"
+    description = "The DPoP proof is invalid."
+
+
+class UseDpopNonce(OAuthError):
+    """RFC 9449 §8: sign the proof again with the nonce given in the DPoP-Nonce header."""
+
+    error = "use_dpop_nonce"
+    description = "This server requires a nonce in the DPoP proof; use the one in the DPoP-Nonce header."
+
+    def __init__(self, nonce: str, description: str = "", **kwargs):
+        super().__init__(description, **kwargs)
+        self.headers["DPoP-Nonce"] = nonce
+
+
 class UnauthorizedClient(OAuthError):
     error = "unauthorized_client"
 

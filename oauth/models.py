@@ -134,6 +134,8 @@ class RefreshToken(AbstractRefreshToken):
     # The scope granted, kept on the refresh token itself so a refresh never depends on (or
     # widens past) an access token row that may have expired and been swept.
     scope = models.TextField(blank=True)
+    # RFC 9449 §5: a public client's refresh token is bound to its DPoP key (RFC 7638 thumbprint).
+    dpop_jkt = models.CharField(max_length=64, blank=True, default="")
     auth_time = models.DateTimeField(null=True, blank=True)  # of the code the family started from
     # The enterprise issuer whose ID-JAG started the family (oauth.grants.jwt_bearer): every access
     # token refreshed from it carries `assertion_iss` too, whatever became of the earlier tokens.

@@ -145,7 +145,8 @@ class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validat
             if token.get("refresh_token"):
                 refresh = tokens.refresh_token_row(token["refresh_token"], client=request.client, user=user,
                                                    scope=scope, audience=audience, family=request.token_family,
-                                                   assertion_iss=getattr(request, "token_claims", {}).get("assertion_iss"))
+                                                   assertion_iss=getattr(request, "token_claims", {}).get("assertion_iss"),
+                                                   dpop_jkt=getattr(request, "refresh_token_jkt", ""))
                 refresh.auth_time = auth_time_of(request)  # OpenID Connect Core §12.2
             return access, refresh
 

@@ -183,6 +183,11 @@ class Project(models.Model):
         OPAQUE = "opaque", "Opaque (introspection)"
         JWT = "jwt", "JWT (RFC 9068)"
 
+    class Dpop(models.TextChoices):  # RFC 9449 sender-constrained tokens (oauth.dpop)
+        OFF = "off", "Off: proofs ignored, bearer tokens only"
+        ALLOWED = "allowed", "Allowed: a client that sends a proof gets a DPoP-bound token"
+        REQUIRED = "required", "Required for public clients"
+
     slug = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=200)
     custom_domain = models.CharField(max_length=253, unique=True, null=True, blank=True)
@@ -212,6 +217,9 @@ class Project(models.Model):
     access_token_ttl = models.PositiveIntegerField(default=3600)  # seconds
     refresh_token_ttl = models.PositiveIntegerField(default=30 * 24 * 3600)  # seconds
     key_rotation_days = models.PositiveIntegerField(default=90)  # 0: rotate by hand only
+    # Off by default: a resource server must check DPoP proofs before clients are offered it.
+    dpop = models.CharField(max_length=16, choices=Dpop.choices, default=Dpop.OFF)
+    dpop_nonce = models.BooleanField(default=False)  # RFC 9449 §8: proofs must carry our DPoP-Nonce
     # The project's own rate limits, {limit name: [[count, window seconds], ...]}, for the limits
     # a project may change (infra.ratelimit.PROJECT_LIMITS); a limit not listed keeps its default.
     rate_limits = models.JSONField(default=dict, blank=True)

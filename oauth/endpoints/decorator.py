@@ -15,8 +15,8 @@ from oauth.errors import MethodNotAllowed, OAuthError, ServerError, TemporarilyU
 
 logger = logging.getLogger("mcpauth.oauth")
 
-CORS_ALLOW_HEADERS = "Authorization, Content-Type, MCP-Protocol-Version"
-CORS_EXPOSE_HEADERS = "WWW-Authenticate, Retry-After, RateLimit, RateLimit-Policy"
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, MCP-Protocol-Version, DPoP"
+CORS_EXPOSE_HEADERS = "WWW-Authenticate, Retry-After, RateLimit, RateLimit-Policy, DPoP-Nonce"
 
 
 def add_cors(response: HttpResponse, methods: Iterable[str]) -> HttpResponse:

@@ -13,7 +13,7 @@ from django.http import HttpResponse
 from oauth import grants
 from oauth.clients import auth as client_auth
 from oauth.endpoints.decorator import oauth_endpoint
-from oauth.tokens import id_token
+from oauth.tokens import dpop, id_token
 
 ID_JAG_PROFILE = "urn:ietf:params:oauth:grant-profile:id-jag"  # draft-ietf-oauth-identity-assertion-authz-grant
 
@@ -49,7 +49,7 @@ def build_metadata(project, issuer: str) -> dict:
         del doc["registration_endpoint"]
     if grants.JWT_BEARER in doc["grant_types_supported"]:  # ID-JAG (oauth.grants.jwt_bearer)
         doc["authorization_grant_profiles_supported"] = [ID_JAG_PROFILE]
-    return doc
+    return doc | dpop.metadata(project)
 
 
 @functools.lru_cache(maxsize=1024)

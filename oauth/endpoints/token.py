@@ -17,6 +17,7 @@ from infra.observe import refused
 from oauth.backend import refuse_nul_bytes
 from oauth.endpoints.decorator import oauth_endpoint
 from oauth.errors import InvalidRequest
+from oauth.tokens import dpop
 
 
 def require_grant_type(request) -> None:
@@ -33,13 +34,14 @@ class TokenView(ToolkitTokenView):
     def post(self, request, *args, **kwargs):
         refuse_nul_bytes(request)
         require_grant_type(request)
+        dpop.read_proof(request)
         _, headers, body, status = self.create_token_response(request)
         if status >= 400:  # oauthlib rendered this error itself (RFC 6749 §5.2 body)
             refused(json.loads(body).get("error", "server_error"))
         response = HttpResponse(body, status=status, content_type="application/json")
         for name, value in headers.items():
             response[name] = value
-        return response
+        return dpop.add_nonce(request, response)
 
 
 _view = TokenView()  # holds no per-request state: one instance, no as_view()/method_decorator per request

@@ -11,15 +11,18 @@ from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 from infra import rows
 from oauth.backend import django_request, project_of
 from oauth.models import Grant
-from oauth.tokens import id_token, revoke
+from oauth.tokens import dpop, id_token, revoke
 from oauth.tokens import issue as tokens
 from projects.models import AuditEvent
 
 
 def factory(request_validator):
-    """oauthlib's grant, behind OpenID Connect's dispatcher (`oauth.tokens.id_token`)."""
-    plain = AuthorizationCodeGrant(request_validator, post_token=[tokens.bind_audience])
-    return id_token.code_grant(request_validator, plain, post_token=[tokens.bind_audience])
+    """oauthlib's grant, behind OpenID Connect's dispatcher (`oauth.tokens.id_token`); both grants
+    behind it bind their tokens to the client's DPoP key (`oauth.tokens.dpop`, RFC 9449 §5)."""
+    plain = dpop.constrain(AuthorizationCodeGrant(request_validator, post_token=[tokens.bind_audience]))
+    dispatcher = id_token.code_grant(request_validator, plain, post_token=[tokens.bind_audience])
+    dpop.constrain(dispatcher.oidc_grant)
+    return dispatcher
 
 
 class AuthorizationCodeHooks:

@@ -6,8 +6,10 @@ spec in `oauth.grants`, which `Validator.validate_grant_type` reads); the token 
 
 from oauthlib.oauth2 import ClientCredentialsGrant
 
+from oauth.tokens import dpop
 from oauth.tokens import issue as tokens
 
 
 def factory(request_validator) -> ClientCredentialsGrant:
-    return ClientCredentialsGrant(request_validator, post_token=[tokens.bind_audience])
+    """oauthlib's grant; its tokens are bound to the client's DPoP key when it sends a proof (RFC 9449)."""
+    return dpop.constrain(ClientCredentialsGrant(request_validator, post_token=[tokens.bind_audience]))

@@ -14,14 +14,15 @@ from oauth2_provider.settings import oauth2_settings
 from infra import rows
 from oauth.backend import django_request, project_of
 from oauth.models import AccessToken, RefreshToken
-from oauth.tokens import id_token, revoke
+from oauth.tokens import dpop, id_token, revoke
 from oauth.tokens import issue as tokens
 from projects.models import AuditEvent
 
 
 def factory(request_validator):
-    """oauthlib's OpenID refresh grant: the plain one, plus a new ID token for OpenID Connect (§12.2)."""
-    return id_token.refresh_grant(request_validator, post_token=[tokens.bind_audience])
+    """oauthlib's OpenID refresh grant: the plain one, plus a new ID token for OpenID Connect (§12.2);
+    a refresh token bound to a DPoP key needs a proof by that key (`oauth.tokens.dpop`, RFC 9449 §5)."""
+    return dpop.constrain(id_token.refresh_grant(request_validator, post_token=[tokens.bind_audience]))
 
 
 class RefreshTokenHooks:

@@ -28,6 +28,7 @@ from oauthlib.openid.connect.core.grant_types.dispatchers import AuthorizationTo
 
 from oauth.backend import issuer_of, project_of
 from oauth.clients.metadata import ID_TOKEN_ALGS
+from oauth.errors import InvalidToken
 from oauth.models import Grant
 from oauth.tokens import issue as tokens
 from oauth.tokens import jwt_tokens
@@ -162,6 +163,9 @@ class OpenIDConnectValidator:
         row = tokens.live_access_token(project, token)
         if row is None or row.user is None:
             return False
+        if row.claims.get("cnf"):  # RFC 9449 §7: a DPoP-bound token never works as a bearer token
+            raise InvalidToken("This access token is DPoP-bound (RFC 9449); userinfo takes bearer tokens "
+                               "only: call it with a token issued without a DPoP proof.")
         request.access_token, request.user, request.client = row, row.user, row.application
         request.scopes = row.scope.split()
         return True

@@ -96,6 +96,8 @@ def new_access_token(project: Project, issuer: str, client: Application, user, *
         body["aud"] = audience_claim(audience)
     if claims and claims.get("act"):
         body["act"] = claims["act"]
+    if claims and claims.get("cnf"):  # RFC 9449 §6.1: DPoP-bound
+        body["cnf"] = claims["cnf"]
     return jwt_tokens.encode(project, body)
 
 
@@ -150,10 +152,11 @@ def access_token_row(raw: str, *, client: Application, user, scope: str, expires
 
 def refresh_token_row(raw: str, *, client: Application, user, scope: str, audience: list[str],
                       family: uuid.UUID, access_token: AccessToken | None = None,
-                      assertion_iss: str | None = None) -> RefreshToken:
+                      assertion_iss: str | None = None, dpop_jkt: str = "") -> RefreshToken:
     """An unsaved refresh token row for `raw`; only its checksum will be stored."""
     row = RefreshToken(user=user, application=client, scope=scope, resource=list(audience),
-                       access_token=access_token, token_family=family, assertion_iss=assertion_iss or None)
+                       access_token=access_token, token_family=family, assertion_iss=assertion_iss or None,
+                       dpop_jkt=dpop_jkt)
     set_token_value(row, raw)
     return row
 
@@ -281,6 +284,8 @@ def _entry(token_checksum: str) -> tuple[bytes, int]:
         body["aud"] = audience_claim(resource)
     if claims.get("act"):
         body["act"] = claims["act"]
+    if claims.get("cnf"):  # RFC 9449 §6.2: a DPoP-bound token says to which key
+        body["cnf"], body["token_type"] = claims["cnf"], "DPoP"
     if claims.get("assertion_iss"):  # issued for an enterprise ID-JAG (oauth.grants.jwt_bearer)
         body["assertion_iss"] = claims["assertion_iss"]
     remaining = exp - int(time.time())

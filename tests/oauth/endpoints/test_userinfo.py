@@ -5,6 +5,7 @@ import pytest
 from oauth.models import AccessToken
 from projects.models import User
 from tests.conftest import PASSWORD
+from tests.dpop_support import DpopKey
 from tests.oidc_support import turn_on_openid
 from tests.token_support import make_code, post_form, redeem
 
@@ -127,3 +128,23 @@ def test_a_client_credentials_token_is_about_no_end_user(client, oidc_a):
 
     response = userinfo(client, oidc_a, token)
     assert response.status_code == 401 and response.json()["error"] == "invalid_token"
+
+
+def test_a_dpop_bound_token_presented_as_bearer_is_invalid_token(client, oidc_a, public_client_a, eve):
+    """RFC 9449 §7: a token bound to a DPoP key is no bearer token; userinfo takes bearer tokens only."""
+    oidc_a.dpop = "allowed"
+    oidc_a.save()
+    code, verifier = make_code(public_client_a, eve, scope="openid email")
+    proof = DpopKey().proof("POST", f"{oidc_a.issuer}/oauth/token")
+    issued = post_form(client, "/p/alpha/oauth/token", {
+        "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+        "redirect_uri": public_client_a.redirect_uris.split()[0], "client_id": public_client_a.client_id,
+    }, HTTP_DPOP=proof)
+    assert issued.status_code == 200 and issued.json()["token_type"] == "DPoP", issued.content
+
+    response = userinfo(client, oidc_a, issued.json()["access_token"])
+
+    assert response.status_code == 401 and response.json()["error"] == "invalid_token"
+    assert "DPoP-bound" in response.json()["error_description"]
+    assert response["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+    assert "eve@example.com" not in response.content.decode()
