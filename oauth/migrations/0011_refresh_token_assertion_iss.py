@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('oauth', '0009_openid_connect'),
+        ('oauth', '0010_dpop_bound_refresh_tokens'),
     ]
 
     operations = [
