@@ -52,7 +52,9 @@ def logging_config(log_format: str, level: str) -> dict:
         # format_exc_info: a traceback as one string field (never the frames' local variables).
         render = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
-        render = [structlog.dev.ConsoleRenderer(colors=False)]
+        # plain_traceback: rich (when installed) would render every frame's local variables, which
+        # can hold secrets, and takes seconds per exception.
+        render = [structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)]
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -244,3 +244,28 @@ def test_metrics_are_off_while_metrics_token_is_unset(client, settings):
 def test_it_refuses_an_unknown_log_format():
     with pytest.raises(ImproperlyConfigured, match="LOG_FORMAT must be one of text, json"):
         logging_config("xml", "INFO")
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_an_exception_is_logged_without_the_frames_local_variables(log_format):
+    import io
+    import logging
+    import logging.config
+
+    from django.conf import settings
+
+    secret_value = "mcpat_" + secrets.token_urlsafe(16)  # a local variable of the failing frame
+    stream = io.StringIO()
+    config = logging_config(log_format, "INFO")
+    config["handlers"]["console"]["stream"] = stream
+    logging.config.dictConfig(config)
+    try:
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            logging.getLogger("mcpauth.test").exception("failed with %s", "no secret")
+        output = stream.getvalue()
+        assert "RuntimeError: boom" in output
+        assert secret_value not in output
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
