@@ -158,7 +158,7 @@ class SettingsForm(forms.ModelForm):
         model = Project
         fields = [
             "cimd_enabled", "open_registration_enabled", "secret_registration_enabled",
-            "login_mode", "login_url", "signup_enabled",
+            "login_mode", "login_url", "signup_enabled", "device_grant",
             "token_format", "access_token_ttl", "refresh_token_ttl",
             "display_name", "logo_url", "accent_color",
             "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
@@ -170,6 +170,7 @@ class SettingsForm(forms.ModelForm):
             "login_mode": "Login mode",
             "login_url": "Login URL (handoff mode)",
             "signup_enabled": "End users may sign up (hosted mode)",
+            "device_grant": "Device authorization grant (RFC 8628)",
             "token_format": "Access token format",
             "access_token_ttl": "Access token lifetime (seconds)",
             "refresh_token_ttl": "Refresh token lifetime (seconds)",
@@ -189,6 +190,8 @@ class SettingsForm(forms.ModelForm):
             "unused_client_days": "0 keeps them.",
             "idle_client_days": "0 keeps them.",
             "key_rotation_days": "0: rotate by hand only.",
+            "device_grant": "Sign-in by code for clients without a browser of their own (VS Code remote, CLIs), "
+                            "for clients that register it.",
         }
 
     def __init__(self, *args, **kwargs):

@@ -255,6 +255,7 @@ OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth.AccessToken"
 OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth.RefreshToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth.Grant"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth.IDToken"
+OAUTH2_PROVIDER_DEVICE_GRANT_MODEL = "oauth.DeviceGrant"  # project-scoped, codes kept as digests
 OAUTH2_PROVIDER = {
     "CLIENT_SECRET_HASHER": "mcpauth_hmac",
     "PKCE_REQUIRED": True,
@@ -274,6 +275,9 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    # RFC 8628: oauth.device_grant finds the device grant within the project; the toolkit's
+    # default pre-token hook looks it up across all projects, so it is not used.
+    "OAUTH_PRE_TOKEN_VALIDATION": [],
     # Tokens (issue 5): the tenant-aware validator/backend/server, prefixed or JWT token values.
     "OAUTH2_VALIDATOR_CLASS": "oauth.validator.Validator",
     "OAUTH2_BACKEND_CLASS": "oauth.backend.TenantOAuthLibCore",

@@ -3,7 +3,7 @@
 Discovery's `grant_types_supported` (RFC 8414 §2), the client-metadata checks that narrow a
 registration's `grant_types` (RFC 7591 §3.2.1) and `createclient --grant` all read `GRANTS`.
 Adding a grant is its token-endpoint handler plus one entry here; until then a client asking
-for it (VS Code lists `device_code`, claude.ai `jwt-bearer`) has it dropped, not refused.
+for it (claude.ai lists `jwt-bearer`) has it dropped, not refused.
 """
 
 from collections.abc import Callable
@@ -13,6 +13,7 @@ AUTHORIZATION_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"
 CLIENT_CREDENTIALS = "client_credentials"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 # OAuth 2.1 removed these; named so that a client asking for one is told why it was dropped.
 REMOVED = {"implicit": "removed in OAuth 2.1", "password": "removed in OAuth 2.1"}
 
@@ -29,22 +30,24 @@ class Grant:
     """One grant type and who may register it.
 
     `paths`: the ways in (`Application.Path`) whose clients may hold it; `confidential`: only
-    clients that authenticate at the token endpoint; `requires`: another grant the client must
-    also hold; `enabled`: whether `project` offers it (a per-project switch, when it has one).
+    clients that authenticate at the token endpoint; `requires`: other grants, one of which the
+    client must also hold; `enabled`: whether `project` offers it (a per-project switch, when it has one).
     """
 
     grant_type: str
     paths: frozenset[str] = EVERY_PATH
     confidential: bool = False
-    requires: str | None = None
+    requires: tuple[str, ...] = ()
     enabled: Callable[[object], bool] = always
 
 
 GRANTS: tuple[Grant, ...] = (
     Grant(AUTHORIZATION_CODE),
-    Grant(REFRESH_TOKEN, requires=AUTHORIZATION_CODE),  # refresh tokens come from a code exchange
+    # Refresh tokens come from a code exchange or a device code.
+    Grant(REFRESH_TOKEN, requires=(AUTHORIZATION_CODE, DEVICE_CODE)),
     Grant(CLIENT_CREDENTIALS, paths=TRUSTED_PATHS, confidential=True),
     Grant(TOKEN_EXCHANGE, paths=TRUSTED_PATHS),
+    Grant(DEVICE_CODE, enabled=lambda project: bool(project.device_grant)),  # RFC 8628, oauth.device_grant
 )
 BY_TYPE = {grant.grant_type: grant for grant in GRANTS}
 

@@ -1,7 +1,7 @@
 """Token endpoint (RFC 6749 §3.2, RFC 7636, RFC 8707, RFC 8693): the toolkit's TokenView, per project.
 
-`POST {issuer}/oauth/token` with `authorization_code`, `refresh_token`, `client_credentials` and
-`urn:ietf:params:oauth:grant-type:token-exchange`. The policy lives in `oauth.validator` (hooks)
+`POST {issuer}/oauth/token` with `authorization_code`, `refresh_token`, `client_credentials`,
+`urn:ietf:params:oauth:grant-type:token-exchange` and `urn:ietf:params:oauth:grant-type:device_code`. The policy lives in `oauth.validator` (hooks)
 and `oauth.tokens` (values, lifetimes, audience); this module wires them into oauthlib's server
 and stores what each request issues in one statement (`mcpauth_service.rows.write`).
 """
@@ -11,7 +11,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as ToolkitTokenView
 from oauthlib.oauth2 import Server as OAuthlibServer
 
-from . import tokens
+from . import device_grant, tokens
 from .backend import refuse_nul_bytes
 from .endpoint import oauth_endpoint
 from .errors import InvalidRequest
@@ -28,14 +28,16 @@ class Server(OAuthlibServer):
                          token_generator or tokens.generate_access_token,
                          refresh_token_generator or tokens.generate_refresh_token, *args, **kwargs)
         self.token_exchange_grant = TokenExchangeGrant(request_validator)
-        # No password, implicit or device grants (RFC 9700 §2.4; MCP needs none of them).
+        self.device_code_grant = device_grant.DeviceCode(request_validator)  # per project (RFC 8628)
+        # No password or implicit grants (RFC 9700 §2.4; MCP needs neither).
         self._grant_types = {
             "authorization_code": self.auth_grant,
             "refresh_token": self.refresh_grant,
             "client_credentials": self.credentials_grant,
             TOKEN_EXCHANGE: self.token_exchange_grant,
+            device_grant.GRANT_TYPE: self.device_code_grant,
         }
-        for grant in (self.auth_grant, self.refresh_grant, self.credentials_grant):
+        for grant in (self.auth_grant, self.refresh_grant, self.credentials_grant, self.device_code_grant):
             grant.custom_validators.post_token.append(tokens.bind_audience)
 
 
@@ -65,6 +67,6 @@ _view = TokenView()  # holds no per-request state: one instance, no as_view()/me
 
 @oauth_endpoint(("POST",))
 @sensitive_post_parameters("client_secret", "code", "code_verifier", "refresh_token", "subject_token",
-                           "actor_token")
+                           "actor_token", "device_code")
 def token(request):
     return _view.post(request)

@@ -38,6 +38,7 @@ from projects.models import AuditEvent
 from . import client_auth, redirects, revoke, tokens
 from .backend import django_request, project_of
 from .clients import load_client
+from .device_grant import DeviceCodeValidator
 from .errors import InvalidGrant
 from .models import AccessToken, Application, Grant, RefreshToken
 
@@ -53,7 +54,7 @@ def allowed_scopes(client: Application, project) -> list[str]:
     return catalog
 
 
-class Validator(OAuth2Validator):
+class Validator(DeviceCodeValidator, OAuth2Validator):
     # --- clients ------------------------------------------------------------------------------
     def _load_application(self, client_id, request):
         """Toolkit hook: the usable client `client_id` of this request's project, cached on the request."""
@@ -225,6 +226,8 @@ class Validator(OAuth2Validator):
                                token_family=getattr(request, "token_family", None))
         elif rotating:
             guard = rows.spend(RefreshToken, previous.pk, "revoked", revoked=now, updated=now)
+        else:
+            guard = self._device_spend(request, now)  # RFC 8628: a device code, spent as a code is
 
         def rows_for(source):
             access = tokens.access_token_row(
@@ -240,6 +243,7 @@ class Validator(OAuth2Validator):
         # Spending a code or refresh token is flushed before the response (durable single use).
         if not rows.write(*rows_for(previous if rotating else None), link="access_token", guard=guard,
                           relax_commit=settings.TOKEN_ASYNC_COMMIT and guard is None):
+            self._device_claim_lost(request)
             self._lost_claim(request, grant, previous)
             # Still here: a concurrent refresh rotated the token inside the grace window; siblings.
             rows.write(*rows_for(None), link="access_token", relax_commit=settings.TOKEN_ASYNC_COMMIT)
