@@ -27,7 +27,7 @@ from oauthlib.oauth2 import DeviceApplicationServer
 
 from mcpauth_service.security import client_ip
 
-from . import device_grant, ratelimit, tokens
+from . import client_auth, device_grant, ratelimit, tokens
 from .authorize import ErrorPage, branding, error_page, granted_scopes, one_resource, proceed
 from .backend import TenantOAuthLibCore, bound, django_request, issuer_of, project_of, refuse_nul_bytes
 from .endpoint import oauth_endpoint
@@ -46,6 +46,9 @@ class DeviceAuthorizationChecks(device_grant.DeviceCode):
     """oauthlib's §3.1 checks (duplicate parameters, client, its authentication, scope), then ours."""
 
     def validate_device_authorization_request(self, request) -> None:
+        if not request.client_id:  # oauthlib wants it in the body; Basic or a client assertion names it too
+            method = client_auth.presented_method(request)
+            request.client_id = method.claimed_client_id(request) if method is not None else None
         super().validate_device_authorization_request(request)
         require_device_grant(request)
         request.resource = one_resource(project_of(request), tokens.requested_resources(request))

@@ -246,7 +246,7 @@ def register(client, body, slug="alpha"):
 
 
 def test_it_notes_a_refused_registration_with_its_reason(client, project_a, project_b):
-    body = {"client_name": "Gadget", "redirect_uris": ["https://app.example/cb"], "grant_types": [DEVICE_CODE]}
+    body = {"client_name": "Gadget", "redirect_uris": ["https://app.example/cb"], "grant_types": [JWT_BEARER]}
     response = register(client, body)
     assert response.status_code == 400 and response.json()["error"] == "invalid_client_metadata"
     [note] = RegistrationNote.recent(project_a, RegistrationNote.Kind.REFUSAL)
