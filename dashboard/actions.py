@@ -1,15 +1,15 @@
 """What operators do to a project, shared by the dashboard views and the management API.
 
 Each action is scoped to the project it is given, runs in one transaction, and leaves an
-AuditEvent naming the operator. Tokens end through `oauth.revoke`, the one revocation path.
+AuditEvent naming the operator. Tokens end through `oauth.tokens.revoke`, the one revocation path.
 """
 
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from oauth import revoke
 from oauth.models import Application, Consent
+from oauth.tokens import revoke
 from projects import secrets as tokens
 from projects.models import AuditEvent, Project, ProjectMember, User
 

@@ -20,10 +20,10 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from infra.ratelimit import format_windows
+from oauth.endpoints.parsing import JSON, NO_BODY, Body, check_request
 from oauth.errors import OAuthError
 from oauth.models import Application
-from oauth.parsing import JSON, NO_BODY, Body, check_request
-from oauth.ratelimit import format_windows
 from projects.models import Project, ProjectMember, ProjectSecret, SlugTaken
 
 from . import actions, audit, clients, policy
@@ -65,13 +65,13 @@ class IsOperator(BasePermission):
 
 ERROR_CODES = {400: "invalid_request", 401: "invalid_token", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 415: "invalid_request", 429: "rate_limited"}
-# JSON in, as at the OAuth endpoints (oauth.parsing): 415 for any other media type, 413 past 256 KB.
+# JSON in, as at the OAuth endpoints (oauth.endpoints.parsing): 415 for any other media type, 413 past 256 KB.
 API_BODY = Body((JSON,), max_bytes=256 * 1024, repeatable=frozenset())
 
 
 def error_handler(exc, context):
     """The one place management-API errors become JSON."""
-    if isinstance(exc, OAuthError):  # e.g. refused by oauth.parsing before the view read anything
+    if isinstance(exc, OAuthError):  # e.g. refused by oauth.endpoints.parsing before the view read anything
         return Response(exc.payload(), status=exc.status, headers=exc.headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
@@ -98,7 +98,7 @@ class ManagementView(APIView):
     reads_body = True  # False: the view's POST takes no body, whatever is sent is ignored
 
     def initial(self, request, *args, **kwargs):
-        # Before authentication: nothing unchecked is read (oauth.parsing).
+        # Before authentication: nothing unchecked is read (oauth.endpoints.parsing).
         takes_body = self.reads_body and request.method in ("POST", "PUT", "PATCH")
         check_request(request, API_BODY if takes_body else NO_BODY)
         super().initial(request, *args, **kwargs)

@@ -23,7 +23,7 @@ def _op(summary: str, rfc: str, *, tag: str = "oauth", body: str | None = None, 
           "responses": responses or {"200": _json(JSON_OBJECT, "OK"), "400": _json(ERROR, "Bad request")}}
     if body:
         op["requestBody"] = {"required": True, "content": {body: {"schema": JSON_OBJECT}}}
-        # oauth.parsing, docs/requests.md: refused before the endpoint reads the body.
+        # oauth.endpoints.parsing, docs/requests.md: refused before the endpoint reads the body.
         op["responses"].setdefault("413", _json(ERROR, "The body is over the endpoint's limit"))
         op["responses"].setdefault("415", _json(ERROR, f"The body is not {body}"))
     op["security"] = security if security is not None else []

@@ -8,7 +8,8 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
-from oauth import ratelimit, redirects
+from infra import ratelimit
+from oauth.clients import redirects
 from oauth.models import Application
 from projects.models import Project, ProjectMember, ProjectSecret, User
 
@@ -31,7 +32,7 @@ def check_resource(value: str) -> str:
 
 def check_redirect_uri(value: str) -> str:
     """https, loopback http on any port (RFC 8252 §7.3), or a private-use scheme (§7.1): the rule
-    every way in shares (`oauth.redirects.problem`)."""
+    every way in shares (`oauth.clients.redirects.problem`)."""
     why = redirects.problem(value)
     if why is not None:
         raise ValidationError(f"{value} {why}.")

@@ -1,10 +1,10 @@
-"""The project page's "Check an MCP server" form: `oauth.mcp_check` run from the dashboard."""
+"""The project page's "Check an MCP server" form: `oauth.clients.mcp_check` run from the dashboard."""
 
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from oauth import mcp_check
+from oauth.clients import mcp_check
 
 from .decorators import project_view
 

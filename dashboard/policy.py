@@ -10,7 +10,7 @@ from django.db import models
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from oauth import ratelimit
+from infra import ratelimit
 from projects.models import Project, SigningKey
 
 from . import actions

@@ -16,8 +16,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from oauth2_provider.models import get_access_token_model
 
-from mcpauth_service.security import client_ip
-from oauth import ratelimit
+from infra import ratelimit
+from infra.security import client_ip
 from oauth.errors import TooManyRequests
 from projects.models import AuditEvent, Project, SlugTaken, User
 

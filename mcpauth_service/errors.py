@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .middleware import is_machine_route
+from infra.middleware import is_machine_route
 
 logger = logging.getLogger("mcpauth.outage")
 

@@ -12,7 +12,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
-from .cache import redis_options
+from infra.cache import redis_options
+
 from .errors import RETRY_AFTER_SECONDS
 
 logger = logging.getLogger("mcpauth.health")

@@ -1,4 +1,4 @@
-"""The embedded default's cache table (mcpauth_service.cache.DatabaseCache), made by a migration.
+"""The embedded default's cache table (infra.cache.DatabaseCache), made by a migration.
 
 The columns are the ones Django's `createcachetable` makes, so Django's database cache reads it;
 being a model, it exists after `migrate` on every database (a fresh clone's `make run`, the test

@@ -70,13 +70,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "mcpauth_service.middleware.ProbeMiddleware",  # /healthz and /readyz before anything else
+    "infra.middleware.ProbeMiddleware",  # /healthz and /readyz before anything else
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "projects.tenancy.CustomDomainMiddleware",
     "django.middleware.common.CommonMiddleware",
     # BROWSER_MIDDLEWARE below, for every route but the OAuth JSON endpoints (see the module).
-    "mcpauth_service.middleware.BrowserMiddleware",
+    "infra.middleware.BrowserMiddleware",
     "projects.tenancy.TenantMiddleware",
 ]
 # Pages people use (dashboard, sign-in, consent, authorize) get all of these, in this order;
@@ -87,7 +87,7 @@ BROWSER_MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "mcpauth_service.security.ContentSecurityPolicyMiddleware",
+    "infra.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "mcpauth_service.urls"
@@ -150,7 +150,7 @@ if REDIS_URL:
 
     CACHES = {
         "default": {
-            "BACKEND": "mcpauth_service.cache.RedisCache",  # Django's, reusing its Redis client
+            "BACKEND": "infra.cache.RedisCache",  # Django's, reusing its Redis client
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "mcpauth"),
             # redis.Redis() keyword arguments. One immediate retry on a dropped connection (a
@@ -172,9 +172,9 @@ if REDIS_URL:
         "max_retries": 3,  # publishing a task (never on the request path) gives up after these
     }
 else:
-    # A table in the database every worker process shares (see mcpauth_service/cache.py), never
+    # A table in the database every worker process shares (see infra/cache.py), never
     # one process's memory: what one worker revokes, counts or learns, the others must see.
-    CACHES = {"default": {"BACKEND": "mcpauth_service.cache.DatabaseCache", "LOCATION": "mcpauth_cache",
+    CACHES = {"default": {"BACKEND": "infra.cache.DatabaseCache", "LOCATION": "mcpauth_cache",
                           "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "mcpauth")}}
     CELERY_BROKER_URL = "memory://"
     CELERY_TASK_ALWAYS_EAGER = True
@@ -191,10 +191,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-# People's passwords: Django's PBKDF2. Client secrets: the fast keyed hasher (see oauth/hashers.py).
+# People's passwords: Django's PBKDF2. Client secrets: the fast keyed hasher (see oauth/clients/hashers.py).
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
-    "oauth.hashers.HmacSecretHasher",
+    "oauth.clients.hashers.HmacSecretHasher",
 ]
 
 SESSION_COOKIE_HTTPONLY = True
@@ -275,18 +275,18 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
-    # RFC 8628: oauth.device_grant finds the device grant within the project; the toolkit's
+    # RFC 8628: oauth.grants.device_code finds the device grant within the project; the toolkit's
     # default pre-token hook looks it up across all projects, so it is not used.
     "OAUTH_PRE_TOKEN_VALIDATION": [],
     # Tokens (issue 5): the tenant-aware validator/backend/server, prefixed or JWT token values.
     "OAUTH2_VALIDATOR_CLASS": "oauth.validator.Validator",
     "OAUTH2_BACKEND_CLASS": "oauth.backend.TenantOAuthLibCore",
-    "OAUTH2_SERVER_CLASS": "oauth.token.Server",
-    "ACCESS_TOKEN_GENERATOR": "oauth.tokens.generate_access_token",
-    "REFRESH_TOKEN_GENERATOR": "oauth.tokens.generate_refresh_token",
-    # CIMD: the toolkit's fetcher hook, made to go through oauth.outbound; per-project resolution
-    # is ours (oauth.cimd.resolve), so the toolkit's global CIMD_ENABLED stays off.
-    "CIMD_METADATA_FETCHER": "oauth.cimd.OutboundMetadataFetcher",
+    "OAUTH2_SERVER_CLASS": "oauth.endpoints.token.Server",
+    "ACCESS_TOKEN_GENERATOR": "oauth.tokens.issue.generate_access_token",
+    "REFRESH_TOKEN_GENERATOR": "oauth.tokens.issue.generate_refresh_token",
+    # CIMD: the toolkit's fetcher hook, made to go through infra.outbound; per-project resolution
+    # is ours (oauth.clients.cimd.resolve), so the toolkit's global CIMD_ENABLED stays off.
+    "CIMD_METADATA_FETCHER": "oauth.clients.cimd.OutboundMetadataFetcher",
     "CIMD_MAX_DOCUMENT_SIZE": 5 * 1024,
     "CIMD_FETCH_TIMEOUT_SECONDS": env_int("CIMD_FETCH_TIMEOUT_SECONDS", 5),
     "CIMD_METADATA_MIN_AGE_SECONDS": env_int("CIMD_METADATA_MIN_AGE_SECONDS", 300),
@@ -312,11 +312,11 @@ OUTBOUND_CA_BUNDLE = env_str("OUTBOUND_CA_BUNDLE", "")
 OUTBOUND_TIMEOUT_SECONDS = env_int("OUTBOUND_TIMEOUT_SECONDS", 5)
 
 # RATE_LIMITS=off turns every rate limit off (load tests only; system check mcpauth.W010 says so).
-# Otherwise the defaults of oauth/ratelimit.py apply, overridable per project (docs/configuration.md).
+# Otherwise the defaults of infra/ratelimit.py apply, overridable per project (docs/configuration.md).
 # (Any other value leaves them on: a mistyped `off` fails safe.)
 RATE_LIMITS_ENABLED = env_str("RATE_LIMITS").strip().lower() != "off"
 
-# The reaper (oauth/reaper.py): unused and idle open/CIMD clients, expired codes and tokens.
+# The reaper (oauth/tokens/reaper.py): unused and idle open/CIMD clients, expired codes and tokens.
 CELERY_BEAT_SCHEDULE = {
     "reap-clients-and-tokens": {"task": "oauth.tasks.reap", "schedule": env_int("REAPER_INTERVAL_SECONDS", 3600)},
     # Signing keys older than their project's key_rotation_days are rotated (projects/tasks.py).

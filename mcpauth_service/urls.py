@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.urls import include, path
 
-from oauth import discovery
+from oauth.endpoints import discovery
 
 from . import health
 

@@ -6,4 +6,4 @@ class OAuthConfig(AppConfig):
     label = "oauth"
 
     def ready(self) -> None:
-        from . import clients  # noqa: F401 - connects the client cache's save/delete receivers
+        from oauth.clients import lookup as clients  # noqa: F401 - connects the client cache's save/delete receivers

@@ -119,7 +119,7 @@ class MethodNotAllowed(OAuthError):
 
 
 class TooManyRequests(OAuthError):
-    """429 with `Retry-After` (and, from oauth.ratelimit, the RateLimit header fields). No RFC
+    """429 with `Retry-After` (and, from infra.ratelimit, the RateLimit header fields). No RFC
     names this error; `rate_limited` is the code the management API and the metrics use too."""
 
     error = "rate_limited"

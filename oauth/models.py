@@ -61,7 +61,7 @@ class Application(AbstractApplication):
     # RFC 7592 registration access token, as a keyed digest (the token itself is shown once).
     registration_token_digest = models.CharField(max_length=64, blank=True, editable=False)
     # RFC 7591 §2: the client's public keys for private_key_jwt, a JWK Set or the URL of one
-    # (never both; checked by oauth.client_keys.public_keyset).
+    # (never both; checked by oauth.clients.keys.public_keyset).
     jwks = models.JSONField(null=True, blank=True)
     jwks_uri = models.CharField(max_length=2000, blank=True, default="")
     # RFC 7591 §3.2.1: what the registration (or CIMD document) asked for and was not given,
@@ -95,15 +95,15 @@ class Application(AbstractApplication):
 
     def get_allowed_schemes(self) -> list[str]:
         """Toolkit hook: http(s) plus the private-use schemes (RFC 8252 §7.1) this native client registered."""
-        from .redirects import private_use_scheme
+        from oauth.clients.redirects import private_use_scheme
 
         schemes = {private_use_scheme(uri) for uri in self.redirect_uris.split()}
         return ["http", "https", *sorted(s for s in schemes if s)]
 
     def redirect_uri_allowed(self, uri: str) -> bool:
         """Toolkit hook: exact string comparison with a registered URI, only a loopback port may
-        differ (`oauth.redirects.matches`); the toolkit's own check compares parsed, lower-cased hosts."""
-        from .redirects import matches
+        differ (`oauth.clients.redirects.matches`); the toolkit's own check compares parsed, lower-cased hosts."""
+        from oauth.clients.redirects import matches
 
         return isinstance(uri, str) and matches(uri, self.redirect_uris.split())
 
@@ -275,14 +275,14 @@ class Consent(models.Model):
 # --- Introspection cache upkeep: cached answers die with their client or end user ----------------
 def _tombstone_client_tokens(sender, instance: Application, **kwargs) -> None:
     if kwargs.get("signal") is models.signals.pre_delete or instance.disabled_at is not None:
-        from . import revoke
+        from oauth.tokens import revoke
 
         revoke.gone_with(AccessToken.objects.filter(application_id=instance.pk))
 
 
 def _tombstone_end_user_tokens(sender, instance, **kwargs) -> None:
     if instance.project_id is not None:  # an end user: their tokens go by cascade
-        from . import revoke
+        from oauth.tokens import revoke
 
         revoke.gone_with(AccessToken.objects.filter(user_id=instance.pk))
 
@@ -334,7 +334,7 @@ class RegistrationNote(models.Model):
 
     @classmethod
     def record(cls, project, kind: str, *, subject: str = "", outcome: str, reason: str = "") -> "RegistrationNote":
-        from .client_metadata import printable
+        from oauth.clients.metadata import printable
 
         note = cls.objects.create(project=project, kind=kind, subject=printable(subject, 255),
                                   outcome=printable(outcome, 64), reason=printable(reason, 300))

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import reaper
+from oauth.tokens import reaper
 
 
 @shared_task(name="oauth.tasks.reap")

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import (
+from oauth.endpoints import (
     authorize,
     consent,
     device,
@@ -14,8 +14,8 @@ from . import (
     revocation,
     signin,
     token,
-    token_exchange,
 )
+from oauth.grants import token_exchange
 
 app_name = "oauth"
 

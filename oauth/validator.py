@@ -3,17 +3,17 @@
 Set as OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"]. It overrides only the hooks where mcpauth's
 policy differs from the toolkit's defaults:
 
-- clients are found through `oauth.clients.load_client(project, ...)`, never globally, and
-  authenticated by the method they registered (`oauth.client_auth.CLIENT_AUTH_METHODS`);
+- clients are found through `oauth.clients.lookup.load_client(project, ...)`, never globally, and
+  authenticated by the method they registered (`oauth.clients.auth.CLIENT_AUTH_METHODS`);
 - grant types and scopes come from the client and the project's catalog;
 - codes are single use and kept after redemption so a replay revokes what they issued;
 - refresh tokens rotate on every use; a spent token replayed after the grace window
   (REFRESH_TOKEN_GRACE_PERIOD_SECONDS) revokes its whole family;
-- lifetimes, audience and token values come from `oauth.tokens`.
+- lifetimes, audience and token values come from `oauth.tokens.issue`.
 
 The token endpoint runs without an enclosing transaction. The code or refresh token is read
 plainly, checked, and then spent by the same statement that stores the new tokens
-(`mcpauth_service.rows.write`): a conditional claim, so of concurrent uses exactly one writes anything, and
+(`infra.rows.write`): a conditional claim, so of concurrent uses exactly one writes anything, and
 a loser learns it from the claim and is handled as a replay (or, for a refresh token inside the
 grace window, gets sibling tokens). That statement is its own transaction. One that spends a code or
 a refresh token always commits with the disk flush, so a database crash cannot bring a spent one back
@@ -32,14 +32,17 @@ from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING, OAuth2Validato
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
-from mcpauth_service import rows
+from infra import rows
+from oauth.clients import auth as client_auth
+from oauth.clients import redirects
+from oauth.clients.lookup import load_client
+from oauth.tokens import issue as tokens
+from oauth.tokens import revoke
 from projects.models import AuditEvent
 
-from . import client_auth, redirects, revoke, tokens
 from .backend import django_request, project_of
-from .clients import load_client
-from .device_grant import DeviceCodeValidator
 from .errors import InvalidGrant
+from .grants.device_code import DeviceCodeValidator
 from .models import AccessToken, Application, Grant, RefreshToken
 
 CLIENT_CREDENTIALS_PATHS = (Application.Path.SECRET, Application.Path.DASHBOARD)
@@ -84,7 +87,7 @@ class Validator(DeviceCodeValidator, OAuth2Validator):
         return isinstance(redirect_uri, str) and redirects.matches(redirect_uri, request.client.redirect_uris.split())
 
     def authenticate_client(self, request, *args, **kwargs):
-        """RFC 6749 §2.3: by the method the client registered (`oauth.client_auth`)."""
+        """RFC 6749 §2.3: by the method the client registered (`oauth.clients.auth`)."""
         return client_auth.authenticate(request, self._load_application)
 
     def authenticate_client_id(self, client_id, request, *args, **kwargs):

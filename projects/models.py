@@ -10,14 +10,14 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from mcpauth_service import rows
+from infra import rows
+from infra.localcache import MISS, LocalCache, now_and_at_commit
 
 from . import keys
 from . import secrets as tokens
-from .localcache import MISS, LocalCache, now_and_at_commit
 
 # Projects, clients and project secrets read on hot paths, kept in process while no change was
-# made anywhere (projects/localcache.py), and at most this many seconds.
+# made anywhere (infra/localcache.py), and at most this many seconds.
 local_cache = LocalCache(ttl=10.0)
 
 DEFAULT_SCOPES = [
@@ -126,7 +126,7 @@ class SlugTaken(Exception):
 
 class ProjectManager(models.Manager.from_queryset(ProjectQuerySet)):  # type: ignore[misc]
     def cached_by_slug(self, slug: str) -> "Project | None":
-        """Tenant lookup for hot paths: usually no query (projects.localcache keeps the row in
+        """Tenant lookup for hot paths: usually no query (infra.localcache keeps the row in
         process until any project, client or secret changes anywhere), else one."""
         key = Project.cache_key_slug(slug)
         project = local_cache.get(key)
@@ -203,7 +203,7 @@ class Project(models.Model):
     login_mode = models.CharField(max_length=16, choices=LoginMode.choices, default=LoginMode.HOSTED)
     login_url = models.URLField(max_length=2000, blank=True)
     signup_enabled = models.BooleanField(default=False)
-    # RFC 8628 device authorization grant, for clients that register it (oauth.device_grant).
+    # RFC 8628 device authorization grant, for clients that register it (oauth.grants.device_code).
     device_grant = models.BooleanField(default=True)
 
     token_format = models.CharField(max_length=16, choices=TokenFormat.choices, default=TokenFormat.OPAQUE)
@@ -211,7 +211,7 @@ class Project(models.Model):
     refresh_token_ttl = models.PositiveIntegerField(default=30 * 24 * 3600)  # seconds
     key_rotation_days = models.PositiveIntegerField(default=90)  # 0: rotate by hand only
     # The project's own rate limits, {limit name: [[count, window seconds], ...]}, for the limits
-    # a project may change (oauth.ratelimit.PROJECT_LIMITS); a limit not listed keeps its default.
+    # a project may change (infra.ratelimit.PROJECT_LIMITS); a limit not listed keeps its default.
     rate_limits = models.JSONField(default=dict, blank=True)
 
     display_name = models.CharField(max_length=200, blank=True)
@@ -393,7 +393,7 @@ class ProjectSecret(HashedCredential):
 
     @classmethod
     def _live_rows(cls, project: Project, prefix: str) -> list["ProjectSecret"]:
-        """The live rows of `project` with this lookup prefix; kept in process (projects.localcache)
+        """The live rows of `project` with this lookup prefix; kept in process (infra.localcache)
         until anything is saved (revoked) or deleted, so a hot secret costs no query."""
         key = cls.cache_key(project.pk, prefix)
         rows = local_cache.get(key)
@@ -504,7 +504,7 @@ class AuditEvent(models.Model):
     def new(cls, project: Project | None, kind: str, *, actor: str = "", client_id: str = "",
             request=None, **detail) -> "AuditEvent":
         """An unsaved event (for `rows.write` with the row it is about); `record` saves one."""
-        from mcpauth_service.security import client_ip
+        from infra.security import client_ip
 
         ip = client_ip(request) if request is not None else None
         return cls(project=project, kind=kind, actor=actor[:320], client_id=client_id[:255], ip=ip or None,

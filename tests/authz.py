@@ -34,7 +34,7 @@ def authorize_path(project, client, **params) -> str:
 
 
 def sign_in_as(http_client, user) -> None:
-    """What oauth.signin does for an end user: their pk under their project's session key."""
+    """What oauth.endpoints.signin does for an end user: their pk under their project's session key."""
     session = http_client.session
     session[f"enduser:{user.project_id}"] = user.pk
     session.save()
@@ -59,7 +59,7 @@ def first_party_client(project) -> Application:
 
 
 def cimd_client(project) -> Application:
-    """A CIMD client as oauth.cimd leaves it after a fetch (fresh, so no refetch happens here)."""
+    """A CIMD client as oauth.clients.cimd leaves it after a fetch (fresh, so no refetch happens here)."""
     return Application.objects.create(
         project=project, client_id=CIMD_CLIENT_ID, name="Cimd Desktop", client_type=Application.CLIENT_PUBLIC,
         authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE, redirect_uris="http://127.0.0.1/callback",

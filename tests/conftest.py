@@ -13,7 +13,7 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture(autouse=True)
 def _clean_cache():
     """Redis outlives the tests: emptied around each one. The embedded default's cache is a table of
-    the test database (mcpauth_service.cache.DatabaseCache), emptied with it: each test's transaction
+    the test database (infra.cache.DatabaseCache), emptied with it: each test's transaction
     is rolled back, or its tables flushed."""
     if not settings.REDIS_URL:
         yield
@@ -125,7 +125,7 @@ def confidential_client_b(project_b):
 
 @pytest.fixture(autouse=True)
 def _clean_local_cache():
-    """Projects kept in process (projects.localcache) do not outlive a test's rolled-back rows."""
+    """Projects kept in process (infra.localcache) do not outlive a test's rolled-back rows."""
     from projects.models import local_cache
 
     local_cache.clear()

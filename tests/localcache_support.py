@@ -1,6 +1,6 @@
-"""Another worker's in-process tier (projects.localcache), for tests of cross-process forgetting."""
+"""Another worker's in-process tier (infra.localcache), for tests of cross-process forgetting."""
 
-from projects.localcache import LocalCache
+from infra.localcache import LocalCache
 
 
 def another_worker_holding(key: str) -> LocalCache:

@@ -3,7 +3,7 @@
 Real peers: the issuer is this test database served over HTTP by pytest-django's `live_server`
 (PUBLIC_URL points at it), and the MCP servers are `examples/mcp_server.py` started as processes
 on loopback, each configured the way an operator might get it right or wrong. Every fetch goes
-through `oauth.outbound`; only the tests that need loopback relax its private-address guard.
+through `infra.outbound`; only the tests that need loopback relax its private-address guard.
 """
 
 import json

@@ -23,9 +23,9 @@ from django.core.cache import cache
 from django.utils import timezone
 from oauth2_provider.cimd import _backoff_cache_key
 
-from oauth import outbound
-from oauth.cimd import _document_key
-from oauth.clients import load_client
+from infra import outbound
+from oauth.clients.cimd import _document_key
+from oauth.clients.lookup import load_client
 from oauth.models import Application
 from projects.models import AuditEvent
 

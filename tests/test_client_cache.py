@@ -1,4 +1,4 @@
-"""Clients kept in process (oauth.clients): a hot client costs no query, and any change to it, or its
+"""Clients kept in process (oauth.clients.lookup): a hot client costs no query, and any change to it, or its
 removal, is seen at once by every process. With Redis: in the embedded default reading the shared
 generation is itself a query, so "no query" is asserted there only."""
 
@@ -8,9 +8,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from oauth import clients, reaper, tokens
+from infra.localcache import MISS
+from oauth.clients import lookup as clients
 from oauth.models import Application
-from projects.localcache import MISS
+from oauth.tokens import issue as tokens
+from oauth.tokens import reaper
 from projects.models import local_cache
 from tests.localcache_support import another_worker_holding
 from tests.token_support import basic, post_form, token_url

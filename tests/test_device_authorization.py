@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from oauth.device_grant import device_code_digest, user_code_digest
+from oauth.grants.device_code import device_code_digest, user_code_digest
 from oauth.models import DeviceGrant
 from tests.device_support import device_client, start
 

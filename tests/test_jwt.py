@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from jwcrypto import jwk, jws, jwt
 
-from oauth import jwt_tokens
 from oauth.models import AccessToken
+from oauth.tokens import jwt_tokens
 from projects.models import Project, SigningKey
 from projects.tasks import rotate_due_signing_keys
 from tests.token_support import basic, introspect, make_code, post_form, redeem

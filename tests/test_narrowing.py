@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from oauth.client_auth import CLIENT_AUTH_METHODS as SUPPORTED_AUTH_METHODS
-from oauth.client_metadata import Policy, narrow_auth_method
-from oauth.clients import load_client
+from oauth.clients.auth import CLIENT_AUTH_METHODS as SUPPORTED_AUTH_METHODS
+from oauth.clients.lookup import load_client
+from oauth.clients.metadata import Policy, narrow_auth_method
 from oauth.errors import InvalidClientMetadata
 from oauth.models import Application, RegistrationNote
 from tests.test_cimd import assert_refused, docs  # noqa: F401 - the local TLS document server fixture
@@ -317,8 +317,8 @@ def test_the_list_is_the_projects_own(docs, client, bob, project_a, project_b): 
 # -- one list of grants --------------------------------------------------------------------------------
 
 def test_the_token_endpoint_discovery_and_registration_read_the_same_grants(client, project_a):
+    from oauth.endpoints.token import Server
     from oauth.grants import GRANTS
-    from oauth.token import Server
     from oauth.validator import Validator
 
     registry = [grant.grant_type for grant in GRANTS]
@@ -344,7 +344,7 @@ def test_createclient_takes_every_extra_grant_of_the_registry(project_a):
 
 
 def test_it_finds_the_last_fetch_of_a_url_for_an_error_page(docs, project_a, project_b):  # noqa: F811
-    from oauth.cimd import last_fetch
+    from oauth.clients.cimd import last_fetch
 
     url = docs.url("/missing.json")
     load_client(project_a, url)

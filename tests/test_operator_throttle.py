@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import SESSION_KEY
 from django.test import Client
 
-from oauth import ratelimit
+from infra import ratelimit
 from projects.models import User
 from tests.conftest import PASSWORD
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from oauth.outbound import address_allowed
+from infra.outbound import address_allowed
 
 
 @pytest.mark.parametrize("ip, allowed", [

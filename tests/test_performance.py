@@ -12,9 +12,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from bench import run, seed
-from mcpauth_service.middleware import is_machine_route
-from projects import localcache
-from projects.localcache import MISS, LocalCache
+from infra import localcache
+from infra.localcache import MISS, LocalCache
+from infra.middleware import is_machine_route
 from projects.models import Project, local_cache
 from tests.localcache_support import another_worker_holding
 
@@ -137,7 +137,7 @@ def test_it_forgets_unknown_slugs_once_they_exist(alice):
     assert local_cache.get(Project.cache_key_slug("late")) is not MISS
 
 
-# --- bytes in Redis without pickling (mcpauth_service.cache) -------------------------------------------------
+# --- bytes in Redis without pickling (infra.cache) -------------------------------------------------
 
 
 @pytest.mark.redis

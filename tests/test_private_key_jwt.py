@@ -24,7 +24,7 @@ from django.db import connection
 from jwcrypto.jwk import JWK
 from jwcrypto.jwt import JWT
 
-from oauth.clients import load_client
+from oauth.clients.lookup import load_client
 from oauth.models import AccessToken, Application
 from tests import servers
 from tests.test_cimd import DocumentServer

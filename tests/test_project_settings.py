@@ -125,7 +125,7 @@ def test_the_api_sets_and_resets_a_projects_limits(client, project_a, alice_toke
 
 @pytest.mark.parametrize("body", [{"rate_limits": {"register:ip": "\ud800/1m"}}, {"rate_limits": {"\ud800": "1/1m"}}])
 def test_the_api_refuses_lone_surrogates_before_reading_the_settings(client, project_a, alice_token, body):
-    """oauth.parsing refuses a lone surrogate anywhere in a JSON body (400 invalid_request), nothing stored."""
+    """oauth.endpoints.parsing refuses a lone surrogate anywhere in a JSON body (400 invalid_request), nothing stored."""
     before = Project.objects.get(pk=project_a.pk).rate_limits
     response = patch(client, alice_token, body)
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"

@@ -1,4 +1,4 @@
-"""The one rate limiter (oauth/ratelimit.py), through the registration endpoint: per client IP and per
+"""The one rate limiter (infra/ratelimit.py), through the registration endpoint: per client IP and per
 project, 429 with Retry-After and the RateLimit header fields, per-project limits, RATE_LIMITS=off."""
 
 import json
@@ -8,8 +8,8 @@ import redis
 from django.conf import settings as django_settings
 from django.core.cache import cache
 
+from infra import ratelimit
 from mcpauth_service import checks
-from oauth import ratelimit
 from oauth.models import Application
 from projects.models import Project
 

@@ -10,8 +10,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from mcpauth_service.celery import app as celery_app
-from oauth import reaper, tasks
+from oauth import tasks
 from oauth.models import AccessToken, Application, AuthorizationRequest, Grant, RefreshToken
+from oauth.tokens import reaper
 from projects.models import AuditEvent, Project
 from tests.token_support import make_code, redeem
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from oauth.clients import load_client
+from oauth.clients.lookup import load_client
 from oauth.models import Application
 from projects.models import AuditEvent
 from tests.test_cimd import docs  # noqa: F401 - the local TLS document server fixture

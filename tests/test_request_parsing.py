@@ -1,4 +1,4 @@
-"""Strict request parsing (oauth.parsing): API.md "Errors", RFC 6749 §3.1, RFC 8259, RFC 9110.
+"""Strict request parsing (oauth.endpoints.parsing): API.md "Errors", RFC 6749 §3.1, RFC 8259, RFC 9110.
 
 Every refusal is the RFC's JSON error with its exact status, and a refused request writes nothing.
 """

@@ -18,8 +18,9 @@ from mcpauth_rs import InsufficientScope, ResourceServer, TokenRejected
 from mcpauth_rs.core import protected_resource_metadata_url
 from mcpauth_rs.drf import McpauthAuthentication, configured_resource_server, protected_resource_metadata
 from mcpauth_rs.mcp import McpauthTokenVerifier, auth_settings
-from oauth import jwt_tokens, revoke, tokens
 from oauth.models import AccessToken
+from oauth.tokens import issue as tokens
+from oauth.tokens import jwt_tokens, revoke
 from projects.models import Project, ProjectSecret, SigningKey
 from tests.browser import run_async
 

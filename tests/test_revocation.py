@@ -1,7 +1,7 @@
 """Revocation endpoint (RFC 7009): client-authenticated, 200 for unknown tokens, families end together."""
 
 from oauth.models import AccessToken, RefreshToken
-from oauth.tokens import cached_answer, checksum
+from oauth.tokens.issue import cached_answer, checksum
 from projects.models import AuditEvent
 from tests.token_support import basic, introspect, make_code, post_form, redeem, refresh
 

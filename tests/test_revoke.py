@@ -1,4 +1,4 @@
-"""Every way tokens end goes through oauth.revoke, which tombstones their cached introspection answers:
+"""Every way tokens end goes through oauth.tokens.revoke, which tombstones their cached introspection answers:
 after each one, introspection answers exactly {"active": false} at once, though the answer was cached
 as active just before (the cache is warmed first in every test)."""
 
@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from dashboard.models import OperatorToken
-from oauth import tokens
 from oauth.models import AccessToken, RefreshToken
+from oauth.tokens import issue as tokens
 from projects.models import User
 from tests.token_support import basic, introspect, make_code, post_form, redeem, refresh
 

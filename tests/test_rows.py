@@ -1,4 +1,4 @@
-"""mcpauth_service.rows: hot-path statements, built once, store and read exactly what the ORM would."""
+"""infra.rows: hot-path statements, built once, store and read exactly what the ORM would."""
 
 import uuid
 from datetime import timedelta
@@ -10,9 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from oauth2_provider.models import set_token_value
 
-from mcpauth_service import rows
-from oauth import tokens
+from infra import rows
 from oauth.models import AccessToken, Application, Grant, RefreshToken
+from oauth.tokens import issue as tokens
 from projects.models import AuditEvent
 
 

@@ -8,7 +8,8 @@ from django.contrib.auth import SESSION_KEY
 from django.test import Client
 from django.utils import timezone
 
-from oauth import ratelimit, signin
+from infra import ratelimit
+from oauth.endpoints import signin
 from oauth.models import AuthorizationRequest, Grant
 from projects.models import Project, User
 from tests.authz import authorize_path, first_party_client, query_of

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from oauth import jwt_tokens
 from oauth.models import AccessToken, RefreshToken
+from oauth.tokens import jwt_tokens
 from projects.models import AuditEvent, Project, ProjectSecret, User
 from tests.conftest import _public_client
 from tests.token_support import basic, introspect, make_code, post_form, redeem, token_url

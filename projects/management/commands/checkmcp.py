@@ -1,6 +1,6 @@
 from django.core.management.base import CommandError
 
-from oauth import mcp_check
+from oauth.clients import mcp_check
 
 from ._base import JsonCommand
 

@@ -1,10 +1,11 @@
 from django.core.management.base import CommandError
 from django.db import transaction
 
-from oauth import client_metadata, grants
+from oauth import grants
+from oauth.clients import metadata as client_metadata
+from oauth.endpoints.registration import new_client_secret
 from oauth.errors import OAuthError
 from oauth.models import Application
-from oauth.registration import new_client_secret
 from projects.models import AuditEvent
 
 from ._base import JsonCommand

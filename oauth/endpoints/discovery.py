@@ -1,0 +1,63 @@
+"""RFC 8414 authorization server metadata (also served as the OIDC discovery document).
+
+Served at `{issuer}/.well-known/oauth-authorization-server`, the OIDC form, and the RFC 8414
+path-inserted locations on the origin. The document depends only on the project row and the
+issuer, so it is built once per project generation and served from memory afterwards.
+"""
+
+import functools
+import json
+
+from django.http import HttpResponse
+
+from oauth import grants
+from oauth.clients import auth as client_auth
+from oauth.endpoints.decorator import oauth_endpoint
+
+
+def build_metadata(project, issuer: str) -> dict:
+    doc = {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
+        "token_endpoint": f"{issuer}/oauth/token",
+        "registration_endpoint": f"{issuer}/api/oauth/register",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "scopes_supported": project.scope_names,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": grants.supported(project),  # the registry in oauth.grants
+        "code_challenge_methods_supported": ["S256"],
+        # One registry (oauth.clients.auth) authenticates clients at all three endpoints.
+        "token_endpoint_auth_methods_supported": client_auth.method_names(),
+        "token_endpoint_auth_signing_alg_values_supported": client_auth.signing_algs(),
+        "revocation_endpoint_auth_methods_supported": client_auth.method_names(),
+        "revocation_endpoint_auth_signing_alg_values_supported": client_auth.signing_algs(),
+        "introspection_endpoint_auth_methods_supported": [*client_auth.method_names(authenticated_only=True),
+                                                          "bearer"],
+        "introspection_endpoint_auth_signing_alg_values_supported": client_auth.signing_algs(),
+        "client_id_metadata_document_supported": project.cimd_enabled,
+        "authorization_response_iss_parameter_supported": True,
+        "resource_indicators_supported": True,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+    }
+    if not project.registration_enabled:
+        del doc["registration_endpoint"]
+    if grants.DEVICE_CODE in doc["grant_types_supported"]:  # RFC 8628 §4
+        doc["device_authorization_endpoint"] = f"{issuer}/oauth/device_authorization"
+    return doc
+
+
+@functools.lru_cache(maxsize=1024)
+def _rendered(project_id: int, generation: float, issuer: str, project) -> bytes:
+    # Keyed by the project's updated_at: any settings change starts a new generation.
+    return json.dumps(build_metadata(project, issuer)).encode()
+
+
+@oauth_endpoint(methods=("GET",), cache="public, max-age=60")
+def metadata(request):
+    project = request.project
+    body = _rendered(project.pk, project.updated_at.timestamp(), request.issuer, project)
+    return HttpResponse(body, content_type="application/json")

@@ -1,0 +1,34 @@
+"""Token revocation (RFC 7009): the toolkit's RevokeTokenView, per project.
+
+`POST {issuer}/oauth/revoke`, client-authenticated (basic, post, or `client_id` for public
+clients). §2.2: 200 whether or not the token was known; a client revokes only its own tokens,
+and revoking a refresh token ends its whole family (`Validator.revoke_token`).
+"""
+
+from django.db import transaction
+from django.http import HttpResponse
+from django.views.decorators.debug import sensitive_post_parameters
+from oauth2_provider.views import RevokeTokenView as ToolkitRevokeTokenView
+
+from oauth.backend import refuse_nul_bytes
+from oauth.endpoints.decorator import oauth_endpoint
+
+
+class RevokeTokenView(ToolkitRevokeTokenView):
+    def post(self, request, *args, **kwargs):
+        refuse_nul_bytes(request)
+        with transaction.atomic():
+            _, headers, body, status = self.create_revocation_response(request)
+        response = HttpResponse(body or "", status=status, content_type="application/json" if body else None)
+        for name, value in headers.items():
+            response[name] = value
+        return response
+
+
+_view = RevokeTokenView()  # holds no per-request state: one instance, no as_view()/method_decorator per request
+
+
+@oauth_endpoint(("POST",))
+@sensitive_post_parameters("client_secret", "token")
+def revoke(request):
+    return _view.post(request)

@@ -1,0 +1,285 @@
+"""Token service (RFC 6749 §5.1, RFC 8707, RFC 9068, RFC 7662 cache): minting, audience, finding.
+
+Everything that creates or finds an access or refresh token goes through here (ending one goes
+through `oauth.tokens.revoke`), whether the
+request came through oauthlib (the token endpoint) or not (the mcpauth exchange):
+
+- values: opaque `mcpat_…`/`mcprt_…` (projects.secrets) or an RFC 9068 JWT (oauth.tokens.jwt_tokens);
+  the database keeps only the toolkit's sha256 `token_checksum` (COMPLIANT_BCP_RFC9700_TOKEN_STORAGE);
+- lifetimes come from the project (`access_token_ttl`, `refresh_token_ttl`);
+- audience: the granted resource, narrowed by a `resource` parameter, within `project.resources`;
+- introspection answers are cached by checksum in the shared cache (compact bytes) and replaced
+  by a tombstone whenever a token is revoked (`oauth.tokens.revoke`, the one way tokens end), so a
+  resource server may introspect on every request.
+"""
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from oauth2_provider.models import set_token_value
+
+from infra import rows
+from infra.cache import add_bytes, get_bytes, set_many_bytes
+from infra.localcache import now_and_at_commit
+from oauth.backend import issuer_of, project_of
+from oauth.clients import lookup as clients
+from oauth.errors import InvalidTarget
+from oauth.models import AccessToken, Application, RefreshToken
+from oauth.tokens import jwt_tokens
+from projects import secrets
+from projects.models import Project
+
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # RFC 8693 §3
+CLIENT_TOUCH_RESOLUTION = timedelta(hours=1)  # bounds `last_used_at` writes on the hot path
+
+
+def checksum(value: str) -> str:
+    """The toolkit's lookup checksum of a token (sha256 hex); the only thing the database keeps."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+# --- lifetimes and values (oauthlib's BearerToken hooks) -------------------------------------------
+def access_token_lifetime(request) -> int:
+    """oauthlib `token_expires_in`: the project's TTL, capped for exchanged tokens (never outlive the subject)."""
+    ttl = project_of(request).access_token_ttl
+    cap = getattr(request, "expires_in_cap", None)
+    return max(1, min(ttl, cap)) if cap is not None else ttl
+
+
+def generate_access_token(request) -> str:
+    """ACCESS_TOKEN_GENERATOR: opaque `mcpat_…` or, for a JWT project, a signed RFC 9068 token."""
+    return new_access_token(
+        project_of(request), issuer_of(request), request.client, getattr(request, "user", None),
+        scope=" ".join(request.scopes or []), audience=getattr(request, "audience", []),
+        expires_in=request.expires_in, claims=getattr(request, "token_claims", {}),
+    )
+
+
+def generate_refresh_token(request) -> str:
+    """REFRESH_TOKEN_GENERATOR: refresh tokens are always opaque."""
+    return secrets.generate(secrets.REFRESH_TOKEN_PREFIX)
+
+
+def subject_for(client: Application, user, claims: dict[str, Any] | None = None) -> str:
+    """`sub`: the end user's subject; for client_credentials tokens, the client itself."""
+    claims = claims or {}
+    if claims.get("sub"):
+        return claims["sub"]
+    return user.subject if user is not None else client.client_id
+
+
+def audience_claim(resources: list[str]) -> str | list[str] | None:
+    if not resources:
+        return None
+    return resources[0] if len(resources) == 1 else list(resources)
+
+
+def new_access_token(project: Project, issuer: str, client: Application, user, *, scope: str,
+                     audience: list[str], expires_in: int, claims: dict[str, Any] | None = None) -> str:
+    if project.token_format != Project.TokenFormat.JWT:
+        return secrets.generate(secrets.ACCESS_TOKEN_PREFIX)
+    now = int(timezone.now().timestamp())
+    body: dict[str, Any] = {"iss": issuer, "sub": subject_for(client, user, claims), "client_id": client.client_id,
+                            "scope": scope, "iat": now, "exp": now + int(expires_in)}
+    if audience:
+        body["aud"] = audience_claim(audience)
+    if claims and claims.get("act"):
+        body["act"] = claims["act"]
+    return jwt_tokens.encode(project, body)
+
+
+# --- audience (RFC 8707) --------------------------------------------------------------------------
+def requested_resources(request) -> list[str]:
+    """Every `resource` parameter of an oauthlib request (RFC 8707 allows repeating it)."""
+    values = [v for k, v in (getattr(request, "decoded_body", None) or []) if k == "resource"]
+    return list(dict.fromkeys(v.strip() for v in values if v and v.strip()))
+
+
+def resolve_audience(project: Project, requested: list[str], granted: list[str] | None) -> list[str]:
+    """The token's audience: what was requested, within what was granted and what the project serves.
+
+    Nothing requested keeps the grant's resource, or else the project's default resource.
+    """
+    served = set(project.resources)
+    for resource in requested:
+        if resource not in served:
+            raise InvalidTarget("The resource is not served by this issuer.", reason=f"unknown resource {resource!r}")
+        if granted and resource not in granted:
+            raise InvalidTarget("The resource was not granted.", reason=f"resource {resource!r} beyond the grant")
+    if requested:
+        return requested
+    if granted:
+        if not served.issuperset(granted):
+            raise InvalidTarget("The granted resource is no longer served.", reason="grant resource retired")
+        return list(granted)
+    return [project.default_resource] if project.default_resource else []
+
+
+def bind_audience(request) -> None:
+    """oauthlib post_token validator: fix `request.audience` before the token value is generated."""
+    if request.grant_type == "authorization_code":
+        granted = request.grant_instance.resource
+    elif request.grant_type == "refresh_token":
+        granted = request.refresh_token_instance.resource
+    elif getattr(request, "device_grant_instance", None) is not None:  # RFC 8628, as a code
+        granted = request.device_grant_instance.resource
+    else:
+        granted = None
+    request.audience = resolve_audience(project_of(request), requested_resources(request), granted)
+
+
+# --- storage --------------------------------------------------------------------------------------
+def access_token_row(raw: str, *, client: Application, user, scope: str, expires: datetime,
+                     audience: list[str], claims: dict[str, Any] | None = None,
+                     source_refresh_token: RefreshToken | None = None) -> AccessToken:
+    """An unsaved access token row for `raw`; only its checksum will be stored."""
+    row = AccessToken(user=user, application=client, scope=scope, expires=expires, resource=list(audience),
+                      claims=dict(claims or {}), source_refresh_token=source_refresh_token)
+    set_token_value(row, raw)
+    return row
+
+
+def refresh_token_row(raw: str, *, client: Application, user, scope: str, audience: list[str],
+                      family: uuid.UUID, access_token: AccessToken | None = None) -> RefreshToken:
+    """An unsaved refresh token row for `raw`; only its checksum will be stored."""
+    row = RefreshToken(user=user, application=client, scope=scope, resource=list(audience),
+                       access_token=access_token, token_family=family)
+    set_token_value(row, raw)
+    return row
+
+
+def touch_client(client: Application) -> None:
+    now = timezone.now()
+    if client.last_used_at is None or now - client.last_used_at > CLIENT_TOUCH_RESOLUTION:
+        Application.objects.filter(pk=client.pk).update(last_used_at=now)
+        client.last_used_at = now
+        clients.touched(client)
+
+
+@transaction.atomic
+def mint(project: Project, issuer: str, client: Application, user, *, scopes: list[str], audience: list[str],
+         refresh: bool = True, claims: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Issue an access (and refresh) token outside oauthlib; returns the RFC 6749 §5.1 response body."""
+    scope = " ".join(scopes)
+    expires_in = project.access_token_ttl
+    raw = new_access_token(project, issuer, client, user, scope=scope, audience=audience,
+                           expires_in=expires_in, claims=claims)
+    access = access_token_row(raw, client=client, user=user, scope=scope, audience=audience, claims=claims,
+                              expires=timezone.now() + timedelta(seconds=expires_in))
+    body: dict[str, Any] = {"access_token": raw, "token_type": "Bearer", "expires_in": expires_in, "scope": scope}
+    if refresh:
+        body["refresh_token"] = secrets.generate(secrets.REFRESH_TOKEN_PREFIX)
+        rows.write(access, refresh_token_row(body["refresh_token"], client=client, user=user, scope=scope,
+                                             audience=audience, family=uuid.uuid4()), link="access_token")
+    else:
+        rows.write(access)
+    touch_client(client)
+    return body
+
+
+def refresh_token_expired(row: RefreshToken, project: Project) -> bool:
+    return row.created + timedelta(seconds=project.refresh_token_ttl) <= timezone.now()
+
+
+# --- finding and ending tokens --------------------------------------------------------------------
+def live_access_token(project: Project, raw: str) -> AccessToken | None:
+    """The unexpired access token `raw` of `project` (any of its clients), else None."""
+    row = (AccessToken.objects.select_related("application", "user")
+           .filter(token_checksum=checksum(raw), application__project=project).first())
+    if row is None or row.is_expired() or row.application.disabled_at is not None:
+        return None
+    return row
+
+
+# --- introspection cache (RFC 7662) ---------------------------------------------------------------
+# One Redis string per token checksum, read on every warm introspection, so it is compact and
+# nearly ready to send: b"<project id> <exp> <the JSON answer without iss>", or the tombstone
+# b"-" for a token that is not live (unknown, expired, revoked, its client disabled or deleted).
+# It bypasses Django's pickling (infra.cache.get_bytes): keys written here are only
+# read here.
+INACTIVE_JSON = b'{"active": false}'
+_TOMBSTONE = b"-"
+
+
+def _cache_seconds() -> int:
+    return int(getattr(settings, "INTROSPECTION_CACHE_SECONDS", 60))
+
+
+def cache_key(token_checksum: str) -> str:
+    return f"introspection:{token_checksum}"  # not "introspect:", which held pickled entries before
+
+
+def cached_answer(token_checksum: str) -> bytes | None:
+    """The cached entry for a token (see above), or None when nothing is cached."""
+    return get_bytes(cache, cache_key(token_checksum))
+
+
+def forget(checksums: Iterable[str]) -> None:
+    """Tombstone cached introspection answers now and again at commit (a reader may refill in between)."""
+    keys = [cache_key(c) for c in checksums if c]
+    if not keys:
+        return
+
+    def bury() -> None:
+        set_many_bytes(cache, keys, _TOMBSTONE, _cache_seconds())
+
+    now_and_at_commit(bury)
+
+
+# What an answer needs, read in one query without building model instances.
+_ANSWER_FIELDS = ("application__project_id", "application__client_id", "application__disabled_at", "user_id",
+                  "user__subject", "scope", "expires", "created", "resource", "claims")
+
+
+def _answer(token_checksum: str) -> QuerySet:
+    return AccessToken.objects.filter(token_checksum=token_checksum).values_list(*_ANSWER_FIELDS)[:1]
+
+
+def _entry(token_checksum: str) -> tuple[bytes, int]:
+    """The cache entry for a token and how long to keep it, from the database."""
+    found = rows.fetch(AccessToken, _answer, token_checksum)  # compiled once
+    if not found:
+        return _TOMBSTONE, _cache_seconds()
+    project_id, client_id, disabled_at, user_id, subject, scope, expires, created, resource, claims = found[0]
+    if project_id is None or disabled_at is not None or expires is None or timezone.now() >= expires:
+        return _TOMBSTONE, _cache_seconds()
+    exp = int(expires.timestamp())
+    body: dict[str, Any] = {
+        "active": True, "scope": scope, "client_id": client_id,
+        # as subject_for(): a vouched-for `sub`, else the end user's, else the client's own
+        "sub": claims.get("sub") or (subject if user_id is not None else client_id), "exp": exp,
+        "iat": int(created.timestamp()), "token_type": "Bearer",
+    }
+    if resource:
+        body["aud"] = audience_claim(resource)
+    if claims.get("act"):
+        body["act"] = claims["act"]
+    remaining = exp - int(time.time())
+    entry = b"%d %d " % (project_id, exp) + json.dumps(body, separators=(",", ":")).encode()
+    return entry, max(1, min(_cache_seconds(), remaining))
+
+
+def introspection_json(project: Project, issuer: str, raw: str) -> bytes:
+    """The RFC 7662 answer for `raw` as seen by `project`, as a JSON document: the active fields
+    (with `iss`), or exactly {"active": false}."""
+    token_checksum = checksum(raw)
+    entry = cached_answer(token_checksum)
+    if entry is None:
+        entry, seconds = _entry(token_checksum)
+        add_bytes(cache, cache_key(token_checksum), entry, seconds)  # add, not set: a concurrent revocation's tombstone wins
+    if entry == _TOMBSTONE:
+        return INACTIVE_JSON
+    project_id, exp, body = entry.split(b" ", 2)
+    if int(project_id) != project.pk or int(exp) <= time.time():
+        return INACTIVE_JSON
+    return body[:-1] + b',"iss":' + json.dumps(issuer).encode() + b"}"

@@ -1,0 +1,104 @@
+"""Ending tokens: the one path every revocation takes (RFC 7009 §2.1, RFC 6749 §4.1.2 and §10.4).
+
+Every caller ends tokens through these functions: the RFC 7009 endpoint (`Validator.revoke_token`),
+a replayed code or a reused refresh token (the validator), the dashboard and the management API
+(all tokens of a client, everything an end user granted), and the deletion of a client or an end
+user. Each removes or marks the rows *and* tombstones their cached introspection answers
+(`tokens.forget`, at once and again at commit), so introspection answers `{"active": false}` on
+every worker as soon as the caller's transaction commits, before it answers.
+
+Bulk revocations end the rows they found, by primary key: a token issued while they run is
+either ended and tombstoned, or left live in the database and in the cache alike.
+"""
+
+import uuid
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from infra import rows
+from oauth.models import AccessToken, Application, Grant, RefreshToken
+from oauth.tokens import issue as tokens
+
+BATCH = 5_000  # rows per DELETE: well within PostgreSQL's 65,535 bound parameters
+
+
+def family(family_id: uuid.UUID | None) -> None:
+    """End a whole grant: every refresh token of the family and every access token they carry."""
+    if not family_id:
+        return
+    members = RefreshToken.objects.filter(token_family=family_id).values("access_token_id")
+    doomed = list(AccessToken.objects.filter(pk__in=members).values_list("token_checksum", flat=True))
+    RefreshToken.revoke_family(family_id)  # the toolkit's set-based sweep: revokes the rows, deletes their access tokens
+    tokens.forget(doomed)
+
+
+def refresh_token(row: RefreshToken) -> None:
+    """RFC 7009 §2.1: revoking a refresh token ends its family (every token of the grant)."""
+    if row.token_family:
+        family(row.token_family)
+        return
+    doomed = list(AccessToken.objects.filter(pk=row.access_token_id).values_list("token_checksum", flat=True))
+    row.revoke()
+    tokens.forget(doomed)
+
+
+def _carrier(access_id: int) -> QuerySet:
+    return RefreshToken.objects.filter(access_token_id=access_id).values_list("token_family", "access_token_id")
+
+
+def _carrier_or_source(access_id: int, source_id: int) -> QuerySet:
+    return (RefreshToken.objects.filter(Q(access_token_id=access_id) | Q(pk=source_id))
+            .values_list("token_family", "access_token_id"))
+
+
+def access_token(row: AccessToken) -> None:
+    """End one access token and, when it came with a refresh token, the grant it belongs to."""
+    # The refresh token carrying it, and the one it was refreshed from: both of the same grant.
+    if row.source_refresh_token_id:
+        found = rows.fetch(RefreshToken, _carrier_or_source, row.pk, row.source_refresh_token_id)
+    else:
+        found = rows.fetch(RefreshToken, _carrier, row.pk)
+    family_id = next((f for f, _ in found if f), None)
+    carried = any(access_id == row.pk for _, access_id in found)
+    if family_id:
+        family(family_id)  # deletes every access token its refresh tokens carry
+    if not (family_id and carried):
+        if carried:  # a refresh token outside any family still points at it: the collector clears that
+            AccessToken.objects.filter(pk=row.pk).delete()
+        else:
+            rows.delete(AccessToken, row.pk)  # one DELETE: nothing refers to it
+    tokens.forget([row.token_checksum])
+
+
+def _end(access: QuerySet, refresh: QuerySet, codes: QuerySet) -> int:
+    """End the access tokens, refresh tokens and pending codes selected; returns how many access
+    tokens were live. Call inside the caller's transaction."""
+    now = timezone.now()
+    found = list(access.values_list("pk", "token_checksum", "expires"))
+    refresh.filter(revoked__isnull=True).update(revoked=now, updated=now)
+    pks = [pk for pk, _, _ in found]
+    for start in range(0, len(pks), BATCH):
+        AccessToken.objects.filter(pk__in=pks[start:start + BATCH]).delete()
+    codes.delete()
+    tokens.forget(checksum for _, checksum, _ in found)
+    return sum(1 for _, _, expires in found if expires > now)
+
+
+def client_tokens(client: Application) -> int:
+    """Every token and pending code of one client (revoked from the dashboard or the API, or the
+    client disabled); returns how many access tokens were live."""
+    return _end(AccessToken.objects.filter(application=client), RefreshToken.objects.filter(application=client),
+                Grant.objects.filter(application=client))
+
+
+def end_user_grants(project, person) -> int:
+    """Every token and pending code an end user holds in `project`; returns how many were live."""
+    mine = {"user": person, "application__project": project}
+    return _end(AccessToken.objects.filter(**mine), RefreshToken.objects.filter(**mine), Grant.objects.filter(**mine))
+
+
+def gone_with(access: QuerySet) -> None:
+    """The rows go by cascade (a client or an end user deleted, a client disabled): tombstone their
+    cached answers."""
+    tokens.forget(access.values_list("token_checksum", flat=True))
