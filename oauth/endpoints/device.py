@@ -10,8 +10,8 @@ kept as digests (`oauth.grants.device_code`).
 `verification_uri_complete`). A code found in this project starts an `AuthorizationRequest`
 that goes through the same hosted sign-in, operator handoff and consent pages as
 `/oauth/authorize`; the consent page shows the code to be checked against the device's screen,
-and its decision is recorded on the device grant (`oauth.authorize.finish` / `deny`). Wrong codes
-are throttled per client address and per code (`infra.ratelimit`).
+and its decision is recorded on the device grant (`oauth.endpoints.authorize.finish` / `deny`).
+Wrong codes are throttled per client address and per code (`infra.ratelimit`).
 """
 
 import functools
