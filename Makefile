@@ -40,8 +40,15 @@ E2E_TS := tests/e2e/ts
 lint: install
 	$(BIN)/ruff check .
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist): its tests mostly wait on servers, PostgreSQL
+# and Redis, so more processes than CPUs pay. Each worker has its own test database, Redis key prefix
+# and sibling databases (tests/conftest.py, tests/servers.py); modules that start one shared stack for
+# all their tests (end-to-end issuer, fault and multi-worker servers) run on one worker each
+# (`xdist_group`, `--dist loadgroup`). TEST_WORKERS=0 runs everything in this one process.
+TEST_WORKERS ?= 4
+
 test: install lint $(E2E_TS)/node_modules/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The fuzz suite at length (docs/requests.md): `make test` runs it with a few examples per endpoint;
 # this runs FUZZ_EXAMPLES (default 500) per endpoint, random, plus schemathesis' coverage phase.

@@ -3,7 +3,7 @@
 Slow connections send their request headers one byte at a time (slowloris), and others send a
 body shorter than their Content-Length and then wait; meanwhile a normal client asks for a page
 once per interval. Everything is bounded: a fixed number of connections, a fixed duration, then
-every socket is closed. Used by `python -m bench.process_model` and by tests/test_slow_clients.py.
+every socket is closed. Used by `python -m bench.process_model` and by tests/e2e/test_slow_clients.py.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from oauth import grants
 from oauth.models import Application, Consent
 from oauth.tokens import revoke
 from projects import secrets as tokens
@@ -57,17 +58,12 @@ def delete_client(project: Project, client: Application, request) -> None:
                       request=request, name=name)
 
 
-GRANT_MAP = {"authorization_code": Application.GRANT_AUTHORIZATION_CODE,
-             "client_credentials": Application.GRANT_CLIENT_CREDENTIALS}
-
-
 @transaction.atomic
 def create_client(project: Project, request, *, name: str, redirect_uris: list[str], client_type: str,
                   grant_types: list[str], first_party: bool = False) -> tuple[Application, str | None]:
     """A pre-registered client; a confidential one gets a secret, returned once and stored hashed."""
     confidential = client_type == Application.CLIENT_CONFIDENTIAL
     secret = tokens.generate(tokens.CLIENT_SECRET_PREFIX) if confidential else ""
-    primary = "authorization_code" if "authorization_code" in grant_types else "client_credentials"
     metadata = {
         "client_name": name, "redirect_uris": redirect_uris, "grant_types": grant_types,
         "response_types": ["code"] if "authorization_code" in grant_types else [],
@@ -75,7 +71,7 @@ def create_client(project: Project, request, *, name: str, redirect_uris: list[s
     }
     client = Application.objects.create(
         project=project, name=name, redirect_uris=" ".join(redirect_uris), client_type=client_type,
-        authorization_grant_type=GRANT_MAP[primary], client_secret=secret, hash_client_secret=True,
+        authorization_grant_type=grants.toolkit_grant_of(grant_types), client_secret=secret, hash_client_secret=True,
         registration_path=Application.Path.DASHBOARD, metadata=metadata, first_party=first_party,
         skip_authorization=first_party, user=request.user if request.user.is_authenticated else None,
     )

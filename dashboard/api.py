@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from infra.ratelimit import format_windows
+from oauth import grants
 from oauth.endpoints.parsing import JSON, NO_BODY, Body, check_request
 from oauth.errors import OAuthError
 from oauth.models import Application
@@ -195,7 +196,7 @@ class ClientCreateSerializer(serializers.Serializer):
     redirect_uris = serializers.ListField(child=serializers.CharField(), required=False)
     client_type = serializers.ChoiceField(choices=Application.CLIENT_TYPES, default=Application.CLIENT_PUBLIC)
     grant_types = serializers.ListField(child=serializers.ChoiceField(
-        choices=["authorization_code", "refresh_token", "client_credentials"]))
+        choices=[grant.grant_type for grant in grants.on_path("dashboard")]))
     first_party = serializers.BooleanField(default=False)
 
 

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
 from infra import ratelimit
+from oauth import grants
 from oauth.clients import redirects
 from oauth.models import Application
 from projects.models import Project, ProjectMember, ProjectSecret, User
@@ -98,11 +99,9 @@ class ProjectForm(forms.Form):
         return check_resource(value) if value else ""
 
 
-GRANT_CHOICES = [
-    ("authorization_code", "Authorization code (with PKCE)"),
-    ("refresh_token", "Refresh token"),
-    ("client_credentials", "Client credentials (confidential clients only)"),
-]
+def grant_choices() -> list[tuple[str, str]]:
+    """The grants an operator may give a client (`oauth.grants`, those open to the dashboard's way in)."""
+    return [(grant.grant_type, grant.label) for grant in grants.on_path("dashboard")]
 
 
 class ClientForm(forms.Form):
@@ -113,7 +112,7 @@ class ClientForm(forms.Form):
         (Application.CLIENT_PUBLIC, "Public (no secret: desktop, CLI, browser)"),
         (Application.CLIENT_CONFIDENTIAL, "Confidential (has a secret: server-side)"),
     ])
-    grant_types = forms.MultipleChoiceField(label="Grant types", choices=GRANT_CHOICES,
+    grant_types = forms.MultipleChoiceField(label="Grant types", choices=grant_choices,
                                             widget=forms.CheckboxSelectMultiple,
                                             initial=["authorization_code", "refresh_token"])
     first_party = forms.BooleanField(label="First-party (skip the consent screen)", required=False)
@@ -123,10 +122,11 @@ class ClientForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        grants = data.get("grant_types") or []
-        if "client_credentials" in grants and data.get("client_type") != Application.CLIENT_CONFIDENTIAL:
-            self.add_error("grant_types", "Client credentials needs a confidential client.")
-        if "authorization_code" in grants and not data.get("redirect_uris"):
+        chosen = data.get("grant_types") or []
+        for grant in map(grants.find, chosen):
+            if grant.confidential and data.get("client_type") != Application.CLIENT_CONFIDENTIAL:
+                self.add_error("grant_types", f"{grant.grant_type} needs a confidential client.")
+        if grants.AUTHORIZATION_CODE in chosen and not data.get("redirect_uris"):
             self.add_error("redirect_uris", "The authorization code grant needs at least one redirect URI.")
         return data
 

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from oauth2_provider.models import get_access_token_model
 
 from infra import ratelimit
+from infra.ratelimit import RateLimited
 from infra.security import client_ip
-from oauth.errors import TooManyRequests
 from projects.models import AuditEvent, Project, SlugTaken, User
 
 from . import activity
@@ -44,7 +44,7 @@ def operator_password_checks(request, email: str) -> list:
             ratelimit.check("operator-signin:ip", client_ip(request) or "unknown")]
 
 
-def _page(request, template: str, context: dict, status: int, refused: TooManyRequests | None = None):
+def _page(request, template: str, context: dict, status: int, refused: RateLimited | None = None):
     response = render(request, template, context, status=status)
     for name, value in (refused.headers if refused else {}).items():
         response[name] = value  # Retry-After and the RateLimit fields of a 429
@@ -59,7 +59,7 @@ def login_view(request):
         email = request.POST.get("email", "").strip()
         try:  # every attempt counts until its password proved right (the same for unknown accounts)
             attempt = ratelimit.hit(*operator_password_checks(request, email))
-        except TooManyRequests as exc:
+        except RateLimited as exc:
             error, status, refused = THROTTLED, 429, exc
         else:
             user = authenticate(request, email=email, password=request.POST.get("password", ""))
@@ -81,7 +81,7 @@ def signup_view(request):
     if request.method == "POST":
         try:  # every attempt counts: accounts are cheap to make, so addresses are limited
             ratelimit.hit(ratelimit.check("operator-signup:ip", client_ip(request) or "unknown"))
-        except TooManyRequests as refused:
+        except RateLimited as refused:
             return _page(request, "dashboard/signup.html", {"form": SignUpForm(), "error": THROTTLED}, 429, refused)
     if request.method == "POST" and form.is_valid():
         user = User.objects.create_operator(form.cleaned_data["email"], form.cleaned_data["password"])
@@ -180,7 +180,7 @@ def account(request):
     if request.method == "POST" and request.POST.get("action") == "password":
         try:  # the current password is checked: the operator's sign-in limits apply
             attempt = ratelimit.hit(*operator_password_checks(request, request.user.email))
-        except TooManyRequests as refused:
+        except RateLimited as refused:
             tokens = request.user.api_tokens.filter(revoked_at__isnull=True).order_by("-created_at")
             context = {"password_form": password_form, "token_form": token_form, "tokens": tokens,
                        "password_error": THROTTLED}

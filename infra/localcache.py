@@ -16,6 +16,10 @@ embedded default's cache table), which every change moves on:
 A reader racing a writer keeps at most a row tagged with the old generation, which the writer's
 increment at commit retires. A generation that is missing (never set, or a flushed or restarted
 Redis) starts again from a random number, so a lost key never brings an old generation back.
+
+Storage is a `cachetools.LRUCache` (the least recently used entry evicted when full; an entry older
+than `ttl` seconds is not served), under a lock: a worker's threads share it. `get_or_load` is the one way callers use
+it (look up, else read and keep).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cachetools import LRUCache
 from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.db import transaction
@@ -87,29 +92,49 @@ def bump() -> None:
     _request.generation = None  # this request's own later reads see its change
 
 
+def always(value: Any) -> bool:
+    return True
+
+
 class LocalCache:
     def __init__(self, ttl: float, max_entries: int = 10_000):
         self.ttl = ttl  # also bounds memory; correctness comes from the generation
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, int, Any]] = {}
+        self._lock = threading.Lock()
+        # key → (monotonic time it expires, generation it was read under, value)
+        self._entries: LRUCache[str, tuple[float, int, Any]] = LRUCache(max_entries)
+
+    def get_or_load(self, key: str, load: Callable[[], Any], keep: Callable[[Any], bool] = always) -> Any:
+        """The value kept for `key` under the current generation, else `load()`, kept (when `keep`
+        says so) under the generation read before loading."""
+        value = self.get(key)
+        if value is MISS:
+            read_at = self.now()
+            value = load()
+            if keep(value):
+                self.put(key, value, read_at)
+        return value
 
     def get(self, key: str) -> Any:
         """The value kept for `key` under the current generation, or MISS."""
-        hit = self._entries.get(key)
+        with self._lock:
+            hit = self._entries.get(key)
         if hit is None:
             return MISS
         current = generation()
         if current is None:  # the shared store is unreachable: whatever changed meanwhile, keep nothing
-            self._entries.clear()
+            self.clear()
             return MISS
         if hit[0] <= time.monotonic() or hit[1] != current:
-            self._entries.pop(key, None)
+            with self._lock:
+                self._entries.pop(key, None)
             return MISS
         return hit[2]
 
     def peek(self, key: str) -> Any:
         """The kept value whatever its generation (for bookkeeping on it, never for serving), or MISS."""
-        hit = self._entries.get(key)
+        with self._lock:
+            hit = self._entries.get(key)
         return MISS if hit is None else hit[2]
 
     def now(self) -> int | None:
@@ -119,15 +144,17 @@ class LocalCache:
     def put(self, key: str, value: Any, read_at: int | None) -> None:
         if read_at is None or self.ttl <= 0:
             return
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        self._entries[key] = (time.monotonic() + self.ttl, read_at, value)
+        with self._lock:
+            # The least recently used entry makes room when full.
+            self._entries[key] = (time.monotonic() + self.ttl, read_at, value)
 
     def forget(self, *keys: str) -> None:
         """Drop `keys` here, and everything every process keeps (see the module docstring)."""
-        for key in keys:
-            self._entries.pop(key, None)
+        with self._lock:
+            for key in keys:
+                self._entries.pop(key, None)
         bump()
 
     def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()

@@ -30,23 +30,6 @@ def is_machine_route(path: str) -> bool:
     return MACHINE_ROUTES.match(path) is not None
 
 
-class ProbeMiddleware:
-    """First in MIDDLEWARE: `/healthz` and `/readyz` are answered before anything that could touch
-    the database or Redis (custom-domain lookup, sessions), so liveness never depends on them."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        from mcpauth_service import health  # not at the top: health imports errors, which imports this module
-
-        if request.path_info == "/healthz":
-            return health.healthz(request)
-        if request.path_info == "/readyz":
-            return health.readyz(request)
-        return self.get_response(request)
-
-
 class BrowserMiddleware:
     """`settings.BROWSER_MIDDLEWARE`, for every route but the OAuth JSON endpoints."""
 

@@ -3,7 +3,7 @@
 A limit is a named list of fixed windows ("60 a minute and 600 an hour"), counted per subject (an
 address, an account, a project) in the store every worker process shares: with Redis, one Lua
 script counts every window of every check in one round trip; otherwise Django's cache
-(`cache.add` + `cache.incr`, atomic in a shared cache). Over a window → `TooManyRequests` (429)
+(`cache.add` + `cache.incr`, atomic in a shared cache). Over a window → `RateLimited` (429)
 with `Retry-After` and the RateLimit header fields of draft-ietf-httpapi-ratelimit-headers
 (`RateLimit-Policy` and `RateLimit`, structured-field lists).
 
@@ -18,12 +18,11 @@ import re
 import time
 from dataclasses import dataclass
 
-import redis
 from django.conf import settings
 from django.core.cache import cache
+from django_redis import get_redis_connection
 
 from infra.security import client_ip
-from oauth.errors import TooManyRequests
 
 
 @dataclass(frozen=True)
@@ -128,11 +127,21 @@ class Counter:
     def key(self) -> str:
         return f"ratelimit:{self.limit.name}:{self.window.seconds}:{self.subject}"
 
-    def refuse(self, retry_after: int) -> TooManyRequests:
+    def refuse(self, retry_after: int) -> "RateLimited":
         retry_after = max(1, retry_after)
-        return TooManyRequests(retry_after, headers=rate_limit_headers(self.limit.name, self.windows, self.window,
-                                                                       retry_after),
-                               reason=f"{self.limit.name} limit {self.window} for {self.subject}")
+        return RateLimited(retry_after, rate_limit_headers(self.limit.name, self.windows, self.window, retry_after),
+                           reason=f"{self.limit.name} limit {self.window} for {self.subject}")
+
+
+class RateLimited(Exception):
+    """Over a limit: the headers to answer with (`Retry-After`, the RateLimit fields) and, for the
+    log only, why. The layer above renders it (`oauth.errors.TooManyRequests`, 429 `rate_limited`)."""
+
+    def __init__(self, retry_after: int, headers: dict[str, str], reason: str = ""):
+        super().__init__(reason)
+        self.retry_after = max(1, int(retry_after))
+        self.headers = {**headers, "Retry-After": str(self.retry_after)}
+        self.reason = reason
 
 
 def policy_name(name: str, window: Window) -> str:
@@ -203,13 +212,12 @@ return 0
 
 
 class RedisStore:
-    """One round trip a request, on this process's own client (`redis.Redis.from_url`, whose
-    connection pool is remade after a fork); keys are the cache's (`cache.make_key`)."""
+    """One round trip a request, on the cache's own Redis client and pool
+    (`django_redis.get_redis_connection`); keys are the cache's (`cache.make_key`)."""
 
-    def __init__(self, url: str):
-        self.client = redis.Redis.from_url(url, **redis_options())
-        self.hit_script = self.client.register_script(HIT_SCRIPT)  # EVALSHA, EVAL once if Redis forgot it
-        self.forgive_script = self.client.register_script(FORGIVE_SCRIPT)
+    def __init__(self, client):
+        self.hit_script = client.register_script(HIT_SCRIPT)  # EVALSHA, EVAL once if Redis forgot it
+        self.forgive_script = client.register_script(FORGIVE_SCRIPT)
 
     def count(self, counters: list[Counter]) -> tuple[int, int] | None:
         """(position of the first full counter, seconds its window has left), or None."""
@@ -220,14 +228,6 @@ class RedisStore:
 
     def forgive(self, counters: list[Counter]) -> None:
         self.forgive_script(keys=[cache.make_key(c.key) for c in counters])
-
-
-def redis_options() -> dict:
-    """The cache's connection options (timeouts and the like), so both clients behave alike."""
-    options = dict(settings.CACHES["default"].get("OPTIONS", {}))
-    for django_only in ("serializer", "pool_class", "parser_class"):
-        options.pop(django_only, None)
-    return options
 
 
 class CacheStore:
@@ -258,7 +258,7 @@ class CacheStore:
 
 @functools.cache
 def _store_for(url: str) -> RedisStore | CacheStore:
-    return RedisStore(url) if url else CacheStore()
+    return RedisStore(get_redis_connection("default")) if url else CacheStore()
 
 
 def store() -> RedisStore | CacheStore:

@@ -19,6 +19,18 @@ token endpoint each statement is also a round trip. So the hot paths write throu
 - `delete(model, pk)`: one `DELETE` without Django's collector, for a row nothing refers to.
 
 Only plain models (no multi-table parents) with an auto-increment primary key.
+
+Why our own: no library spends a code and inserts a token pair in one statement. The callers, all
+on hot paths: oauth.validator (codes and refresh tokens: `select_one`, `spend`, `write`),
+oauth.tokens.issue (client_credentials and exchanged tokens: `write`; an introspection answer on a
+cache miss: `fetch`), oauth.tokens.revoke (`fetch`, `delete`), projects.models with
+oauth.endpoints.registration (a client and its audit event under the open-client slot: `Guard`,
+`write`; `AuditEvent.record`: `insert`).
+
+`fetch` leans on Django's SQL compiler, which is public in name but not documented
+(`Query.get_compiler`, `SQLCompiler.as_sql`, `select`, `col_count`, `get_converters`,
+`apply_converters`); so Django's minor version is pinned in pyproject.toml and tests/test_rows.py is
+the canary an upgrade must pass (each statement stores and reads exactly what the ORM would).
 """
 
 from __future__ import annotations

@@ -65,3 +65,18 @@ def readyz(request):
     if failed:
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+class ProbeMiddleware:
+    """First in MIDDLEWARE: `/healthz` and `/readyz` are answered before anything that could touch
+    the database or Redis (custom-domain lookup, sessions), so liveness never depends on them."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info == "/healthz":
+            return healthz(request)
+        if request.path_info == "/readyz":
+            return readyz(request)
+        return self.get_response(request)

@@ -70,7 +70,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "infra.middleware.ProbeMiddleware",  # /healthz and /readyz before anything else
+    "mcpauth_service.health.ProbeMiddleware",  # /healthz and /readyz before anything else
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "projects.tenancy.CustomDomainMiddleware",
@@ -150,15 +150,18 @@ if REDIS_URL:
 
     CACHES = {
         "default": {
-            "BACKEND": "infra.cache.RedisCache",  # Django's, reusing its Redis client
+            "BACKEND": "infra.cache.RedisCache",  # django-redis's, with the outage rules
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "mcpauth"),
-            # redis.Redis() keyword arguments. One immediate retry on a dropped connection (a
-            # restarted Redis), none on a timeout: a frozen Redis costs one REDIS_TIMEOUT, not ten.
             "OPTIONS": {
-                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
-                "socket_timeout": REDIS_TIMEOUT,
-                "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                # redis-py connection keyword arguments of the pool (django-redis). One immediate retry
+                # on a dropped connection (a restarted Redis), none on a timeout: a frozen Redis costs
+                # one REDIS_TIMEOUT, not ten.
+                "CONNECTION_POOL_KWARGS": {
+                    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                    "socket_timeout": REDIS_TIMEOUT,
+                    "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                },
             },
         }
     }
@@ -281,7 +284,7 @@ OAUTH2_PROVIDER = {
     # Tokens (issue 5): the tenant-aware validator/backend/server, prefixed or JWT token values.
     "OAUTH2_VALIDATOR_CLASS": "oauth.validator.Validator",
     "OAUTH2_BACKEND_CLASS": "oauth.backend.TenantOAuthLibCore",
-    "OAUTH2_SERVER_CLASS": "oauth.endpoints.token.Server",
+    "OAUTH2_SERVER_CLASS": "oauth.server.Server",
     "ACCESS_TOKEN_GENERATOR": "oauth.tokens.issue.generate_access_token",
     "REFRESH_TOKEN_GENERATOR": "oauth.tokens.issue.generate_refresh_token",
     # CIMD: the toolkit's fetcher hook, made to go through infra.outbound; per-project resolution

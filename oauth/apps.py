@@ -6,4 +6,7 @@ class OAuthConfig(AppConfig):
     label = "oauth"
 
     def ready(self) -> None:
-        from oauth.clients import lookup as clients  # noqa: F401 - connects the client cache's save/delete receivers
+        from oauth import signals
+        from oauth.clients import lookup  # noqa: F401 - connects the client cache's save/delete receivers
+
+        signals.connect()

@@ -130,6 +130,11 @@ class TooManyRequests(OAuthError):
         super().__init__(description, **kwargs)
         self.headers["Retry-After"] = str(max(1, int(retry_after)))
 
+    @classmethod
+    def from_limit(cls, limited) -> "TooManyRequests":
+        """The OAuth rendering of `infra.ratelimit.RateLimited`."""
+        return cls(limited.retry_after, headers=limited.headers, reason=limited.reason)
+
 
 class ServerError(OAuthError):
     error = "server_error"

@@ -18,6 +18,8 @@ from oauth2_provider.models import (
     ClientSecretField,
 )
 
+from oauth.grants import AUTHORIZATION_CODE, REFRESH_TOKEN, toolkit_grants
+
 CLIENT_ID_CHARS = string.ascii_letters + string.digits
 
 
@@ -73,24 +75,19 @@ class Application(AbstractApplication):
         indexes = [models.Index(fields=["project", "registration_path"], name="client_project_path")]
         constraints = [models.UniqueConstraint(fields=["project", "client_id"], name="client_id_unique_per_project")]
 
-    # RFC 7591 grant type names -> the toolkit's grant constants.
-    TOOLKIT_GRANTS = {
-        "authorization_code": AbstractApplication.GRANT_AUTHORIZATION_CODE,
-        "client_credentials": AbstractApplication.GRANT_CLIENT_CREDENTIALS,
-    }
-
     @property
     def grant_types(self) -> list[str]:
         """The RFC 7591 `grant_types` this client registered (its metadata), else its toolkit grant."""
         registered = self.metadata.get("grant_types") if isinstance(self.metadata, dict) else None
         if registered:
             return list(registered)
-        names = [name for name, grant in self.TOOLKIT_GRANTS.items() if grant == self.authorization_grant_type]
-        return names + (["refresh_token"] if "authorization_code" in names else [])
+        names = [name for name, grant in toolkit_grants().items() if grant == self.authorization_grant_type]
+        return names + ([REFRESH_TOKEN] if AUTHORIZATION_CODE in names else [])
 
     def allows_grant_type(self, *grant_types: str) -> bool:
         """Toolkit hook: a client may hold several grants (code and client_credentials), not just one."""
-        allowed = {self.TOOLKIT_GRANTS.get(name, name) for name in self.grant_types}
+        mapping = toolkit_grants()
+        allowed = {mapping.get(name, name) for name in self.grant_types}
         return any(grant in allowed for grant in grant_types)
 
     def get_allowed_schemes(self) -> list[str]:
@@ -270,42 +267,6 @@ class Consent(models.Model):
             consent.scopes = sorted(set(consent.scopes) | set(scopes))
             consent.save(update_fields=["scopes", "updated_at"])
         return consent
-
-
-# --- Introspection cache upkeep: cached answers die with their client or end user ----------------
-def _tombstone_client_tokens(sender, instance: Application, **kwargs) -> None:
-    if kwargs.get("signal") is models.signals.pre_delete or instance.disabled_at is not None:
-        from oauth.tokens import revoke
-
-        revoke.gone_with(AccessToken.objects.filter(application_id=instance.pk))
-
-
-def _tombstone_end_user_tokens(sender, instance, **kwargs) -> None:
-    if instance.project_id is not None:  # an end user: their tokens go by cascade
-        from oauth.tokens import revoke
-
-        revoke.gone_with(AccessToken.objects.filter(user_id=instance.pk))
-
-
-models.signals.pre_delete.connect(_tombstone_client_tokens, sender=Application, dispatch_uid="oauth_forget_deleted_client")
-models.signals.post_save.connect(_tombstone_client_tokens, sender=Application, dispatch_uid="oauth_forget_disabled_client")
-models.signals.pre_delete.connect(_tombstone_end_user_tokens, sender=settings.AUTH_USER_MODEL,
-                                  dispatch_uid="oauth_forget_deleted_end_user")
-
-
-# --- The per-project count of open-registered clients (Project.open_client_count) ---------------
-def _release_open_client_slot(sender, instance: Application, origin=None, **kwargs) -> None:
-    # In the deleting transaction, so the count never runs ahead of or behind the rows; not when
-    # the whole project is being deleted.
-    from projects.models import Project
-
-    deleting_project = isinstance(origin, Project) or getattr(origin, "model", None) is Project
-    if instance.registration_path == Application.Path.OPEN and not deleting_project:
-        Project.release_open_client_slot(instance.project_id)
-
-
-models.signals.post_delete.connect(_release_open_client_slot, sender=Application,
-                                   dispatch_uid="oauth_release_open_client_slot")
 
 
 # --- What happened when clients tried to get in: the dashboard's recent CIMD fetches and refusals ---

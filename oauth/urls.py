@@ -7,6 +7,7 @@ from oauth.endpoints import (
     consent,
     device,
     discovery,
+    exchange,
     handoff,
     introspection,
     jwks,
@@ -15,7 +16,6 @@ from oauth.endpoints import (
     signin,
     token,
 )
-from oauth.grants import token_exchange
 
 app_name = "oauth"
 
@@ -27,7 +27,7 @@ urlpatterns = [
     path("oauth/revoke", revocation.revoke, name="revoke"),
     path("api/oauth/register", registration.register, name="register"),
     path("api/oauth/register/<str:client_id>", registration.manage, name="register-manage"),
-    path("api/oauth/token/exchange", token_exchange.exchange, name="token-exchange"),
+    path("api/oauth/token/exchange", exchange.exchange, name="token-exchange"),
     path(".well-known/oauth-authorization-server", discovery.metadata, name="metadata"),
     path(".well-known/openid-configuration", discovery.metadata, name="openid-configuration"),
     path(".well-known/jwks.json", jwks.jwks, name="jwks"),

@@ -5,10 +5,11 @@ policy differs from the toolkit's defaults:
 
 - clients are found through `oauth.clients.lookup.load_client(project, ...)`, never globally, and
   authenticated by the method they registered (`oauth.clients.auth.CLIENT_AUTH_METHODS`);
-- grant types and scopes come from the client and the project's catalog;
-- codes are single use and kept after redemption so a replay revokes what they issued;
-- refresh tokens rotate on every use; a spent token replayed after the grace window
-  (REFRESH_TOKEN_GRACE_PERIOD_SECONDS) revokes its whole family;
+- grant types come from the grant's spec (`oauth.grants`) and the client's registration, scopes
+  from the client and the project's catalog;
+- each grant's own hooks live beside it (`oauth.grants.authorization_code`: codes are single use
+  and kept after redemption so a replay revokes what they issued; `oauth.grants.refresh_token`:
+  refresh tokens rotate on every use, a spent one replayed after the grace window revokes its family);
 - lifetimes, audience and token values come from `oauth.tokens.issue`.
 
 The token endpoint runs without an enclosing transaction. The code or refresh token is read
@@ -26,38 +27,28 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING, OAuth2Validator
-from oauth2_provider.settings import oauth2_settings
-from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
 from infra import rows
+from oauth import grants
 from oauth.clients import auth as client_auth
 from oauth.clients import redirects
 from oauth.clients.lookup import load_client
+from oauth.clients.scopes import allowed_scopes
 from oauth.tokens import issue as tokens
 from oauth.tokens import revoke
 from projects.models import AuditEvent
 
 from .backend import django_request, project_of
 from .errors import InvalidGrant
-from .grants.device_code import DeviceCodeValidator
 from .models import AccessToken, Application, Grant, RefreshToken
 
-CLIENT_CREDENTIALS_PATHS = (Application.Path.SECRET, Application.Path.DASHBOARD)
 
+class Validator(*grants.validator_hooks(), OAuth2Validator):
+    """Each grant's hooks (its mixin, `oauth.grants.<grant>`) on the toolkit's validator; here only
+    what every grant shares: finding and authenticating the client, scopes, storing and revoking."""
 
-def allowed_scopes(client: Application, project) -> list[str]:
-    """The scopes `client` may hold: its registered `scope` within the catalog, else the whole catalog."""
-    catalog = project.scope_names
-    registered = (client.metadata or {}).get("scope") if isinstance(client.metadata, dict) else None
-    if isinstance(registered, str) and registered.strip():
-        return [s for s in registered.split() if s in catalog]
-    return catalog
-
-
-class Validator(DeviceCodeValidator, OAuth2Validator):
     # --- clients ------------------------------------------------------------------------------
     def _load_application(self, client_id, request):
         """Toolkit hook: the usable client `client_id` of this request's project, cached on the request."""
@@ -96,12 +87,13 @@ class Validator(DeviceCodeValidator, OAuth2Validator):
         return client is not None and client_auth.registered_method(client) == "none"
 
     def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs):
-        if grant_type not in GRANT_TYPE_MAPPING or grant_type == "password":
+        """The grant's spec (`oauth.grants`) decides who may use it; the client must have registered it."""
+        spec = grants.find(grant_type)
+        if spec is None or grant_type not in GRANT_TYPE_MAPPING:
             return False
-        if grant_type == "client_credentials" and (
-            client.client_type != Application.CLIENT_CONFIDENTIAL
-            or client.registration_path not in CLIENT_CREDENTIALS_PATHS
-        ):
+        if spec.confidential and client.client_type != Application.CLIENT_CONFIDENTIAL:
+            return False
+        if client.registration_path not in spec.paths:
             return False
         return client.allows_grant_type(*GRANT_TYPE_MAPPING[grant_type])
 
@@ -111,100 +103,6 @@ class Validator(DeviceCodeValidator, OAuth2Validator):
 
     def get_default_scopes(self, client_id, request, *args, **kwargs):
         return allowed_scopes(request.client, project_of(request))
-
-    # --- authorization codes ------------------------------------------------------------------
-    def validate_code(self, client_id, code, client, request, *args, **kwargs):
-        """A redeemed code is a replay (RFC 6749 §4.1.2: revoke what it issued)."""
-        grant = rows.select_one(Grant, deferred=("user",), code=code, application_id=client.pk)
-        if grant is None:
-            return False
-        grant.application = client
-        if grant.redeemed_at is not None:
-            self._code_replayed(grant, request)
-            return False
-        if grant.is_expired() or grant.code_challenge_method != Grant.CODE_CHALLENGE_S256:
-            return False
-        request.grant_instance = grant
-        request.scopes = grant.scope.split()
-        request.user = grant.user
-        return True
-
-    def _code_replayed(self, grant: Grant, request) -> None:
-        with transaction.atomic():
-            revoke.family(grant.token_family)
-            AuditEvent.record(project_of(request), "token.code_replayed", client_id=grant.application.client_id,
-                              request=django_request(request), grant=grant.pk)
-
-    def _grant(self, code, request) -> Grant:
-        grant = getattr(request, "grant_instance", None)
-        return grant if grant is not None and grant.code == code else Grant.objects.get(code=code, application=request.client)
-
-    def get_code_challenge(self, code, request):
-        return self._grant(code, request).code_challenge or None
-
-    def get_code_challenge_method(self, code, request):
-        return self._grant(code, request).code_challenge_method or None
-
-    def get_default_redirect_uri(self, client_id, request, *args, **kwargs):
-        """OAuth 2.1 §4.1.3: with PKCE a client may omit redirect_uri; it is then the code's own."""
-        grant = getattr(request, "grant_instance", None)
-        return grant.redirect_uri if grant is not None else super().get_default_redirect_uri(client_id, request)
-
-    def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs):
-        """RFC 6749 §5.2: a redirect_uri that differs from the authorization request's is
-        `invalid_grant` (oauthlib would answer its own `invalid_request` for a False here)."""
-        if not self._grant(code, request).redirect_uri_allowed(redirect_uri):
-            raise InvalidGrantError("redirect_uri does not match the one of the authorization request.",
-                                    request=request)
-        return True
-
-    def get_authorization_code_nonce(self, client_id, code, redirect_uri, request):
-        return self._grant(code, request).nonce or None
-
-    def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs):
-        """Nothing left to do: `_save_bearer_token` spent the code (kept, not deleted, with the
-        family it started) in the statement that stored the tokens."""
-
-    # --- refresh tokens -----------------------------------------------------------------------
-    def rotate_refresh_token(self, request):
-        return True  # every use, every client (OAuth 2.1 §4.3.1)
-
-    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
-        # One row: values are random 256-bit strings (the toolkit's key is checksum and revoked time).
-        row = rows.select_one(RefreshToken, deferred=("user",), token_checksum=tokens.checksum(refresh_token),
-                              application_id=client.pk)
-        if row is None:
-            return False
-        row.application = client
-        if row.revoked is not None and not self._within_grace(row):
-            self._refresh_reused(row, request)
-            return False
-        if row.revoked is None and tokens.refresh_token_expired(row, project_of(request)):
-            return False
-        request.user = row.user
-        request.refresh_token = refresh_token
-        request.refresh_token_instance = row
-        return True
-
-    def _within_grace(self, row: RefreshToken) -> bool:
-        """A spent token stays usable briefly, only if it was rotated (not revoked on purpose)."""
-        grace = timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
-        if row.revoked <= timezone.now() - grace:
-            return False
-        return AccessToken.objects.filter(source_refresh_token=row).exists()
-
-    def _refresh_reused(self, row: RefreshToken, request) -> None:
-        with transaction.atomic():
-            revoke.family(row.token_family)
-            AuditEvent.record(project_of(request), "token.refresh_reuse_detected",
-                              client_id=row.application.client_id, request=django_request(request),
-                              family=str(row.token_family))
-
-    def get_original_scopes(self, refresh_token, request, *args, **kwargs):
-        return request.refresh_token_instance.scope.split()
-
-    def is_within_original_scope(self, request_scopes, refresh_token, request, *args, **kwargs):
-        return False  # a refresh never widens scope
 
     # --- issuing ------------------------------------------------------------------------------
     def save_bearer_token(self, token, request, *args, **kwargs):

@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from infra import rows
-from infra.localcache import MISS, LocalCache, now_and_at_commit
+from infra.localcache import LocalCache, now_and_at_commit
 
 from . import keys
 from . import secrets as tokens
@@ -128,22 +128,14 @@ class ProjectManager(models.Manager.from_queryset(ProjectQuerySet)):  # type: ig
     def cached_by_slug(self, slug: str) -> "Project | None":
         """Tenant lookup for hot paths: usually no query (infra.localcache keeps the row in
         process until any project, client or secret changes anywhere), else one."""
-        key = Project.cache_key_slug(slug)
-        project = local_cache.get(key)
-        if project is MISS:
-            read_at = local_cache.now()
-            project = self.filter(slug=slug).first() or False
-            local_cache.put(key, project, read_at)
+        project = local_cache.get_or_load(Project.cache_key_slug(slug), lambda: self.filter(slug=slug).first() or False)
         return clone_row(project) if project else None  # each request gets its own instance
 
     def cached_slug_for_domain(self, domain: str) -> str | None:
-        key = Project.cache_key_domain(domain)
-        slug = local_cache.get(key)
-        if slug is MISS:
-            read_at = local_cache.now()
-            slug = self.filter(custom_domain=domain).values_list("slug", flat=True).first() or ""
-            local_cache.put(key, slug, read_at)
-        return slug or None
+        def load() -> str:
+            return self.filter(custom_domain=domain).values_list("slug", flat=True).first() or ""
+
+        return local_cache.get_or_load(Project.cache_key_domain(domain), load) or None
 
     @transaction.atomic
     def create_project(self, *, owner: User, name: str, slug: str, resources: list[str] | None = None,
@@ -195,7 +187,7 @@ class Project(models.Model):
     open_client_cap = models.PositiveIntegerField(default=10_000)
     # The project's open-registered clients, kept by `take_open_client_slot` (one conditional
     # UPDATE per open registration), `release_open_client_slot` (client deleted) and
-    # `recount_open_clients` (the reaper). Never written by save(): see `save`.
+    # `oauth.clients.quota.recount_open_clients` (the reaper). Never written by save(): see `save`.
     open_client_count = models.PositiveIntegerField(default=0, editable=False)
     unused_client_days = models.PositiveIntegerField(default=7)
     idle_client_days = models.PositiveIntegerField(default=90)
@@ -295,16 +287,6 @@ class Project(models.Model):
         Project.objects.filter(pk=project_id, open_client_count__gt=0).update(
             open_client_count=models.F("open_client_count") - 1)
 
-    def recount_open_clients(self) -> None:
-        """Set the counter to the count of rows (the reaper's repair of any drift), in the caller's transaction."""
-        from oauth.models import Application
-
-        # The row lock first, so that the count below (a later statement, a newer snapshot) sees
-        # every registration that took a slot before it; later ones add theirs to this count.
-        Project.objects.select_for_update().filter(pk=self.pk).values_list("pk").first()
-        open_clients = Application.objects.filter(project=self, registration_path=Application.Path.OPEN)
-        Project.objects.filter(pk=self.pk).update(open_client_count=open_clients.count())
-
     def role_of(self, user) -> str | None:
         return self.memberships.filter(user=user).values_list("role", flat=True).first()
 
@@ -395,13 +377,10 @@ class ProjectSecret(HashedCredential):
     def _live_rows(cls, project: Project, prefix: str) -> list["ProjectSecret"]:
         """The live rows of `project` with this lookup prefix; kept in process (infra.localcache)
         until anything is saved (revoked) or deleted, so a hot secret costs no query."""
-        key = cls.cache_key(project.pk, prefix)
-        rows = local_cache.get(key)
-        if rows is MISS:
-            read_at = local_cache.now()
-            rows = list(cls.objects.filter(project=project, prefix=prefix, revoked_at__isnull=True))
-            local_cache.put(key, rows, read_at)
-        return rows
+        def load() -> list["ProjectSecret"]:
+            return list(cls.objects.filter(project=project, prefix=prefix, revoked_at__isnull=True))
+
+        return local_cache.get_or_load(cls.cache_key(project.pk, prefix), load)
 
     @classmethod
     def authenticate(cls, project: Project, presented: str, permission: str) -> "ProjectSecret | None":

@@ -3,24 +3,74 @@ end user. Later fixtures add clients (public and confidential) to these same pro
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
+from django.test.utils import override_settings
 
 from projects.models import Project, User
 
 PASSWORD = "correct horse battery staple"
 
 
+def pytest_configure(config):
+    """Each pytest-xdist worker (gw0, gw1, ...) has its own test database (pytest-django adds the
+    suffix) and its own Redis keyspace: its cache prefix carries the worker's name, set before the
+    first cache call builds the backend. In a single process nothing changes."""
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker and settings.REDIS_URL:
+        settings.CACHES["default"]["KEY_PREFIX"] = f"{settings.CACHES['default'].get('KEY_PREFIX', '')}-{worker}"
+
+
+def own_redis_keys(pattern: str = "*") -> list[bytes]:
+    """This process's cache keys in Redis whose name after the prefix matches `pattern` (a glob), and
+    no other worker's, server's or engineer's: the Redis database is shared, the keyspace is not."""
+    from django.core.cache import cache
+
+    assert cache.key_prefix == settings.CACHES["default"]["KEY_PREFIX"]  # the backend saw the worker's prefix
+    return list(_redis().scan_iter(match=f"{cache.key_prefix}:{pattern}", count=1000))
+
+
+_clients: list = []
+
+
+def _redis():
+    if not _clients:
+        import redis
+
+        _clients.append(redis.Redis.from_url(settings.REDIS_URL))
+    return _clients[0]
+
+
+def _clear_own_keyspace() -> None:
+    """`cache.clear()` would FLUSHDB: every key of every worker and server on this Redis database."""
+    keys = own_redis_keys()
+    if keys:
+        _redis().delete(*keys)
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Redis outlives the tests: emptied around each one. The embedded default's cache is a table of
-    the test database (infra.cache.DatabaseCache), emptied with it: each test's transaction
-    is rolled back, or its tables flushed."""
+    """Redis outlives the tests: this process's keys are emptied around each one. The embedded
+    default's cache is a table of the test database (infra.cache.DatabaseCache), emptied
+    with it: each test's transaction is rolled back, or its tables flushed."""
     if not settings.REDIS_URL:
         yield
         return
-    cache.clear()
+    _clear_own_keyspace()
     yield
-    cache.clear()
+    _clear_own_keyspace()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(request):
+    """People's passwords are hashed with MD5 in tests (Django's advice for test speed): PBKDF2 costs
+    ~0.3 s of CPU per hash, and most tests create operators and end users. The shipped hashers stay
+    behind it, so a PBKDF2 hash made by a server process still verifies. A test marked
+    `real_password_hasher` runs with the settings as shipped (it checks what production stores)."""
+    if request.node.get_closest_marker("real_password_hasher"):
+        yield
+        return
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher",
+                                             *settings.PASSWORD_HASHERS]):
+        yield
 
 
 @pytest.fixture
@@ -145,3 +195,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL (.ci/run does)"))
         if "redis" in item.keywords and not on_redis:
             item.add_marker(pytest.mark.skip(reason="needs Redis: set REDIS_URL (.ci/run does)"))
+    if hasattr(config, "workerinput"):
+        # pytest-xdist hands out work in collection order: the long groups (one stack each, minutes)
+        # go first, so they start at once on different workers instead of ending the run alone.
+        items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+
+
+def pytest_collection_finish(session):
+    """Under pytest-xdist, refuse a run that would silently lose tests: the controller hands out work
+    by test id, so tests sharing an id run once between them, and `--dist loadgroup` only keeps a
+    group on one worker when its ids carry the `@group` suffix. Both hold on pytest 9.1 (pinned in
+    pyproject.toml); pytest 9.2 ignores the id changes schemathesis and pytest-xdist make."""
+    config = session.config
+    if not hasattr(config, "workerinput"):
+        return
+    ids = [item.nodeid for item in session.items]
+    shared = sorted({nodeid for nodeid in ids if ids.count(nodeid) > 1})
+    if shared:
+        raise pytest.UsageError(f"{len(shared)} test ids are shared by several tests (pytest-xdist would "
+                                f"run one of each): {shared[:3]}")
+    if config.getoption("loadgroup", False):
+        ungrouped = [item.nodeid for item in session.items if (mark := item.get_closest_marker("xdist_group"))
+                     and not item.nodeid.endswith("@" + (mark.args[0] if mark.args else mark.kwargs["name"]))]
+        if ungrouped:
+            raise pytest.UsageError(f"--dist loadgroup would split these groups across workers: {ungrouped[:3]}")

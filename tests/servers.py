@@ -64,12 +64,15 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def sibling_database_url(suffix: str) -> str:
-    """DATABASE_URL's database with `suffix` appended: a PostgreSQL database of the test's own."""
+    """DATABASE_URL's database with `suffix` appended: a PostgreSQL database of the test's own. Under
+    pytest-xdist the worker's name follows (`_e2e_gw1`), as in pytest-django's `test_<name>_gw1`, so
+    no worker ever drops or breaks another's."""
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith(("postgres://", "postgresql://")):
         pytest.fail("this test needs DATABASE_URL pointing at PostgreSQL (see .ci/run)")
     parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix + (f"_{worker}" if worker else "")))
 
 
 def recreate_database(url: str) -> None:

@@ -4,12 +4,14 @@ An `https` URL used as `client_id` names a JSON document describing the client. 
 toolkit's CIMD machinery through its hooks rather than its resolver (which looks clients up
 globally, while ours belong to one project each):
 
-- `CIMD_METADATA_FETCHER` is `OutboundMetadataFetcher`: the toolkit's document reader
-  (status 200, JSON media type, size cap, Cache-Control → max-age clamped to
-  CIMD_METADATA_MIN/MAX_AGE_SECONDS) over our one SSRF-safe wrapper, `infra.outbound`.
+- `CIMD_METADATA_FETCHER` is `OutboundMetadataFetcher`, the toolkit's fetcher hook (`fetch(client_id)`
+  → `(document, max_age)`), ours end to end: the draft's URL rules (§3), one GET through our one
+  SSRF-safe wrapper `infra.outbound` (size cap, no redirects), status 200, a JSON media type, a JSON
+  object, and Cache-Control → max-age clamped to CIMD_METADATA_MIN/MAX_AGE_SECONDS.
 - A validated document is kept in the shared cache (Redis, or the embedded cache table) for its
   max-age, shared by every project and worker; a failed fetch or invalid document backs the URL
-  off for CIMD_FAILURE_BACKOFF_SECONDS (also in the shared cache).
+  off for CIMD_FAILURE_BACKOFF_SECONDS (also in the shared cache). At most
+  CIMD_MAX_CONCURRENT_FETCHES fetches run at once in a process; one more is refused, not queued.
 - Grant types, response types and auth methods the client may not have are dropped, not fatal
   (`oauth.clients.metadata`); every fetch is noted for the project's dashboard (`RegistrationNote`)
   with its outcome in words a developer can act on, and nothing of the body or the address.
@@ -17,24 +19,22 @@ globally, while ours belong to one project each):
   refreshed when `cimd_expires_at` passes; the last good document is kept over a failed refresh.
 """
 
+import contextlib
 import hashlib
+import json
 import logging
 import re
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from oauth2_provider.cimd import (
-    CIMDError,
-    SafeMetadataFetcher,
-    _backoff_cache_key,
-    _fetch_slot,
-    _validate_client_id_url,
-    is_cimd_client_id,
-)
+from oauth2_provider.cimd import CIMDError, is_cimd_client_id
 from oauth2_provider.settings import oauth2_settings
 
 from infra import outbound
@@ -46,6 +46,7 @@ from oauth.models import Application, RegistrationNote
 log = logging.getLogger("mcpauth.cimd")
 
 DOCUMENT_CACHE_PREFIX = "cimd:doc:"
+BACKOFF_CACHE_PREFIX = "cimd:backoff:"
 # The draft forbids shared-secret client authentication for these clients (private_key_jwt is fine).
 FORBIDDEN_PROPERTIES = ("client_secret", "client_secret_expires_at")
 
@@ -65,13 +66,73 @@ def fetch_failed(why: str, detail: str = "") -> Refused:
     return Refused(f"this client's metadata document could not be fetched: {why}", detail)
 
 
-class OutboundMetadataFetcher(SafeMetadataFetcher):
-    """The toolkit's CIMD fetcher hook, fetching through `infra.outbound` (one guard for all egress)."""
+def check_url(client_id: str) -> None:
+    """The draft's rules for a client_id URL (§3), or CIMDError naming the one broken."""
+    parts = urlsplit(client_id)
+    try:
+        parts.port  # noqa: B018 - an out-of-range or non-numeric port raises here
+    except ValueError:
+        raise CIMDError("client_id URL has an invalid port") from None
+    rules = [
+        (parts.scheme == "https", "must use the https scheme"),
+        (bool(parts.hostname), "must contain a host"),
+        (parts.username is None and parts.password is None, "must not contain a username or password"),
+        ("#" not in client_id, "must not contain a fragment component"),
+        (bool(parts.path), "must contain a path component"),
+        (not {".", ".."} & set(parts.path.split("/")), "must not contain dot path segments"),
+    ]
+    for kept, rule in rules:
+        if not kept:
+            raise CIMDError(f"client_id URL {rule}")
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """application/json, or a structured syntax suffix +json (RFC 6839 §3.1)."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+def max_age(cache_control: str | None) -> int:
+    """How long to keep a document (RFC 9111 §5.2.2): no-store or no-cache → the minimum, max-age →
+    itself, nothing → the maximum; always within CIMD_METADATA_MIN/MAX_AGE_SECONDS."""
+    floor, ceiling = oauth2_settings.CIMD_METADATA_MIN_AGE_SECONDS, oauth2_settings.CIMD_METADATA_MAX_AGE_SECONDS
+    seconds = ceiling
+    for directive in (cache_control or "").lower().split(","):
+        name, _, value = directive.strip().partition("=")
+        if name in ("no-store", "no-cache"):
+            seconds = floor
+            break
+        if name == "max-age" and value.strip().strip('"').isdigit():
+            seconds = int(value.strip().strip('"'))
+    return max(floor, min(seconds, ceiling))
+
+
+def read_document(response: outbound.OutboundResponse, client_id: str) -> tuple[dict, int]:
+    """A 200 response's JSON object and how long to keep it; else Refused, in our words (never the
+    body, nor the media type it claimed)."""
+    if response.status != 200:  # a redirect (3xx) included: never followed
+        raise fetch_failed(f"HTTP {response.status} from {client_id}")
+    if not is_json_media_type(response.headers.get("Content-Type", "")):
+        raise Refused(f"this client's metadata document is not JSON, at {client_id}")
+    try:
+        document = json.loads(response.body)
+    except ValueError:  # JSONDecodeError, and bytes that are not UTF-8/16/32
+        raise Refused(f"this client's metadata document is not valid JSON, at {client_id}") from None
+    except RecursionError:
+        raise Refused(f"this client's metadata document nests too deeply, at {client_id}") from None
+    if not isinstance(document, dict):
+        raise Refused(f"this client's metadata document must be a JSON object, at {client_id}")
+    return document, max_age(response.headers.get("Cache-Control"))
+
+
+class OutboundMetadataFetcher:
+    """The toolkit's CIMD fetcher hook (`CIMD_METADATA_FETCHER`), fetching through `infra.outbound`
+    (one guard for all egress)."""
 
     def fetch(self, client_id: str) -> tuple[dict, int]:
         try:
-            _validate_client_id_url(client_id)  # https, host, path; no userinfo, fragment or dot segments
-        except CIMDError as exc:  # the toolkit's fixed sentences, e.g. "client_id URL must contain a path component"
+            check_url(client_id)
+        except CIMDError as exc:
             raise Refused(f"the client_id is not a usable metadata document URL: {exc}") from None
         try:
             response = outbound.get(
@@ -82,20 +143,41 @@ class OutboundMetadataFetcher(SafeMetadataFetcher):
             )
         except outbound.OutboundError as exc:
             raise fetch_failed(f"{exc.reason} ({client_id})", str(exc)) from None
-        if response.status != 200:  # a redirect (3xx) included: never followed
-            raise fetch_failed(f"HTTP {response.status} from {client_id}")
-        try:
-            document, max_age = self._read_document(response)
-        except CIMDError as exc:
-            # The toolkit's sentence without what it quotes from the response, e.g. its Content-Type.
-            said = str(exc).split(" (", 1)[0].removeprefix("client_id ")
-            raise Refused(f"this client's metadata {said}, at {client_id}", str(exc)) from None
+        document, seconds = read_document(response, client_id)
         try:
             check_json_value(document)  # nothing stored may later fail to encode (oauth.endpoints.parsing)
         except (OAuthError, RecursionError):
             raise Refused(f"this client's metadata document holds NUL characters, unpaired surrogates or deep "
                           f"nesting, at {client_id}") from None
-        return document, max_age
+        return document, seconds
+
+
+# -- bounding the cost of fetching: a per-URL back-off in the shared cache, a per-process cap ------------
+_slots_lock = threading.Lock()
+_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+@contextlib.contextmanager
+def fetch_slot() -> Iterator[bool]:
+    """True while holding one of CIMD_MAX_CONCURRENT_FETCHES slots (always, with no cap); False at
+    once when all are taken: a flood of distinct URLs fails fast instead of tying up workers."""
+    size = oauth2_settings.CIMD_MAX_CONCURRENT_FETCHES
+    if not size:
+        yield True
+        return
+    with _slots_lock:
+        semaphore = _slots.setdefault(size, threading.BoundedSemaphore(size))
+    acquired = semaphore.acquire(blocking=False)
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            semaphore.release()
+
+
+def backoff_key(client_id: str) -> str:
+    """Hashed: a client_id is untrusted and up to 255 characters, a cache key must stay short."""
+    return BACKOFF_CACHE_PREFIX + hashlib.sha256(client_id.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -138,14 +220,13 @@ def load_document(client_id: str, project) -> Document:
     if cached is not None:
         raw, expires_at = cached
         return Document(checked(raw, client_id, project), expires_at)
-    backoff_key = _backoff_cache_key(client_id)
-    backed_off = cache.get(backoff_key)
+    backed_off = cache.get(backoff_key(client_id))
     if backed_off:
         # The first failure's words (older entries hold True), so a developer sees why it still fails.
         why = backed_off if isinstance(backed_off, str) else "this client's metadata document could not be fetched"
         seconds = oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS
         raise Refused(f"{why} (not fetched again for up to {seconds} seconds after a failure)", "backed off")
-    with _fetch_slot() as acquired:
+    with fetch_slot() as acquired:
         if not acquired:
             log.warning("CIMD fetch skipped: in-flight cap reached")
             raise fetch_failed("too many documents are being fetched at once; try again shortly")
@@ -154,13 +235,13 @@ def load_document(client_id: str, project) -> Document:
             cleaned = checked(raw, client_id, project)
         except Refused as exc:
             log.info("CIMD document refused for %r: %s", client_id, exc)
-            cache.set(backoff_key, exc.reason, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
+            cache.set(backoff_key(client_id), exc.reason, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
             note_fetch(project, client_id, outcome_of(exc.reason), exc.reason)
             raise
         except Exception:  # a client-controlled URL must never turn into a 500
             log.exception("CIMD fetch failed unexpectedly for %r", client_id)
             refusal = fetch_failed("an unexpected error (the server's log has the details)")
-            cache.set(backoff_key, refusal.reason, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
+            cache.set(backoff_key(client_id), refusal.reason, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
             note_fetch(project, client_id, "refused", refusal.reason)
             raise refusal from None
     note_fetch(project, client_id, "ok", describe_narrowing(cleaned))

@@ -26,7 +26,10 @@ class HmacSecretHasher(BasePasswordHasher):
         return hmac.new(key, f"{salt}${secret}".encode(), hashlib.sha256).hexdigest()
 
     def encode(self, password: str, salt: str) -> str:
-        self._check_encode_args(password, salt)
+        if password is None:
+            raise TypeError("password must be provided.")
+        if not salt or "$" in salt:  # "$" separates the stored fields
+            raise ValueError("salt must be provided and cannot contain $.")
         return f"{self.algorithm}${salt}${self._digest(password, salt)}"
 
     def decode(self, encoded: str) -> dict:

@@ -27,18 +27,19 @@ def cache_key(project_id: int, client_id: str) -> str:
 
 def _registered(project, client_id: str) -> Application | None:
     """The project's row for `client_id` (disabled or not), from the process tier when it has it."""
-    key = cache_key(project.pk, client_id)
-    row = local_cache.get(key)
-    if row is MISS:
-        read_at = local_cache.now()
-        # (project, client_id) is unique: no ORDER BY, as `.first()` would add on this hot path.
-        row = next(iter(Application.objects.filter(project=project, client_id=client_id)[:1]), None)
-        if row is None:
-            return None  # unknown ids are not kept: a flood of them must not evict real clients
-        local_cache.put(key, row, read_at)
+    # Unknown ids are not kept: a flood of them must not evict real clients.
+    row = local_cache.get_or_load(cache_key(project.pk, client_id), lambda: _read(project, client_id),
+                                  keep=lambda found: found is not None)
+    if row is None:
+        return None
     client = clone_row(row)  # each request gets its own instance; the cached one is never handed out
     client.project = project  # the caller's project: no query when a hook follows client.project
     return client
+
+
+def _read(project, client_id: str) -> Application | None:
+    # (project, client_id) is unique: no ORDER BY, as `.first()` would add on this hot path.
+    return next(iter(Application.objects.filter(project=project, client_id=client_id)[:1]), None)
 
 
 class ClientRefused(Exception):

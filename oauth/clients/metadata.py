@@ -35,7 +35,6 @@ MAX_DROPPED_PER_FIELD = 20
 MAX_DROPPED_VALUE_LENGTH = 200
 
 DEFAULT_GRANT_TYPES = (grants.AUTHORIZATION_CODE, grants.REFRESH_TOKEN)
-DEVICE_CODE_TOOLKIT = grants.DEVICE_CODE  # the toolkit's Application.GRANT_DEVICE_CODE, same name
 URI_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -86,10 +85,7 @@ class ClientMetadata:
 
     @property
     def toolkit_grant(self) -> str:
-        grants = self.metadata["grant_types"]
-        if "authorization_code" in grants:
-            return "authorization-code"
-        return "client-credentials" if "client_credentials" in grants else DEVICE_CODE_TOOLKIT
+        return grants.toolkit_grant_of(self.metadata["grant_types"])
 
     def apply_to(self, client) -> None:
         """Set an Application's fields from this metadata (the caller saves it)."""
@@ -229,7 +225,7 @@ def narrow_grant_types(value: Any, project, policy: Policy, confidential: bool) 
         else:
             dropped.append(_drop(grant_type, reason))
     for grant_type in list(kept):
-        needed = grants.BY_TYPE[grant_type].requires
+        needed = grants.find(grant_type).requires
         if needed and not set(needed) & set(kept):
             kept.remove(grant_type)
             dropped.append(_drop(grant_type, f"only issued with {' or '.join(needed)}"))

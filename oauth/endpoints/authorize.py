@@ -25,6 +25,7 @@ from oauthlib.common import Request as OAuthlibRequest
 from oauthlib.common import generate_token
 
 from oauth.clients.lookup import ClientRefused, find_client
+from oauth.clients.scopes import allowed_scopes
 from oauth.endpoints.endusers import bind_request, current_end_user, owns_request
 from oauth.errors import (
     InvalidRequest,
@@ -37,7 +38,6 @@ from oauth.errors import (
 )
 from oauth.grants import device_code as device_grant
 from oauth.models import Application, AuthorizationRequest, Consent, DeviceGrant
-from oauth.validator import allowed_scopes
 from projects.models import Project, User
 
 # RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is 43 characters of the unreserved set.

@@ -8,9 +8,10 @@ from typing import Any
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from infra.ratelimit import RateLimited
 from mcpauth_service.errors import is_outage
 from oauth.endpoints.parsing import FORM_BODY, NO_BODY, Body, check_request, decode_json
-from oauth.errors import MethodNotAllowed, OAuthError, ServerError, TemporarilyUnavailable
+from oauth.errors import MethodNotAllowed, OAuthError, ServerError, TemporarilyUnavailable, TooManyRequests
 
 logger = logging.getLogger("mcpauth.oauth")
 
@@ -34,6 +35,8 @@ def read_json_object(request) -> dict[str, Any]:
 
 def render_error(exc: Exception) -> HttpResponse:
     """Every error of an OAuth endpoint is rendered here; anything unexpected is a logged server_error."""
+    if isinstance(exc, RateLimited):
+        exc = TooManyRequests.from_limit(exc)
     if isinstance(exc, OAuthError):
         return exc.as_response()
     if is_outage(exc):  # the database or Redis is down: retry later, not a bug

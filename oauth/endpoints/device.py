@@ -31,7 +31,7 @@ from oauth.backend import TenantOAuthLibCore, bound, django_request, issuer_of, 
 from oauth.clients import auth as client_auth
 from oauth.endpoints.authorize import ErrorPage, branding, error_page, granted_scopes, one_resource, proceed
 from oauth.endpoints.decorator import oauth_endpoint
-from oauth.errors import OAuthError, TooManyRequests, UnauthorizedClient
+from oauth.errors import OAuthError, UnauthorizedClient
 from oauth.grants import device_code as device_grant
 from oauth.models import DeviceGrant
 from oauth.tokens import issue as tokens
@@ -128,7 +128,7 @@ def _start(request: HttpRequest, typed: str) -> HttpResponse:
     code = device_grant.normalize_user_code(typed)
     try:
         grant = find(request, code, typed)
-    except TooManyRequests as refused:
+    except ratelimit.RateLimited as refused:
         return _page(request, error=THROTTLED, user_code=typed[:20], status=429, headers=refused.headers)
     if grant is None:
         return _page(request, error=NOT_FOUND, user_code=typed[:20], status=404)

@@ -13,6 +13,7 @@ import json
 
 from django.http import HttpRequest, HttpResponse
 from oauthlib.common import Request as OAuthlibRequest
+from oauthlib.common import urlencode
 
 from oauth.backend import TenantOAuthLibCore, bound, refuse_nul_bytes
 from oauth.clients.credentials import bearer_token, require_secret
@@ -24,7 +25,7 @@ from oauth.tokens import issue as tokens
 from oauth.validator import Validator
 
 INTROSPECTING_PATHS = (Application.Path.SECRET, Application.Path.DASHBOARD)
-_core = TenantOAuthLibCore(server=object())  # only its request translation is used here
+_core = TenantOAuthLibCore(server=object())  # only its public extractors (body, headers) are used here
 _validator = Validator()
 
 
@@ -33,8 +34,10 @@ def authenticate_caller(request: HttpRequest) -> None:
     if bearer_token(request) is not None:
         require_secret(request, "introspect")
         return
-    uri, method, body, headers = _core._extract_params(request)
-    oauth_request = OAuthlibRequest(uri, method, body, headers)
+    # Client authentication reads the body's parameters and the headers; the URL goes without its
+    # query string (nothing here reads it, and oauthlib refuses some that Django accepts).
+    oauth_request = OAuthlibRequest(request.build_absolute_uri(request.path), request.method,
+                                    urlencode(_core.extract_body(request)), _core.extract_headers(request))
     with bound(request):
         ok = _validator.authenticate_client(oauth_request)
     client = oauth_request.client

@@ -1,15 +1,20 @@
 """RFC 7517 JSON Web Key Set of one project: the current key and recently retired ones."""
 
 import json
+import threading
 import time
 
+from cachetools import TTLCache
 from django.http import HttpResponse
 
 from oauth.endpoints.decorator import oauth_endpoint
 from projects.models import SigningKey
 
-_MEMO_SECONDS = 30  # retired keys drop out with time, not with a project change
-_memo: dict[tuple[int, float], tuple[float, bytes]] = {}
+# (project, its updated_at) → rendered key set. Retired keys drop out with time (the TTL), not with a
+# project change; the least recently used project makes room when full.
+MEMO_SECONDS = 30
+_memo: TTLCache[tuple[int, float], bytes] = TTLCache(maxsize=1024, ttl=MEMO_SECONDS, timer=time.monotonic)
+_memo_lock = threading.Lock()  # a worker's threads share the memo
 
 
 def key_set(project) -> dict:
@@ -18,14 +23,12 @@ def key_set(project) -> dict:
 
 def _rendered(project) -> bytes:
     key = (project.pk, project.updated_at.timestamp())
-    hit = _memo.get(key)
-    now = time.monotonic()
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    body = json.dumps(key_set(project)).encode()
-    if len(_memo) > 1024:
-        _memo.clear()
-    _memo[key] = (now + _MEMO_SECONDS, body)
+    with _memo_lock:
+        body = _memo.get(key)
+    if body is None:
+        body = json.dumps(key_set(project)).encode()
+        with _memo_lock:
+            _memo[key] = body
     return body
 
 

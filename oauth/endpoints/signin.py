@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from infra import ratelimit
+from infra.ratelimit import RateLimited
 from infra.security import client_ip
 from oauth.endpoints.authorize import (
     AuthorizationRequest,
@@ -29,7 +30,7 @@ from oauth.endpoints.authorize import (
     redirect_browser,
 )
 from oauth.endpoints.endusers import sign_in
-from oauth.errors import OAuthError, TooManyRequests
+from oauth.errors import OAuthError
 from projects.models import Project, User
 
 BAD_CREDENTIALS = "That email and password do not match an account."
@@ -67,7 +68,7 @@ def _form(request: HttpRequest, pending: AuthorizationRequest, template: str, *,
 
 
 def _throttled(request: HttpRequest, pending: AuthorizationRequest, template: str, email: str,
-               refused: TooManyRequests) -> HttpResponse:
+               refused: RateLimited) -> HttpResponse:
     return _form(request, pending, template, error=THROTTLED, email=email, status=429, headers=refused.headers)
 
 
@@ -101,7 +102,7 @@ def signin(request: HttpRequest) -> HttpResponse:
         email = request.POST.get("email", "").strip().lower()[:254]
         try:  # every attempt counts until its password proved right: parallel guesses cannot outrun the count
             attempt = ratelimit.hit(*signin_checks(request, email))
-        except TooManyRequests as refused:
+        except RateLimited as refused:
             return _throttled(request, pending, "oauth/signin.html", email, refused)
         user = authenticate_end_user(request.project, email, request.POST.get("password", ""))
         if user is None:
@@ -124,7 +125,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         email = request.POST.get("email", "").strip().lower()[:254]
         try:  # every sign-up attempt counts: accounts are cheap to make, so addresses are limited
             ratelimit.hit(ratelimit.check("signin:ip", client_ip(request) or "unknown", request.project))
-        except TooManyRequests as refused:
+        except RateLimited as refused:
             return _throttled(request, pending, "oauth/signup.html", email, refused)
         user, error = create_account(request.project, email, request.POST.get("password", ""))
         if user is None:

@@ -29,6 +29,7 @@ from oauth import grants
 from oauth.backend import django_request, project_of
 from oauth.errors import InvalidGrant, InvalidRequest
 from oauth.models import DeviceGrant
+from oauth.tokens import issue as tokens
 from oauth.tokens import revoke
 from projects import secrets as digests
 from projects.models import AuditEvent
@@ -45,7 +46,7 @@ POLL_LEEWAY = timedelta(milliseconds=500)  # a poll sent on time may arrive a li
 
 def enabled(project) -> bool:
     """Whether `project` offers the grant (its switch, through the one registry)."""
-    return grants.BY_TYPE[GRANT_TYPE].enabled(project)
+    return grants.find(GRANT_TYPE).enabled(project)
 
 
 # --- user codes ---------------------------------------------------------------------------------
@@ -117,6 +118,10 @@ def done_url(pending, status: str) -> str:
 
 
 # --- the token endpoint -------------------------------------------------------------------------
+def factory(request_validator) -> "DeviceCode":
+    return DeviceCode(request_validator, post_token=[tokens.bind_audience])
+
+
 class DeviceCode(DeviceCodeGrant):
     """oauthlib's RFC 8628 §3.4 grant, offered only where the project's switch is on."""
 
@@ -127,7 +132,7 @@ class DeviceCode(DeviceCodeGrant):
         super().validate_grant_type(request)
 
 
-class DeviceCodeValidator:
+class DeviceCodeHooks:
     """The OAuth2Validator hooks of the device grant (mixed into `oauth.validator.Validator`)."""
 
     def validate_device_code(self, client_id, code, request, *args, **kwargs) -> str | None:

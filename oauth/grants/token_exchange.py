@@ -1,35 +1,26 @@
-"""Token exchange (RFC 8693) at the token endpoint, and the mcpauth trusted-subject exchange.
+"""Token exchange (RFC 8693) at the token endpoint.
 
-1. `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` at `{issuer}/oauth/token`: the
-   subject token is an access token of this project; the result may narrow the scope and retarget
-   the audience within the project's resources, never widen, never outlive the subject token, and
-   carries `act` (§4.1) when a client other than the subject token's exchanges it.
-2. `POST {issuer}/api/oauth/token/exchange` (API.md): a project secret holding `exchange` mints
-   tokens for `{client_id, subject, scopes, resource?}`, bounded by the client's scopes and the
-   project's lifetimes, and audited.
+`grant_type=urn:ietf:params:oauth:grant-type:token-exchange` at `{issuer}/oauth/token`: the
+subject token is an access token of this project; the result may narrow the scope and retarget
+the audience within the project's resources, never widen, never outlive the subject token, and
+carries `act` (§4.1) when a client other than the subject token's exchanges it. (The mcpauth
+trusted-subject exchange, `POST {issuer}/api/oauth/token/exchange`, is `oauth.endpoints.exchange`.)
 """
 
 import json
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from oauthlib.oauth2.rfc6749 import errors as oauthlib_errors
 from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 
+from oauth import grants
 from oauth.backend import project_of
-from oauth.clients.credentials import require_secret
-from oauth.clients.lookup import load_client
-from oauth.endpoints.decorator import oauth_endpoint, read_json_object
-from oauth.endpoints.parsing import JSON_BODY
-from oauth.errors import InvalidClient, InvalidRequest, InvalidScope, UnauthorizedClient
+from oauth.errors import InvalidRequest, InvalidScope, UnauthorizedClient
 from oauth.models import AccessToken, Application
 from oauth.tokens import issue as tokens
-from oauth.validator import allowed_scopes
-from projects.models import AuditEvent, User
 
-GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
+GRANT_TYPE = grants.TOKEN_EXCHANGE
 ACCESS_TOKEN_TYPE = tokens.ACCESS_TOKEN_TYPE
 
 
@@ -82,11 +73,15 @@ def act_claim(request, subject: AccessToken) -> dict[str, Any]:
     return claims
 
 
+# RFC 6749 §5.1: a token response is JSON and never cached.
+TOKEN_RESPONSE_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 class TokenExchangeGrant(GrantTypeBase):
     """oauthlib grant for RFC 8693; errors of our own checks are rendered by `oauth_endpoint`."""
 
     def create_token_response(self, request, token_handler):
-        headers = self._get_default_headers()
+        headers = dict(TOKEN_RESPONSE_HEADERS)
         try:
             self.validate_client_authentication(request)
         except oauthlib_errors.OAuth2Error as e:
@@ -111,61 +106,5 @@ class TokenExchangeGrant(GrantTypeBase):
         request.expires_in_cap = int((subject.expires - timezone.now()).total_seconds())
 
 
-# --- mcpauth trusted-subject exchange -------------------------------------------------------------
-def find_client(request: HttpRequest, body: dict[str, Any]) -> Application:
-    client_id = body.get("client_id")
-    client = load_client(request.project, client_id, request) if isinstance(client_id, str) else None
-    if client is None:
-        raise InvalidClient("Unknown client.", reason="exchange for unknown or disabled client")
-    return client
-
-
-def end_user(project, body: dict[str, Any]) -> User:
-    """The project's end user with this `subject`, created on first sight (the operator vouches for it)."""
-    subject = body.get("subject")
-    if not isinstance(subject, str) or not subject.strip() or len(subject) > 255:
-        raise InvalidRequest("subject must be a non-empty string of at most 255 characters.")
-    user = User.objects.filter(project=project, subject=subject).first()
-    if user is not None:
-        return user
-    try:
-        with transaction.atomic():
-            return User.objects.create_end_user(project, subject=subject)
-    except IntegrityError:  # created concurrently
-        return User.objects.get(project=project, subject=subject)
-
-
-def bounded_scopes(client: Application, project, body: dict[str, Any]) -> list[str]:
-    allowed = allowed_scopes(client, project)
-    scopes = body.get("scopes")
-    if scopes is None:
-        return allowed
-    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-        raise InvalidRequest("scopes must be a list of strings.")
-    if not set(scopes).issubset(allowed):
-        raise InvalidScope("A requested scope is not allowed for this client.")
-    return list(dict.fromkeys(scopes))
-
-
-def requested_resource(body: dict[str, Any]) -> list[str]:
-    resource = body.get("resource")
-    if resource is None or resource == "":
-        return []
-    if not isinstance(resource, str):
-        raise InvalidRequest("resource must be a string.")
-    return [resource]
-
-
-@oauth_endpoint(("POST",), body=JSON_BODY)
-def exchange(request: HttpRequest) -> JsonResponse:
-    secret = require_secret(request, "exchange")
-    body = read_json_object(request)
-    project = request.project
-    client = find_client(request, body)
-    scopes = bounded_scopes(client, project, body)
-    audience = tokens.resolve_audience(project, requested_resource(body), None)
-    user = end_user(project, body)
-    issued = tokens.mint(project, request.issuer, client, user, scopes=scopes, audience=audience)
-    AuditEvent.record(project, "token.exchanged", actor=f"secret:{secret.prefix}", client_id=client.client_id,
-                      request=request, subject=user.subject, scope=issued["scope"], resource=audience)
-    return JsonResponse(issued)
+def factory(request_validator) -> TokenExchangeGrant:
+    return TokenExchangeGrant(request_validator)

@@ -5,7 +5,7 @@ registering, or idle for `idle_client_days`, are deleted — never one holding a
 code or token. Expired codes, device codes and tokens are purged (revoked refresh tokens are kept until they would
 have expired, so refresh-token reuse is still detected). Each run that did something is
 written to the audit log as `reaper.run`. A setting of 0 days turns that rule off. Each run also
-recounts the project's open-registered clients (`Project.open_client_count`, the cap's counter).
+recounts the project's open-registered clients (`Project.open_client_count`, the cap's counter; `oauth.clients.quota`).
 """
 
 from dataclasses import dataclass, field
@@ -16,6 +16,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from oauth.clients import quota
 from oauth.models import AccessToken, Application, AuthorizationRequest, DeviceGrant, Grant, RefreshToken
 from projects.models import AuditEvent, Project
 
@@ -58,7 +59,7 @@ def reap_project(project: Project, now: datetime) -> ReaperReport:
                           access_tokens_purged=report.access_tokens, refresh_tokens_purged=report.refresh_tokens,
                           authorization_requests_purged=report.authorization_requests,
                           device_grants_purged=report.device_grants)
-    project.recount_open_clients()  # last: it locks the project row until this commit
+    quota.recount_open_clients(project)  # last: it locks the project row until this commit
     return report
 
 

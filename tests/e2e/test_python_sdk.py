@@ -36,7 +36,7 @@ from .conftest import ACCESS_TOKEN_TTL, PASSWORD, REDIRECT_URI, Deployment, Issu
 from .user_agent import EndUser
 
 # Real processes share PostgreSQL and Redis with the test run.
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("e2e")]  # one issuer (tests/e2e/conftest.py)
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 

@@ -19,6 +19,8 @@ from tests.servers import start_server
 from .conftest import PASSWORD, REDIRECT_URI, Issuer, free_port, stop
 from .user_agent import EndUser
 
+pytestmark = pytest.mark.xdist_group("e2e")  # one issuer (tests/e2e/conftest.py)
+
 CLIENT = {"client_name": "Claude", "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none"}
 
 

@@ -16,7 +16,7 @@ from .conftest import PASSWORD, REDIRECT_URI, introspect
 from .user_agent import EndUser
 
 # Real processes share PostgreSQL and Redis with the test run.
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("e2e")]  # one issuer (tests/e2e/conftest.py)
 
 TS = Path(__file__).resolve().parent / "ts"
 NODE_SECONDS = 180
