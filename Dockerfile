@@ -11,7 +11,7 @@ COPY dashboard ./dashboard
 RUN pip install --no-cache-dir .
 
 FROM python:3.11-slim
-ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MCPAUTH_VAR_DIR=/app/var \
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MCPAUTH_VAR_DIR=/app/var LOG_FORMAT=json \
     HOST=0.0.0.0 PORT=8000
 RUN useradd --create-home --uid 10001 mcpauth
 WORKDIR /app

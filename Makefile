@@ -34,8 +34,10 @@ serve: migrate
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python -m mcpauth_service.serve --host $(HOST) --port $(PORT)
 
-# The end-to-end tests also run the official MCP TypeScript SDK under Node 20 (git-ignored node_modules).
+# The end-to-end tests also run the official MCP TypeScript SDK under Node 20 (git-ignored node_modules):
+# v1 (@modelcontextprotocol/sdk) in tests/e2e/ts, v2's client (its CrossAppAccessProvider) in tests/e2e/ts-xaa.
 E2E_TS := tests/e2e/ts
+E2E_TS_XAA := tests/e2e/ts-xaa
 
 lint: install
 	$(BIN)/ruff check .
@@ -47,7 +49,7 @@ lint: install
 # (`xdist_group`, `--dist loadgroup`). TEST_WORKERS=0 runs everything in this one process.
 TEST_WORKERS ?= 4
 
-test: install lint $(E2E_TS)/node_modules/.installed
+test: install lint $(E2E_TS)/node_modules/.installed $(E2E_TS_XAA)/node_modules/.installed
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The fuzz suite at length (docs/requests.md): `make test` runs it with a few examples per endpoint;
@@ -57,6 +59,10 @@ fuzz: install
 
 $(E2E_TS)/node_modules/.installed: $(E2E_TS)/package-lock.json
 	npm ci --prefix $(E2E_TS) --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(E2E_TS_XAA)/node_modules/.installed: $(E2E_TS_XAA)/package-lock.json
+	npm ci --prefix $(E2E_TS_XAA) --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The issuer plus examples/mcp_server.py (port 8001), printing how to connect MCP Inspector or Claude.
@@ -71,7 +77,14 @@ bench-wrk:
 		&& echo "installing wrk (Debian package)" && apt-get install -y -qq wrk >/dev/null; } \
 		|| { echo "make bench needs wrk: apt-get install -y wrk (Debian/Ubuntu), or brew install wrk"; exit 1; }
 
-bench: install bench-wrk
+# The peer it is measured against: node oidc-provider, pinned in bench/peer (git-ignored node_modules).
+BENCH_PEER := bench/peer
+
+$(BENCH_PEER)/node_modules/.installed: $(BENCH_PEER)/package-lock.json
+	npm ci --prefix $(BENCH_PEER) --no-audit --no-fund --loglevel=error
+	touch $@
+
+bench: install bench-wrk $(BENCH_PEER)/node_modules/.installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 bench-scale: install bench-wrk

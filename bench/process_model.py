@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     out = run.OUT_DIR / "process-model.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print("\n" + markdown(report))
-    print(f"\nwritten: {out.relative_to(run.ROOT)}")
+    print(f"\nwritten: {out}")
     return 0
 
 

@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA_DIR = ROOT / "bench" / "lua"
-OUT_DIR = ROOT / "var" / "bench"
+OUT_DIR = Path(os.environ.get("BENCH_OUT_DIR") or ROOT / "var" / "bench")
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/mcpauth_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
@@ -129,6 +129,10 @@ class Config:
     scale_clients: int
     base_tokens: int
     soak: int
+    rounds: int = 3
+    peer: bool = True
+    peer_port: int = 0  # 0: port + 1 (its admin API: port + 2)
+    peer_admin_port: int = 0
 
     @property
     def origin(self) -> str:
@@ -160,7 +164,7 @@ def recreate_database(url: str) -> None:
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    if not re.fullmatch(r"[a-z0-9_]+", name) or not name.startswith(("mcpauth_bench", "bench")):
+    if not re.fullmatch(r"[a-z0-9_]+", name) or "bench" not in name:
         raise SystemExit(f"refusing to drop database {name!r}: the bench only recreates a *bench* database")
     admin = parts._replace(path="/postgres").geturl()
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -291,7 +295,9 @@ def summarize(raw: dict, expect: int) -> dict:
     duration = raw["duration_us"] / 1e6
     statuses = {int(k): v for k, v in raw["statuses"].items()}
     answered = sum(statuses.values())
-    unexpected = answered - statuses.get(expect, 0) + raw.get("bad_body", 0)
+    correct = (sum(v for k, v in statuses.items() if 200 <= k < 300) if expect == 0  # 0: any 2xx (mixed)
+               else statuses.get(expect, 0))
+    unexpected = answered - correct + raw.get("bad_body", 0)
     socket_errors = sum(v for k, v in raw["errors"].items() if k != "status")
     return {
         "requests": raw["requests"],
@@ -472,6 +478,10 @@ def markdown_any(report: dict) -> str:
     head = (f"Taken {env.get('when_utc', '?')} at commit {env.get('commit', '?')}; {env.get('cpus', '?')} CPUs, "
             f"load average {', '.join(f'{x:.1f}' for x in env.get('loadavg_at_start', []))} at start; "
             f"{env.get('server', '')}; wrk {env.get('connections')} connections, {env.get('duration_s')} s per scenario.")
+    if "summary" in report:
+        from . import compare
+
+        return compare.markdown(report)
     if "scenarios" in report:
         return head + "\n\n" + markdown(report)
     if "p99_comparison" in report:
@@ -625,11 +635,17 @@ def main_soak(cfg: Config, world, server: Server) -> dict:
 def parse_args(argv: list[str] | None = None) -> Config:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", 8097)))
-    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", 12)))
+    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", 8)))
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated scenario names (hello always runs)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of ours and the peer, alternating")
+    parser.add_argument("--peer-port", type=int, default=0, help="the peer's port (default: --port + 1)")
+    parser.add_argument("--peer-admin-port", type=int, default=0, help="its admin API (default: --port + 2)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: one round of 2-second runs")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="ours alone against the hello view (the pre-issue-17 report), no node peer")
     parser.add_argument("--scale", action="store_true", help="compare 1,000 with 1,000,000 tokens")
     parser.add_argument("--scale-tokens", type=int, default=1_000_000)
     parser.add_argument("--scale-clients", type=int, default=100_000)
@@ -641,14 +657,17 @@ def parse_args(argv: list[str] | None = None) -> Config:
         print(markdown_any(json.loads(Path(args.markdown).read_text())))
         raise SystemExit(0)
     only = [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = set(only) - set(SCENARIOS)
+    unknown = set(only) - set(SCENARIOS) - {"mixed"}
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if args.quick:
+        args.duration, args.warmup, args.rounds = 2, 1, 1
     return Config(port=args.port, duration=args.duration, warmup=args.warmup, connections=args.connections,
                   threads=args.threads, database_url=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
                   redis_url=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL), only=only, scale=args.scale,
                   scale_tokens=args.scale_tokens, scale_clients=args.scale_clients, base_tokens=args.base_tokens,
-                  soak=args.soak)
+                  soak=args.soak, rounds=args.rounds, peer=not args.no_peer,
+                  peer_port=args.peer_port or args.port + 1, peer_admin_port=args.peer_admin_port or args.port + 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -688,15 +707,21 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:<20} {c['p99_base_ms']:>8.2f} -> {c['p99_scale_ms']:>8.2f} ms  x{c['factor']}"
                       f"  {'met' if c['target_met'] else 'MISSED'}"
                       f"  (x{c.get('factor_vs_hello_drift', '?')} relative to the hello view's drift)")
+        elif cfg.peer:
+            from . import compare
+
+            report, out = compare.main_compare(cfg, world, server), OUT_DIR / "results.json"
+            facts["peer"] = report["peer"]
+            print("\n" + compare.table(report))
         else:
-            report, out = main_standard(cfg, world, server), OUT_DIR / "results.json"
+            report, out = main_standard(cfg, world, server), OUT_DIR / "results-alone.json"
             print("\n" + table(report))
     finally:
         server.stop()
     facts["loadavg_at_end"] = list(os.getloadavg())
     report["environment"] = facts
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten: {out.relative_to(ROOT)}")
+    print(f"\nwritten: {out}")
     return 0
 
 

@@ -12,7 +12,7 @@ from oauth import grants
 from oauth.models import Application, Consent
 from oauth.tokens import revoke
 from projects import secrets as tokens
-from projects.models import AuditEvent, Project, ProjectMember, User
+from projects.models import AuditEvent, Project, ProjectMember, SigningKey, User
 
 
 def actor_of(request) -> str:
@@ -101,6 +101,7 @@ def revoke_end_user(project: Project, person: User, request) -> int:
 
 @transaction.atomic
 def update_settings(project: Project, changed: list[str], request=None, *, actor: str = "") -> None:
+    SigningKey.ensure(project)  # e.g. the RS256 key: made before JWKS can be rendered for the new settings
     project.save()
     AuditEvent.record(project, "settings.changed", actor=actor or actor_of(request), request=request,
                       changed=changed)

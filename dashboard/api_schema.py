@@ -66,7 +66,7 @@ ENDPOINTS = {
                    "400": {"description": "Invalid client_id or redirect_uri: an error page"}})},
     "/p/{slug}/oauth/token": {"post": _op(
         "Token endpoint", "authorization_code, refresh_token, client_credentials, RFC 8693 token exchange, "
-        "RFC 8628 device_code.",
+        "RFC 8628 device_code, RFC 7523 jwt-bearer with an ID-JAG (docs/enterprise.md).",
         body=FORM, responses={"200": _json(JSON_OBJECT, "Token response"), "400": _json(ERROR, "invalid_grant, ..."),
                               "401": _json(ERROR, "invalid_client")})},
     "/p/{slug}/oauth/device_authorization": {"post": _op(

@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import api
+from . import api, api_enterprise
 
 P = "api/v1/projects/<slug:slug>"
 
@@ -27,4 +27,6 @@ urlpatterns = [
     path(P + "/members", api.MembersView.as_view(), name="api_members"),
     path(P + "/members/<int:pk>", api.MemberView.as_view(), name="api_member"),
     path(P + "/audit-events", api.AuditEventsView.as_view(), name="api_audit_events"),
+    path(P + "/trusted-issuers", api_enterprise.TrustedIssuersView.as_view(), name="api_trusted_issuers"),
+    path(P + "/trusted-issuers/<int:pk>", api_enterprise.TrustedIssuerView.as_view(), name="api_trusted_issuer"),
 ]

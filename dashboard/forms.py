@@ -160,7 +160,7 @@ class SettingsForm(forms.ModelForm):
         fields = [
             "cimd_enabled", "open_registration_enabled", "secret_registration_enabled",
             "login_mode", "login_url", "signup_enabled", "device_grant",
-            "token_format", "access_token_ttl", "refresh_token_ttl",
+            "token_format", "access_token_ttl", "refresh_token_ttl", "openid",
             "display_name", "logo_url", "accent_color",
             "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
         ]
@@ -175,6 +175,7 @@ class SettingsForm(forms.ModelForm):
             "token_format": "Access token format",
             "access_token_ttl": "Access token lifetime (seconds)",
             "refresh_token_ttl": "Refresh token lifetime (seconds)",
+            "openid": "OpenID Connect (ID tokens, userinfo)",
             "display_name": "Display name",
             "logo_url": "Logo URL",
             "accent_color": "Accent colour",
@@ -193,6 +194,8 @@ class SettingsForm(forms.ModelForm):
             "key_rotation_days": "0: rotate by hand only.",
             "device_grant": "Sign-in by code for clients without a browser of their own (VS Code remote, CLIs), "
                             "for clients that register it.",
+            "openid": "Clients that ask for the openid scope get an ID token (RS256, or ES256 if they "
+                      "registered it) and may call /oauth/userinfo; adds openid, profile and email to the scopes.",
         }
 
     def __init__(self, *args, **kwargs):

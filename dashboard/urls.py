@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import audit, clients, mcpcheck, members, people, policy, project_secrets, views
+from . import audit, clients, enterprise, mcpcheck, members, people, policy, project_secrets, views
 
 app_name = "dashboard"
 
@@ -19,6 +19,8 @@ project_patterns = [
     path(P + "/users/<int:pk>/revoke", people.end_user_revoke, name="end_user_revoke"),
     path(P + "/secrets", project_secrets.secret_list, name="secrets"),
     path(P + "/secrets/<int:pk>/revoke", project_secrets.secret_revoke, name="secret_revoke"),
+    path(P + "/enterprise", enterprise.issuer_list, name="enterprise"),
+    path(P + "/enterprise/<int:pk>/remove", enterprise.issuer_remove, name="enterprise_remove"),
     path(P + "/settings", policy.project_settings, name="settings"),
     path(P + "/settings/rotate-key", policy.rotate_key, name="rotate_key"),
     path(P + "/members", members.member_list, name="members"),

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django_redis import get_redis_connection
 
+from infra import metrics
 from infra.security import client_ip
 
 
@@ -185,6 +186,7 @@ def hit(*checks: tuple[Limit, str, tuple[Window, ...]]) -> Hit:
     full = store().count(counters)
     if full is not None:
         position, retry_after = full
+        metrics.rate_limited.labels(counters[position].limit.name).inc()
         raise counters[position].refuse(retry_after)
     return Hit(counters)
 

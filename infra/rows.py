@@ -101,10 +101,18 @@ def insert(row: M, using: str = DEFAULT_DB_ALIAS) -> M:
 
 @dataclass(frozen=True)
 class Guard:
-    """An `UPDATE … WHERE …` that must change exactly one row for a `write` to happen."""
+    """An `UPDATE … WHERE …` (or a `DELETE`, `removal`) that must change exactly one row for a `write` to happen."""
 
     sql: str
     params: tuple = ()
+
+
+def removal(model: type[models.Model], pk: Any, using: str = DEFAULT_DB_ALIAS) -> Guard:
+    """The guard `DELETE FROM model WHERE pk = pk`: what `write` inserts goes in only with the
+    removal of that row (a revoked token and its audit event), for a row no other row refers to."""
+    connection = connections[using]
+    table, column = (connection.ops.quote_name(n) for n in (model._meta.db_table, model._meta.pk.column))
+    return Guard(f"DELETE FROM {table} WHERE {column} = %s", (model._meta.pk.get_db_prep_value(pk, connection),))
 
 
 _spends: dict[tuple, tuple[str, list[models.Field]]] = {}

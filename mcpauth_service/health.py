@@ -15,6 +15,7 @@ from django.http import JsonResponse
 from infra.cache import redis_options
 
 from .errors import RETRY_AFTER_SECONDS
+from .metrics import metrics
 
 logger = logging.getLogger("mcpauth.health")
 
@@ -68,7 +69,7 @@ def readyz(request):
 
 
 class ProbeMiddleware:
-    """First in MIDDLEWARE: `/healthz` and `/readyz` are answered before anything that could touch
+    """First in MIDDLEWARE: `/healthz`, `/readyz` (and `/metrics`) are answered before anything that could touch
     the database or Redis (custom-domain lookup, sessions), so liveness never depends on them."""
 
     def __init__(self, get_response):
@@ -79,4 +80,6 @@ class ProbeMiddleware:
             return healthz(request)
         if request.path_info == "/readyz":
             return readyz(request)
+        if request.path_info == "/metrics":
+            return metrics(request)
         return self.get_response(request)

@@ -15,6 +15,8 @@ Environment (all optional):
     WEB_SERVER       granian (default), or gthread / sync for gunicorn (kept for comparison)
     WEB_WORKERS      worker processes (default: the CPU count, at least 2)
     WEB_THREADS      threads per worker that run Django (default 8)
+    PROMETHEUS_MULTIPROC_DIR  where the workers keep their metrics (default var/prometheus; emptied
+                     at start: docs/operations.md)
 """
 
 from __future__ import annotations
@@ -93,6 +95,16 @@ def refuse_if_unsafe() -> None:
         raise SystemExit("refusing to start:\n" + "\n".join(str(m) for m in errors))
 
 
+def prepare_metrics() -> None:
+    """prometheus-client's multiprocess mode for the workers (infra/metrics.py): its directory,
+    emptied of the last run's values, in the environment the workers inherit."""
+    from django.conf import settings
+
+    from infra.metrics import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir(settings.VAR_DIR)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host")
@@ -107,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
                    threads=args.threads, access_log=args.access_log)
     os.chdir(Path(__file__).resolve().parent.parent)  # the application is imported from the project root
     refuse_if_unsafe()
+    prepare_metrics()
     sys.stdout.flush()
     os.execv(argv[0], argv)
 

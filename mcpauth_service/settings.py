@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from infra.logs import logging_config
+
 from .env import env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -66,11 +68,13 @@ INSTALLED_APPS = [
     "mcpauth_service.apps.McpauthServiceConfig",
     "projects",
     "oauth",
+    "enterprise",
     "dashboard",
 ]
 
 MIDDLEWARE = [
-    "mcpauth_service.health.ProbeMiddleware",  # /healthz and /readyz before anything else
+    "mcpauth_service.health.ProbeMiddleware",  # /healthz, /readyz and /metrics before anything else
+    "infra.observe.RequestObservation",  # request id, metrics, one log line per request
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "projects.tenancy.CustomDomainMiddleware",
@@ -281,6 +285,11 @@ OAUTH2_PROVIDER = {
     # RFC 8628: oauth.grants.device_code finds the device grant within the project; the toolkit's
     # default pre-token hook looks it up across all projects, so it is not used.
     "OAUTH_PRE_TOKEN_VALIDATION": [],
+    # The toolkit's OpenID Connect support, used through its validator hooks (oauth.tokens.id_token) per project:
+    # Project.openid decides, with the project's issuer and keys. None of its global OIDC views (one
+    # issuer, one key) is mounted, and OAUTH2_SERVER_CLASS is ours.
+    "OIDC_ENABLED": True,
+    "ID_TOKEN_EXPIRE_SECONDS": 3600,
     # Tokens (issue 5): the tenant-aware validator/backend/server, prefixed or JWT token values.
     "OAUTH2_VALIDATOR_CLASS": "oauth.validator.Validator",
     "OAUTH2_BACKEND_CLASS": "oauth.backend.TenantOAuthLibCore",
@@ -326,15 +335,8 @@ CELERY_BEAT_SCHEDULE = {
     "rotate-signing-keys": {"task": "projects.tasks.rotate_due_signing_keys", "schedule": 3600},
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        # The toolkit logs request bodies at DEBUG; keep it quiet so no secret reaches a log.
-        "oauth2_provider": {"level": "WARNING"},
-        "oauthlib": {"level": "WARNING"},
-    },
-}
+# Logs (infra/logs.py): LOG_FORMAT=text (default) or json, one line per event; docs/operations.md.
+LOGGING = logging_config(env_str("LOG_FORMAT", "text").strip().lower(), env_str("LOG_LEVEL", "INFO"))
+
+# GET /metrics (Prometheus text format) for a Bearer METRICS_TOKEN; 404 while unset (docs/operations.md).
+METRICS_TOKEN = env_str("METRICS_TOKEN")

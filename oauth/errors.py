@@ -7,6 +7,7 @@ import logging
 
 from django.http import JsonResponse
 
+from infra.observe import refused
 from mcpauth_service.errors import RETRY_AFTER_SECONDS, UNAVAILABLE_DESCRIPTION
 
 logger = logging.getLogger("mcpauth.oauth")
@@ -32,6 +33,7 @@ class OAuthError(Exception):
     def as_response(self) -> JsonResponse:
         if self.reason:
             logger.info("%s: %s", self.error, self.reason)
+        refused(self.error)
         response = JsonResponse(self.payload(), status=self.status)
         response["Cache-Control"] = "no-store"
         for name, value in self.headers.items():

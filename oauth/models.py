@@ -110,6 +110,9 @@ class Grant(AbstractGrant):
     # replay can revoke the token family it issued (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3).
     redeemed_at = models.DateTimeField(null=True, blank=True)
     token_family = models.UUIDField(null=True, blank=True)
+    # OpenID Connect Core §2 `auth_time`: when the end user last authenticated (signed in, or was
+    # vouched for by the operator); carried to the refresh tokens the code starts (§12.2).
+    auth_time = models.DateTimeField(null=True, blank=True)
 
     class Meta(AbstractGrant.Meta):
         swappable = "OAUTH2_PROVIDER_GRANT_MODEL"
@@ -132,6 +135,7 @@ class RefreshToken(AbstractRefreshToken):
     # The scope granted, kept on the refresh token itself so a refresh never depends on (or
     # widens past) an access token row that may have expired and been swept.
     scope = models.TextField(blank=True)
+    auth_time = models.DateTimeField(null=True, blank=True)  # of the code the family started from
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"

@@ -15,6 +15,7 @@ from oauth.endpoints import (
     revocation,
     signin,
     token,
+    userinfo,
 )
 
 app_name = "oauth"
@@ -31,6 +32,7 @@ urlpatterns = [
     path(".well-known/oauth-authorization-server", discovery.metadata, name="metadata"),
     path(".well-known/openid-configuration", discovery.metadata, name="openid-configuration"),
     path(".well-known/jwks.json", jwks.jwks, name="jwks"),
+    path("oauth/userinfo", userinfo.userinfo, name="userinfo"),
     # Authorization (issue 4)
     path("oauth/authorize", authorize.authorize, name="authorize"),
     path("oauth/signin", signin.signin, name="signin"),

@@ -27,10 +27,11 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING, OAuth2Validator
 
-from infra import rows
+from infra import metrics, rows
 from oauth import grants
 from oauth.clients import auth as client_auth
 from oauth.clients import redirects
@@ -38,6 +39,7 @@ from oauth.clients.lookup import load_client
 from oauth.clients.scopes import allowed_scopes
 from oauth.tokens import issue as tokens
 from oauth.tokens import revoke
+from oauth.tokens.id_token import OpenIDConnectValidator, auth_time_of
 from projects.models import AuditEvent
 
 from .backend import django_request, project_of
@@ -45,7 +47,7 @@ from .errors import InvalidGrant
 from .models import AccessToken, Application, Grant, RefreshToken
 
 
-class Validator(*grants.validator_hooks(), OAuth2Validator):
+class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validator):
     """Each grant's hooks (its mixin, `oauth.grants.<grant>`) on the toolkit's validator; here only
     what every grant shares: finding and authenticating the client, scopes, storing and revoking."""
 
@@ -95,14 +97,20 @@ class Validator(*grants.validator_hooks(), OAuth2Validator):
             return False
         if client.registration_path not in spec.paths:
             return False
+        if grant_type == grants.REFRESH_TOKEN and client.allows_grant_type(grants.JWT_BEARER):
+            return True  # refresh tokens an enterprise issuer allows (oauth.grants.jwt_bearer)
         return client.allows_grant_type(*GRANT_TYPE_MAPPING[grant_type])
 
     # --- scopes -------------------------------------------------------------------------------
     def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
-        return set(scopes).issubset(allowed_scopes(client, project_of(request)))
+        project = project_of(request)
+        if request.grant_type == "client_credentials" and set(scopes) & set(project.openid_scope_names):
+            return False  # OpenID Connect scopes are about an end user; a client alone has none
+        return set(scopes).issubset(allowed_scopes(client, project))
 
     def get_default_scopes(self, client_id, request, *args, **kwargs):
-        return allowed_scopes(request.client, project_of(request))
+        project = project_of(request)
+        return [s for s in allowed_scopes(request.client, project) if s not in project.openid_scope_names]
 
     # --- issuing ------------------------------------------------------------------------------
     def save_bearer_token(self, token, request, *args, **kwargs):
@@ -139,6 +147,7 @@ class Validator(*grants.validator_hooks(), OAuth2Validator):
             if token.get("refresh_token"):
                 refresh = tokens.refresh_token_row(token["refresh_token"], client=request.client, user=user,
                                                    scope=scope, audience=audience, family=request.token_family)
+                refresh.auth_time = auth_time_of(request)  # OpenID Connect Core §12.2
             return access, refresh
 
         # Spending a code or refresh token is flushed before the response (durable single use).
@@ -149,6 +158,7 @@ class Validator(*grants.validator_hooks(), OAuth2Validator):
             # Still here: a concurrent refresh rotated the token inside the grace window; siblings.
             rows.write(*rows_for(None), link="access_token", relax_commit=settings.TOKEN_ASYNC_COMMIT)
         tokens.touch_client(request.client)
+        metrics.issued(request.grant_type)
 
     def _lost_claim(self, request, grant: Grant | None, previous: RefreshToken | None) -> None:
         """A concurrent request spent the code or refresh token between our read and our write.
@@ -179,13 +189,14 @@ class Validator(*grants.validator_hooks(), OAuth2Validator):
         digest = tokens.checksum(token)
         access = rows.select_one(AccessToken, token_checksum=digest, application_id=client.pk)
         if access is not None:
-            revoke.access_token(access)
-            kind = "access_token"
-        else:
-            refresh = rows.select_one(RefreshToken, token_checksum=digest, application_id=client.pk)
-            if refresh is None:
-                return
-            revoke.refresh_token(refresh)
-            kind = "refresh_token"
-        AuditEvent.record(client.project, "token.revoked", client_id=client.client_id,
-                          request=django_request(request), token_type=kind)
+            revoke.access_token(access, self._revoked_event(request, "access_token"))
+            return
+        refresh = rows.select_one(RefreshToken, token_checksum=digest, application_id=client.pk)
+        if refresh is not None:
+            with transaction.atomic():  # the family and the event together
+                revoke.refresh_token(refresh)
+                rows.insert(self._revoked_event(request, "refresh_token"))
+
+    def _revoked_event(self, request, kind: str) -> AuditEvent:
+        return AuditEvent.new(request.client.project, "token.revoked", client_id=request.client.client_id,
+                              request=django_request(request), token_type=kind)

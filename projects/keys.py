@@ -1,4 +1,5 @@
-"""Signing keys (RFC 7517/7518 ES256): generation, encryption at rest, JWK export, thumbprint kid."""
+"""Signing keys (RFC 7517/7518 ES256, and RS256 for OpenID Connect): generation, encryption at rest,
+JWK export, thumbprint kid."""
 
 import base64
 import functools
@@ -29,18 +30,27 @@ def decrypt(token: str) -> bytes:
     return _cipher(settings.KEY_ENCRYPTION_KEY).decrypt(token.encode())
 
 
-def new_es256_key() -> tuple[dict, str]:
-    """A fresh P-256 key: (public JWK with kid/alg/use, encrypted private PEM)."""
-    key = jwk.JWK.generate(kty="EC", crv="P-256")
+# RFC 7518 §3.1: the algorithms a project signs with, and the key each needs. ES256 signs access
+# tokens; RS256 is offered for ID tokens too (OpenID Connect Core §15.1: RPs must support it).
+KEY_PARAMS = {"ES256": {"kty": "EC", "crv": "P-256"}, "RS256": {"kty": "RSA", "size": 2048}}
+
+
+def new_key(alg: str = "ES256") -> tuple[dict, str]:
+    """A fresh key for `alg`: (public JWK with kid/alg/use, encrypted private PEM)."""
+    key = jwk.JWK.generate(**KEY_PARAMS[alg])
     public = key.export_public(as_dict=True)
-    public.update(kid=key.thumbprint(), alg="ES256", use="sig")
+    public.update(kid=key.thumbprint(), alg=alg, use="sig")
     private_pem = key.export_to_pem(private_key=True, password=None)
     return public, encrypt(private_pem)
 
 
+def new_es256_key() -> tuple[dict, str]:
+    return new_key("ES256")
+
+
 @functools.lru_cache(maxsize=256)
-def load_private(encrypted_pem: str, kid: str) -> jwk.JWK:
+def load_private(encrypted_pem: str, kid: str, alg: str = "ES256") -> jwk.JWK:
     """Decrypt once per process; the decrypted key is derived state, never shared state."""
     key = jwk.JWK.from_pem(decrypt(encrypted_pem))
-    key.update(kid=kid, alg="ES256", use="sig")
+    key.update(kid=kid, alg=alg, use="sig")
     return key

@@ -9,6 +9,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
+from oauth2_provider.settings import oauth2_settings
 
 from infra import rows
 from infra.localcache import LocalCache, now_and_at_commit
@@ -25,6 +26,13 @@ DEFAULT_SCOPES = [
     {"name": "mcp:resources", "description": "Read the server's resources"},
     {"name": "mcp:prompts", "description": "Use the server's prompts"},
     {"name": "offline_access", "description": "Stay connected when you are away (refresh tokens)"},
+]
+# OpenID Connect Core §3.1.2.1 and §5.4: offered on top of the catalog while the project has OpenID
+# Connect on (`Project.openid`), never asked for by default.
+OPENID_SCOPES = [
+    {"name": "openid", "description": "Sign you in with your account here"},
+    {"name": "profile", "description": "See your name"},
+    {"name": "email", "description": "See your email address"},
 ]
 
 
@@ -106,7 +114,9 @@ class ProjectQuerySet(models.QuerySet):
     def due_for_key_rotation(self, now=None) -> list["Project"]:
         """Projects with a rotation schedule whose current signing key is at least that old."""
         now = now or timezone.now()
-        current = SigningKey.objects.filter(retired_at__isnull=True, project__in=self.filter(key_rotation_days__gt=0))
+        # The ES256 key: every project has one, and a rotation renews all of a project's keys at once.
+        current = SigningKey.objects.filter(retired_at__isnull=True, alg="ES256",
+                                            project__in=self.filter(key_rotation_days__gt=0))
         return [key.project for key in current.select_related("project")
                 if key.created_at <= now - timedelta(days=key.project.key_rotation_days)]
 
@@ -199,6 +209,8 @@ class Project(models.Model):
     device_grant = models.BooleanField(default=True)
 
     token_format = models.CharField(max_length=16, choices=TokenFormat.choices, default=TokenFormat.OPAQUE)
+    # OpenID Connect (ID tokens, userinfo, prompt/max_age) for clients that ask for `openid`.
+    openid = models.BooleanField(default=False)
     access_token_ttl = models.PositiveIntegerField(default=3600)  # seconds
     refresh_token_ttl = models.PositiveIntegerField(default=30 * 24 * 3600)  # seconds
     key_rotation_days = models.PositiveIntegerField(default=90)  # 0: rotate by hand only
@@ -236,12 +248,30 @@ class Project(models.Model):
         return self.resources[0] if self.resources else None
 
     @property
+    def offered_scopes(self) -> list[dict]:
+        """The catalog, plus the OpenID Connect scopes while OpenID Connect is on."""
+        if not self.openid:
+            return self.scopes
+        own = {s["name"] for s in self.scopes}
+        return [*self.scopes, *(s for s in OPENID_SCOPES if s["name"] not in own)]
+
+    @property
     def scope_names(self) -> list[str]:
-        return [s["name"] for s in self.scopes]
+        return [s["name"] for s in self.offered_scopes]
+
+    @property
+    def openid_scope_names(self) -> list[str]:
+        """Scopes that only a client asking for them gets (never a default): OpenID Connect's, when on."""
+        return [s["name"] for s in OPENID_SCOPES] if self.openid else []
 
     @property
     def scope_descriptions(self) -> dict[str, str]:
-        return {s["name"]: s.get("description", "") for s in self.scopes}
+        return {s["name"]: s.get("description", "") for s in self.offered_scopes}
+
+    @property
+    def signing_algs(self) -> list[str]:
+        """RFC 7518 algorithms this project signs with: ES256, and RS256 for ID tokens when OpenID is on."""
+        return ["ES256", "RS256"] if self.openid else ["ES256"]
 
     @property
     def registration_enabled(self) -> bool:
@@ -292,12 +322,13 @@ class Project(models.Model):
 
     @transaction.atomic
     def rotate_signing_key(self, actor: str = "system") -> "SigningKey":
-        """Retire the current key (still published until its tokens can have expired) and make a new one."""
+        """Retire the current keys (still published until their tokens can have expired) and make new
+        ones, one per algorithm in use; returns the new ES256 key."""
         SigningKey.objects.filter(project=self, retired_at__isnull=True).update(retired_at=timezone.now())
-        key = SigningKey.generate(self)
+        new = [SigningKey.generate(self, alg) for alg in self.signing_algs]
         self.save(update_fields=["updated_at"])  # new cache generation for JWKS/discovery
-        AuditEvent.record(self, "key.rotated", actor=actor, kid=key.kid)
-        return key
+        AuditEvent.record(self, "key.rotated", actor=actor, kid=new[0].kid, kids=[k.kid for k in new])
+        return new[0]
 
 
 class ProjectMember(models.Model):
@@ -420,18 +451,20 @@ class ProjectSecret(HashedCredential):
 
 class SigningKeyQuerySet(models.QuerySet):
     def published(self, project: Project) -> "SigningKeyQuerySet":
-        """The current key plus retired keys whose tokens may still be live."""
-        horizon = timezone.now() - timedelta(seconds=project.access_token_ttl)
-        return self.filter(project=project).filter(
+        """The current keys plus retired keys whose tokens may still be live, of the algorithms in use."""
+        horizon = timezone.now() - timedelta(seconds=max(project.access_token_ttl, oauth2_settings.ID_TOKEN_EXPIRE_SECONDS))
+        return self.filter(project=project, alg__in=project.signing_algs).filter(
             Q(retired_at__isnull=True) | Q(retired_at__gt=horizon)
-        ).order_by("-created_at")
+        ).order_by("alg", "-created_at")
 
 
 class SigningKey(models.Model):
-    """An ES256 key of one project; the private half is encrypted at rest (KEY_ENCRYPTION_KEY)."""
+    """A signing key of one project (one current key per algorithm); the private half is encrypted
+    at rest (KEY_ENCRYPTION_KEY)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="signing_keys")
     kid = models.CharField(max_length=64)
+    alg = models.CharField(max_length=8, default="ES256")
     public_jwk = models.JSONField()
     private_key_encrypted = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -442,22 +475,39 @@ class SigningKey(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "kid"], name="kid_unique_per_project"),
-            models.UniqueConstraint(fields=["project"], condition=Q(retired_at__isnull=True),
-                                    name="one_current_key_per_project"),
+            models.UniqueConstraint(fields=["project", "alg"], condition=Q(retired_at__isnull=True),
+                                    name="one_current_key_per_project_and_alg"),
         ]
 
     @classmethod
-    def generate(cls, project: Project) -> "SigningKey":
-        public, encrypted = keys.new_es256_key()
-        return cls.objects.create(project=project, kid=public["kid"], public_jwk=public,
+    def generate(cls, project: Project, alg: str = "ES256") -> "SigningKey":
+        public, encrypted = keys.new_key(alg)
+        return cls.objects.create(project=project, kid=public["kid"], alg=alg, public_jwk=public,
                                   private_key_encrypted=encrypted)
 
     @classmethod
-    def current(cls, project: Project) -> "SigningKey":
-        return cls.objects.get(project=project, retired_at__isnull=True)
+    def current(cls, project: Project, alg: str = "ES256") -> "SigningKey":
+        """The key `project` signs with in `alg`; made on first use of an algorithm the project
+        turned on (by whichever worker gets there first: the constraint keeps one)."""
+        try:
+            return cls.objects.get(project=project, alg=alg, retired_at__isnull=True)
+        except cls.DoesNotExist:
+            if alg not in project.signing_algs:
+                raise
+        try:
+            with transaction.atomic():
+                return cls.generate(project, alg)
+        except IntegrityError:
+            return cls.objects.get(project=project, alg=alg, retired_at__isnull=True)
+
+    @classmethod
+    def ensure(cls, project: Project) -> None:
+        """A current key for every algorithm `project` signs with (before anyone needs it in JWKS)."""
+        for alg in project.signing_algs:
+            cls.current(project, alg)
 
     def private_jwk(self):
-        return keys.load_private(self.private_key_encrypted, self.kid)
+        return keys.load_private(self.private_key_encrypted, self.kid, self.alg)
 
 
 class AuditEvent(models.Model):

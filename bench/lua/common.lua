@@ -8,11 +8,13 @@
 --                ["Authorization"] = "{1}"}, -- {n}: field n of the current value line
 --     body    = "grant_type=...&code={2}",
 --     once    = true,                        -- one-shot values (codes, refresh tokens): each used once
---     expect  = 200,                         -- the status a correct answer has
+--     expect  = 200,                         -- the status a correct answer has (0: any 2xx)
 --     expect_body = '"active":%s*true',      -- optional: a Lua pattern a correct body matches
 --   }
 --
 -- Arguments after `--` (key=value): base=/p/bench  values=/path/to/file  threads=2
+-- path=/token (optional): the scenario's path on a server that names its endpoints differently
+-- (the peer of bench/compare.py); the request is otherwise the same.
 -- Value files hold one tab-separated line per value. In `once` mode thread k of n takes lines
 -- k, k+n, k+2n, ... so no value is sent twice; a thread that runs out stops (reported as
 -- `exhausted`, which means the driver seeded too few). Otherwise values are cycled.
@@ -64,7 +66,7 @@ local function read_values(path, id, n)
   return values
 end
 
-local function build(fields, base)
+local function build(fields, base, path)
   local headers = {}
   for name, template in pairs(scenario.headers or {}) do
     local value = fill(template, fields)
@@ -72,20 +74,21 @@ local function build(fields, base)
   end
   local body = fill(scenario.body, fields)
   if body == "" then body = nil end
-  return wrk.format(fill(scenario.method or "GET", fields), base .. fill(scenario.path, fields), headers, body)
+  return wrk.format(fill(scenario.method or "GET", fields), base .. fill(path, fields), headers, body)
 end
 
 function init(args)
   local opts = parse_args(args)
   local base = opts.base or ""
+  local path = (opts.path and opts.path ~= "") and opts.path or scenario.path
   local n = tonumber(opts.threads or "1")
   requests = {}
   if opts.values and opts.values ~= "" then
     for _, fields in ipairs(read_values(opts.values, id, n)) do
-      table.insert(requests, build(fields, base))
+      table.insert(requests, build(fields, base, path))
     end
   else
-    table.insert(requests, build({}, base))
+    table.insert(requests, build({}, base, path))
   end
   cursor = 0
   exhausted = false

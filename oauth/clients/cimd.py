@@ -37,7 +37,7 @@ from django.utils import timezone
 from oauth2_provider.cimd import CIMDError, is_cimd_client_id
 from oauth2_provider.settings import oauth2_settings
 
-from infra import outbound
+from infra import metrics, outbound
 from oauth.clients import metadata as client_metadata
 from oauth.endpoints.parsing import check_json_value
 from oauth.errors import OAuthError
@@ -237,14 +237,17 @@ def load_document(client_id: str, project) -> Document:
             log.info("CIMD document refused for %r: %s", client_id, exc)
             cache.set(backoff_key(client_id), exc.reason, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
             note_fetch(project, client_id, outcome_of(exc.reason), exc.reason)
+            metrics.cimd_fetches.labels(metric_outcome(outcome_of(exc.reason))).inc()
             raise
         except Exception:  # a client-controlled URL must never turn into a 500
             log.exception("CIMD fetch failed unexpectedly for %r", client_id)
             refusal = fetch_failed("an unexpected error (the server's log has the details)")
             cache.set(backoff_key(client_id), refusal.reason, oauth2_settings.CIMD_FAILURE_BACKOFF_SECONDS)
             note_fetch(project, client_id, "refused", refusal.reason)
+            metrics.cimd_fetches.labels("error").inc()
             raise refusal from None
     note_fetch(project, client_id, "ok", describe_narrowing(cleaned))
+    metrics.cimd_fetches.labels("ok").inc()
     expires_at = time.time() + max_age
     cache.set(_document_key(client_id), (raw, expires_at), max_age)
     return Document(cleaned, expires_at)
@@ -271,6 +274,11 @@ def outcome_of(reason: str) -> str:
     if status:
         return f"HTTP {status.group(1)}"
     return "timeout" if any(word in reason for word in ("timed out", "timeout", "in time")) else "refused"
+
+
+def metric_outcome(outcome: str) -> str:
+    """`outcome_of`'s word with the status folded in (`HTTP 404` → `http_error`): a bounded label."""
+    return "http_error" if outcome.startswith("HTTP ") else outcome
 
 
 def describe_narrowing(cleaned: client_metadata.ClientMetadata) -> str:

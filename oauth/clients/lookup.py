@@ -16,6 +16,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from infra.localcache import MISS, now_and_at_commit
+from infra.observe import client_known
 from oauth.clients import cimd
 from oauth.models import Application
 from projects.models import clone_row, local_cache
@@ -65,12 +66,15 @@ def find_client(project, client_id: str, request: HttpRequest | None = None) -> 
         raise ClientRefused("this client has been disabled by the project's operator")
     if cimd.is_cimd_client_id(client_id) and (client is None or client.registration_path == Application.Path.CIMD):
         try:
-            return cimd.find(project, client_id, existing=client)
+            found = cimd.find(project, client_id, existing=client)
         except cimd.Refused as exc:
             raise ClientRefused(exc.reason) from None
+        client_known(client_id)
+        return found
     if client is None:
         hint = " (a Client ID Metadata Document URL must be https)" if client_id.startswith("http://") else ""
         raise ClientRefused("unknown client_id" + hint)
+    client_known(client_id)
     return client
 
 

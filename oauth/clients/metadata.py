@@ -37,6 +37,7 @@ MAX_DROPPED_VALUE_LENGTH = 200
 DEFAULT_GRANT_TYPES = (grants.AUTHORIZATION_CODE, grants.REFRESH_TOKEN)
 URI_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+ID_TOKEN_ALGS = ("RS256", "ES256")  # what OpenID Connect ID tokens are signed with (oauth.tokens.id_token)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def validate(data: Any, project, path: str) -> ClientMetadata:
     if scope is not None:
         out["scope"] = scope
     out.update(check_descriptive_fields(data))
+    out.update(check_id_token_alg(data, narrowed))
     first_party = check_first_party(data.get("first_party"), policy)
     if first_party:
         out["first_party"] = True
@@ -369,3 +371,17 @@ def check_first_party(value: Any, policy: Policy) -> bool:
     if not policy.may_be_first_party:
         raise InvalidClientMetadata("Only clients registered with a project secret may be first-party.")
     return True
+
+
+def check_id_token_alg(data: dict, narrowed: dict[str, list[dict]]) -> dict[str, str]:
+    """RFC 7591 §2 / OIDC Registration §2 `id_token_signed_response_alg`: kept when we sign with it,
+    else dropped (RFC 7591 §3.2.1: narrowed, not refused) and the client gets RS256."""
+    value = data.get("id_token_signed_response_alg")
+    if value is None:
+        return {}
+    if value in ID_TOKEN_ALGS:
+        return {"id_token_signed_response_alg": value}
+    shown = value[:200] if isinstance(value, str) else str(type(value).__name__)
+    narrowed["id_token_signed_response_alg"] = [{"value": shown, "reason": f"ID tokens are signed with "
+                                                 f"{' or '.join(ID_TOKEN_ALGS)}"}]
+    return {}

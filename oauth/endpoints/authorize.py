@@ -11,12 +11,15 @@ oauth.endpoints.consent through `continue_url` / `finish`.
 
 import contextlib
 import re
+import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from oauth2_provider.http import OAuth2ResponseRedirect
@@ -26,7 +29,7 @@ from oauthlib.common import generate_token
 
 from oauth.clients.lookup import ClientRefused, find_client
 from oauth.clients.scopes import allowed_scopes
-from oauth.endpoints.endusers import bind_request, current_end_user, owns_request
+from oauth.endpoints.endusers import authenticated_at, bind_request, current_end_user, owns_request
 from oauth.errors import (
     InvalidRequest,
     InvalidScope,
@@ -101,6 +104,8 @@ def authorize(request: HttpRequest) -> HttpResponse:
             "scopes": check_scope(request, client),
             "resource": check_resource(request),
             "prompt": check_prompt(request),
+            "nonce": check_nonce(request),
+            "max_age": check_max_age(request),
         }
         return proceed(request, client, params)
     except OAuthError as exc:
@@ -188,8 +193,8 @@ def granted_scopes(project: Project, client: Application, scope: str | None) -> 
     """RFC 6749 §3.3: unknown scopes are an error; known ones the client may not have are dropped."""
     allowed = allowed_scopes(client, project)
     requested = (scope or "").split()
-    if not requested:
-        return allowed
+    if not requested:  # the defaults: never OpenID Connect's, which a client must ask for
+        return [s for s in allowed if s not in project.openid_scope_names]
     unknown = sorted(set(requested) - set(project.scope_names))
     if unknown:
         raise InvalidScope("The requested scope is not offered here.", reason=f"unknown scopes {unknown}")
@@ -224,6 +229,37 @@ def check_prompt(request: HttpRequest) -> list[str]:
     return sorted(set(prompt))
 
 
+MAX_NONCE_LENGTH = 255  # what the code's row keeps
+
+
+def check_nonce(request: HttpRequest) -> str | None:
+    """OpenID Connect Core §3.1.2.1: passed through unmodified to the ID token."""
+    nonce = single(request, "nonce")
+    if nonce is not None and len(nonce) > MAX_NONCE_LENGTH:
+        raise InvalidRequest(f"nonce may be at most {MAX_NONCE_LENGTH} characters.")
+    return nonce or None
+
+
+def check_max_age(request: HttpRequest) -> int | None:
+    """OpenID Connect Core §3.1.2.1: the most seconds since the end user last signed in; 0 means now."""
+    value = single(request, "max_age")
+    if value is None or value == "":
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 10:
+        raise InvalidRequest("max_age must be a whole number of seconds.")
+    return int(value)
+
+
+def signed_in_recently(request: HttpRequest, params: dict[str, Any]) -> bool:
+    """Is the signed-in end user's sign-in recent enough for this request? `max_age` (§3.1.2.1) asks
+    for one at most that old; an OpenID Connect request needs its time known (for `auth_time`)."""
+    signed_in = authenticated_at(request)
+    if params.get("max_age") is not None:
+        return signed_in is not None and time.time() - signed_in <= params["max_age"]
+    wants_id_token = request.project.openid and "openid" in params["scopes"]
+    return signed_in is not None or not wants_id_token
+
+
 # --- What happens next: sign-in, handoff, consent, or the code --------------------------------------
 
 
@@ -231,6 +267,8 @@ def proceed(request: HttpRequest, client: Application, params: dict[str, Any]) -
     prompt = params["prompt"]
     hosted = request.project.login_mode == Project.LoginMode.HOSTED
     user = current_end_user(request) if hosted and "login" not in prompt else None
+    if user is not None and not signed_in_recently(request, params):
+        user = None  # sign in again (OpenID Connect Core §3.1.2.3)
     if user is None and "none" in prompt:
         raise LoginRequired()
     if user is not None and not needs_consent(user, client, params):
@@ -310,13 +348,22 @@ def issue_code(request: HttpRequest, client: Application, user: User, params: di
     oauth_request.client, oauth_request.client_id, oauth_request.user = client, client.client_id, user
     oauth_request.django_request, oauth_request.project = request, client.project  # for tenant-aware hooks
     oauth_request.redirect_uri, oauth_request.scopes = params["redirect_uri"], params["scopes"]
-    oauth_request.state, oauth_request.nonce, oauth_request.claims = params["state"], None, claims or None
+    oauth_request.state, oauth_request.nonce, oauth_request.claims = params["state"], params.get("nonce"), claims or None
+    oauth_request.auth_time = auth_time(request)
     oauth_request.code_challenge = params["code_challenge"]
     oauth_request.code_challenge_method = params["code_challenge_method"]
     oauth_request.resource = [params["resource"]] if params["resource"] else []
     code = {"code": generate_token(43)}
     oauth2_settings.OAUTH2_VALIDATOR_CLASS().save_authorization_code(client.client_id, code, oauth_request)
     return {"code": code["code"], "state": params["state"]}
+
+
+def auth_time(request: HttpRequest):
+    """OpenID Connect `auth_time`: the hosted sign-in's time, or now, when the operator vouches (handoff)."""
+    if request.project.login_mode == Project.LoginMode.HANDOFF:
+        return timezone.now()
+    signed_in = authenticated_at(request)
+    return datetime.fromtimestamp(signed_in, tz=UTC) if signed_in is not None else None
 
 
 def pending_for_browser(request: HttpRequest, authorization_id: str | None) -> AuthorizationRequest:

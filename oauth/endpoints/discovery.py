@@ -13,6 +13,9 @@ from django.http import HttpResponse
 from oauth import grants
 from oauth.clients import auth as client_auth
 from oauth.endpoints.decorator import oauth_endpoint
+from oauth.tokens import id_token
+
+ID_JAG_PROFILE = "urn:ietf:params:oauth:grant-profile:id-jag"  # draft-ietf-oauth-identity-assertion-authz-grant
 
 
 def build_metadata(project, issuer: str) -> dict:
@@ -40,13 +43,14 @@ def build_metadata(project, issuer: str) -> dict:
         "client_id_metadata_document_supported": project.cimd_enabled,
         "authorization_response_iss_parameter_supported": True,
         "resource_indicators_supported": True,
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        **id_token.discovery_fields(project, issuer),  # OpenID Connect Discovery §3, only when the project has it on
     }
     if not project.registration_enabled:
         del doc["registration_endpoint"]
     if grants.DEVICE_CODE in doc["grant_types_supported"]:  # RFC 8628 §4
         doc["device_authorization_endpoint"] = f"{issuer}/oauth/device_authorization"
+    if grants.JWT_BEARER in doc["grant_types_supported"]:  # ID-JAG (oauth.grants.jwt_bearer)
+        doc["authorization_grant_profiles_supported"] = [ID_JAG_PROFILE]
     return doc
 
 

@@ -6,6 +6,8 @@ project B or at the dashboard. Pending authorization requests are bound to the b
 that started them, so a leaked request id is useless in another browser.
 """
 
+import time
+
 from django.http import HttpRequest
 
 from projects.models import Project, User
@@ -15,6 +17,10 @@ REMEMBERED_REQUESTS = 20  # pending authorizations one browser may juggle per pr
 
 def _user_key(project: Project) -> str:
     return f"enduser:{project.pk}"
+
+
+def _auth_time_key(project: Project) -> str:
+    return f"enduser-at:{project.pk}"
 
 
 def _requests_key(project: Project) -> str:
@@ -34,6 +40,13 @@ def sign_in(request: HttpRequest, user: User) -> None:
     assert user.project_id == request.project.pk, "an end user signs in to their own project only"
     request.session.cycle_key()
     request.session[_user_key(request.project)] = user.pk
+    request.session[_auth_time_key(request.project)] = int(time.time())  # OpenID Connect `auth_time`
+
+
+def authenticated_at(request: HttpRequest) -> int | None:
+    """When the end user signed in to `request.project` in this browser (seconds), if known."""
+    value = request.session.get(_auth_time_key(request.project))
+    return value if isinstance(value, int) else None
 
 
 def bind_request(request: HttpRequest, authorization_id: str) -> None:

@@ -16,7 +16,7 @@ from django.contrib.auth.hashers import check_password
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from infra import ratelimit, rows
+from infra import metrics, ratelimit, rows
 from oauth.clients import metadata as client_metadata
 from oauth.clients.auth import holds_secret, registered_method
 from oauth.clients.credentials import require_secret
@@ -134,6 +134,7 @@ def create_client(request: HttpRequest, cleaned: ClientMetadata, path: str) -> t
                            request=request, path=path, fingerprint=client.fingerprint, **dropped(cleaned))
     slot = project.open_client_slot() if path == Application.Path.OPEN else None
     if not rows.write(client, event, guard=slot):
+        metrics.rate_limited.labels("open-clients").inc()
         raise TooManyRequests(OPEN_CAP_RETRY_AFTER, "This project accepts no more open registrations for now.",
                               reason=f"open client cap {project.open_client_cap} reached",
                               headers=ratelimit.cap_headers("open-clients", project.open_client_cap, OPEN_CAP_RETRY_AFTER))

@@ -7,10 +7,13 @@ and the grants' hooks, and `oauth.tokens.issue` (values, lifetimes, audience). T
 view: strict request checks, then the toolkit's view runs the server.
 """
 
+import json
+
 from django.http import HttpResponse
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as ToolkitTokenView
 
+from infra.observe import refused
 from oauth.backend import refuse_nul_bytes
 from oauth.endpoints.decorator import oauth_endpoint
 from oauth.errors import InvalidRequest
@@ -31,6 +34,8 @@ class TokenView(ToolkitTokenView):
         refuse_nul_bytes(request)
         require_grant_type(request)
         _, headers, body, status = self.create_token_response(request)
+        if status >= 400:  # oauthlib rendered this error itself (RFC 6749 §5.2 body)
+            refused(json.loads(body).get("error", "server_error"))
         response = HttpResponse(body, status=status, content_type="application/json")
         for name, value in headers.items():
             response[name] = value
@@ -42,6 +47,6 @@ _view = TokenView()  # holds no per-request state: one instance, no as_view()/me
 
 @oauth_endpoint(("POST",))
 @sensitive_post_parameters("client_secret", "code", "code_verifier", "refresh_token", "subject_token",
-                           "actor_token", "device_code")
+                           "actor_token", "assertion", "device_code")
 def token(request):
     return _view.post(request)

@@ -23,6 +23,7 @@ REFRESH_TOKEN = "refresh_token"
 CLIENT_CREDENTIALS = "client_credentials"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # ID-JAG (oauth.grants.jwt_bearer)
 # OAuth 2.1 removed these; named so that a client asking for one is told why it was dropped.
 REMOVED = {"implicit": "removed in OAuth 2.1", "password": "removed in OAuth 2.1"}
 
@@ -32,6 +33,13 @@ TRUSTED_PATHS = frozenset({"secret", "dashboard"})  # API.md: with a project sec
 
 def always(project) -> bool:
     return True
+
+
+def trusts_an_issuer(project) -> bool:
+    """ID-JAG: offered once the project trusts an enterprise identity provider."""
+    from enterprise.models import TrustedIssuer  # the registry imports no models when it loads
+
+    return TrustedIssuer.objects.of(project).exists()
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,8 @@ GRANTS: list[Grant] = [
     Grant(DEVICE_CODE, "oauth.grants.device_code.factory", "Device authorization (RFC 8628)",
           hooks="oauth.grants.device_code.DeviceCodeHooks", enabled=lambda project: bool(project.device_grant),
           toolkit_grant=DEVICE_CODE),  # the toolkit's Application.GRANT_DEVICE_CODE has the same name
+    Grant(JWT_BEARER, "oauth.grants.jwt_bearer.factory", "JWT bearer: enterprise ID-JAG (confidential clients only)",
+          confidential=True, enabled=trusts_an_issuer),
 ]
 
 

@@ -11,13 +11,15 @@ from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 from infra import rows
 from oauth.backend import django_request, project_of
 from oauth.models import Grant
+from oauth.tokens import id_token, revoke
 from oauth.tokens import issue as tokens
-from oauth.tokens import revoke
 from projects.models import AuditEvent
 
 
-def factory(request_validator) -> AuthorizationCodeGrant:
-    return AuthorizationCodeGrant(request_validator, post_token=[tokens.bind_audience])
+def factory(request_validator):
+    """oauthlib's grant, behind OpenID Connect's dispatcher (`oauth.tokens.id_token`)."""
+    plain = AuthorizationCodeGrant(request_validator, post_token=[tokens.bind_audience])
+    return id_token.code_grant(request_validator, plain, post_token=[tokens.bind_audience])
 
 
 class AuthorizationCodeHooks:

@@ -10,18 +10,18 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
-from oauthlib.oauth2 import RefreshTokenGrant
 
 from infra import rows
 from oauth.backend import django_request, project_of
 from oauth.models import AccessToken, RefreshToken
+from oauth.tokens import id_token, revoke
 from oauth.tokens import issue as tokens
-from oauth.tokens import revoke
 from projects.models import AuditEvent
 
 
-def factory(request_validator) -> RefreshTokenGrant:
-    return RefreshTokenGrant(request_validator, post_token=[tokens.bind_audience])
+def factory(request_validator):
+    """oauthlib's OpenID refresh grant: the plain one, plus a new ID token for OpenID Connect (§12.2)."""
+    return id_token.refresh_grant(request_validator, post_token=[tokens.bind_audience])
 
 
 class RefreshTokenHooks:

@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,12 +28,13 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from oauth2_provider.models import set_token_value
 
-from infra import rows
+from infra import metrics, rows
 from infra.cache import add_bytes, get_bytes, set_many_bytes
 from infra.localcache import now_and_at_commit
 from oauth.backend import issuer_of, project_of
 from oauth.clients import lookup as clients
 from oauth.errors import InvalidTarget
+from oauth.grants import TOKEN_EXCHANGE
 from oauth.models import AccessToken, Application, RefreshToken
 from oauth.tokens import jwt_tokens
 from projects import secrets
@@ -184,6 +185,7 @@ def mint(project: Project, issuer: str, client: Application, user, *, scopes: li
     else:
         rows.write(access)
     touch_client(client)
+    metrics.issued(TOKEN_EXCHANGE)  # mint's one caller: the JSON token exchange (RFC 8693's grant, by a secret)
     return body
 
 
@@ -236,6 +238,22 @@ def forget(checksums: Iterable[str]) -> None:
     now_and_at_commit(bury)
 
 
+def forget_across(checksums: Iterable[str], change: Callable[[], bool]) -> bool:
+    """`forget` around a change made by one statement outside a transaction: the answers are
+    tombstoned before it runs and again once it is committed (at once in autocommit), as `forget`
+    does around a transaction's commit. Returns what `change` returns."""
+    keys = [cache_key(c) for c in checksums if c]
+
+    def bury() -> None:
+        if keys:
+            set_many_bytes(cache, keys, _TOMBSTONE, _cache_seconds())
+
+    bury()
+    done = change()
+    transaction.on_commit(bury)
+    return done
+
+
 # What an answer needs, read in one query without building model instances.
 _ANSWER_FIELDS = ("application__project_id", "application__client_id", "application__disabled_at", "user_id",
                   "user__subject", "scope", "expires", "created", "resource", "claims")
@@ -264,6 +282,8 @@ def _entry(token_checksum: str) -> tuple[bytes, int]:
         body["aud"] = audience_claim(resource)
     if claims.get("act"):
         body["act"] = claims["act"]
+    if claims.get("assertion_iss"):  # issued for an enterprise ID-JAG (oauth.grants.jwt_bearer)
+        body["assertion_iss"] = claims["assertion_iss"]
     remaining = exp - int(time.time())
     entry = b"%d %d " % (project_id, exp) + json.dumps(body, separators=(",", ":")).encode()
     return entry, max(1, min(_cache_seconds(), remaining))
@@ -274,6 +294,7 @@ def introspection_json(project: Project, issuer: str, raw: str) -> bytes:
     (with `iss`), or exactly {"active": false}."""
     token_checksum = checksum(raw)
     entry = cached_answer(token_checksum)
+    metrics.introspection_cache.labels("miss" if entry is None else "hit").inc()
     if entry is None:
         entry, seconds = _entry(token_checksum)
         add_bytes(cache, cache_key(token_checksum), entry, seconds)  # add, not set: a concurrent revocation's tombstone wins

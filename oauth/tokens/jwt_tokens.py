@@ -17,12 +17,13 @@ from projects.models import SigningKey
 TYP = "at+jwt"  # RFC 9068 §2.1
 
 
-def encode(project, claims: dict[str, Any]) -> str:
-    """Sign `claims` (plus a fresh `jti` unless given) with the project's current ES256 key."""
-    key = SigningKey.current(project)
+def encode(project, claims: dict[str, Any], *, alg: str = "ES256", typ: str = TYP) -> str:
+    """Sign `claims` (plus a fresh `jti` unless given) with the project's current key for `alg`
+    (ES256 for access tokens; ID tokens may ask for RS256)."""
+    key = SigningKey.current(project, alg)
     claims = {**claims}
     claims.setdefault("jti", secrets.token_urlsafe(16))
-    header = {"alg": "ES256", "typ": TYP, "kid": key.kid}
+    header = {"alg": alg, "typ": typ, "kid": key.kid}
     token = jwt.JWT(header=header, claims=claims)
     token.make_signed_token(key.private_jwk())
     return token.serialize()
@@ -32,8 +33,8 @@ def looks_like_jwt(value: str) -> bool:
     return value.count(".") == 2 and not value.startswith("mcp")
 
 
-def verify(project, token: str) -> dict[str, Any] | None:
-    """The claims of `token` if one of the project's published keys signed it, else None.
+def verify(project, token: str, algs: tuple[str, ...] = ("ES256",)) -> dict[str, Any] | None:
+    """The claims of `token` if one of the project's published keys signed it (in one of `algs`), else None.
 
     Used by tests and resource servers in-process; introspection trusts the stored checksum.
     """
@@ -41,10 +42,10 @@ def verify(project, token: str) -> dict[str, Any] | None:
         parsed = jws.JWS()
         parsed.deserialize(token)
         kid = parsed.jose_header.get("kid")
-        row = SigningKey.objects.published(project).filter(kid=kid).first()
+        row = SigningKey.objects.published(project).filter(kid=kid, alg__in=algs).first()
         if row is None:
             return None
-        checked = jwt.JWT(jwt=token, key=jwk.JWK(**row.public_jwk), algs=["ES256"], expected_type="JWS")
+        checked = jwt.JWT(jwt=token, key=jwk.JWK(**row.public_jwk), algs=[row.alg], expected_type="JWS")
         return json.loads(checked.claims)
     except (JWException, ValueError, TypeError):
         return None

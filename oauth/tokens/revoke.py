@@ -13,12 +13,14 @@ either ended and tombstoned, or left live in the database and in the cache alike
 
 import uuid
 
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from infra import rows
 from oauth.models import AccessToken, Application, Grant, RefreshToken
 from oauth.tokens import issue as tokens
+from projects.models import AuditEvent
 
 BATCH = 5_000  # rows per DELETE: well within PostgreSQL's 65,535 bound parameters
 
@@ -52,8 +54,13 @@ def _carrier_or_source(access_id: int, source_id: int) -> QuerySet:
             .values_list("token_family", "access_token_id"))
 
 
-def access_token(row: AccessToken) -> None:
-    """End one access token and, when it came with a refresh token, the grant it belongs to."""
+def access_token(row: AccessToken, event: AuditEvent | None = None) -> None:
+    """End one access token and, when it came with a refresh token, the grant it belongs to.
+
+    With `event` (RFC 7009 revocation), the event is written with the revocation: a token nothing
+    refers to goes with one statement, its `DELETE` and the event's `INSERT` (`rows.removal`),
+    outside any transaction; a grant's tokens go in one transaction with the event.
+    """
     # The refresh token carrying it, and the one it was refreshed from: both of the same grant.
     if row.source_refresh_token_id:
         found = rows.fetch(RefreshToken, _carrier_or_source, row.pk, row.source_refresh_token_id)
@@ -61,6 +68,17 @@ def access_token(row: AccessToken) -> None:
         found = rows.fetch(RefreshToken, _carrier, row.pk)
     family_id = next((f for f, _ in found if f), None)
     carried = any(access_id == row.pk for _, access_id in found)
+    if event is None:
+        _end_access_token(row, family_id, carried)
+    elif family_id or carried:
+        with transaction.atomic():
+            _end_access_token(row, family_id, carried)
+            rows.insert(event)
+    else:  # a concurrent revocation that removed it first wrote the event
+        tokens.forget_across([row.token_checksum], lambda: rows.write(event, guard=rows.removal(AccessToken, row.pk)))
+
+
+def _end_access_token(row: AccessToken, family_id: uuid.UUID | None, carried: bool) -> None:
     if family_id:
         family(family_id)  # deletes every access token its refresh tokens carry
     if not (family_id and carried):

@@ -7,12 +7,16 @@ Projects, operators and end users are made with the operator command line, as a 
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import secrets
+import ssl
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx2
@@ -208,3 +212,96 @@ def deployment_factory(issuer, start_mcp_server):
         return deploy(issuer, start_mcp_server, slug, token_format=token_format, jwks_only=jwks_only)
     return make
 
+
+
+# --- documents served over TLS on loopback (CIMD documents, an enterprise IdP's JWKS) ------------------
+def _tls_files(workdir) -> tuple[str, str, str]:
+    """A throwaway CA and a certificate for 127.0.0.1/localhost signed by it (the issuer trusts the CA)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mcpauth e2e CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    ca_path, cert_path, key_path = workdir / "ca.pem", workdir / "cimd-cert.pem", workdir / "cimd-key.pem"
+    ca_path.write_bytes(ca.public_bytes(pem))
+    cert_path.write_bytes(cert.public_bytes(pem))
+    key_path.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return str(ca_path), str(cert_path), str(key_path)
+
+
+class HttpsDocuments:
+    """An HTTPS server on loopback whose CA the issuer trusts: `serve(path, document) -> URL`."""
+
+    def __init__(self, workdir) -> None:
+        _, cert, key = _tls_files(workdir)
+        documents: dict[str, bytes] = {}
+        self.documents = documents
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = documents.get(self.path)
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"https://localhost:{self.httpd.server_address[1]}{path}"
+
+    def serve(self, path: str, document: dict) -> str:
+        self.documents[path] = json.dumps(document).encode()
+        return self.url(path)
+
+
+@pytest.fixture(scope="session")
+def https_documents(issuer: Issuer) -> Iterator[HttpsDocuments]:
+    """One TLS document server per session (the issuer process was started trusting its CA,
+    OUTBOUND_CA_BUNDLE, and loopback addresses)."""
+    host = HttpsDocuments(issuer.workdir)
+    yield host
+    host.httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def cimd_host(https_documents: HttpsDocuments):
+    """Client metadata documents: `publish(path, doc) -> URL`, the URL being the document's client_id."""
+
+    def publish(path: str, document: dict) -> str:
+        return https_documents.serve(path, {**document, "client_id": https_documents.url(path)})
+
+    return publish

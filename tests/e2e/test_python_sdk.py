@@ -7,14 +7,10 @@ introspection inactive. Plus: a token for another resource of the same project i
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
-import ssl
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
@@ -32,7 +28,7 @@ from mcp.shared.auth import (
 
 from tests.browser import run_async
 
-from .conftest import ACCESS_TOKEN_TTL, PASSWORD, REDIRECT_URI, Deployment, Issuer, introspect, raw_mcp_post
+from .conftest import ACCESS_TOKEN_TTL, PASSWORD, REDIRECT_URI, Deployment, introspect, raw_mcp_post
 from .user_agent import EndUser
 
 # Real processes share PostgreSQL and Redis with the test run.
@@ -127,81 +123,6 @@ class PythonClient:
 
 def call_tool(client: PythonClient, tool: str, arguments: dict | None = None) -> dict:
     return run_async(client.call, tool, arguments or {})
-
-
-# --- CIMD: the client's metadata document, served over TLS on loopback -------------------------------
-def _tls_files(workdir) -> tuple[str, str, str]:
-    """A throwaway CA and a certificate for 127.0.0.1/localhost signed by it (the issuer trusts the CA)."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mcpauth e2e CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    pem = serialization.Encoding.PEM
-    ca_path, cert_path, key_path = workdir / "ca.pem", workdir / "cimd-cert.pem", workdir / "cimd-key.pem"
-    ca_path.write_bytes(ca.public_bytes(pem))
-    cert_path.write_bytes(cert.public_bytes(pem))
-    key_path.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return str(ca_path), str(cert_path), str(key_path)
-
-
-@pytest.fixture(scope="session")
-def cimd_host(issuer: Issuer):
-    """An HTTPS server on loopback serving client metadata documents: `publish(path, doc) -> URL`.
-    The issuer process was started trusting its CA (OUTBOUND_CA_BUNDLE) and loopback addresses."""
-    _, cert, key = _tls_files(issuer.workdir)
-    documents: dict[str, bytes] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = documents.get(self.path)
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body or b"")))
-            self.end_headers()
-            self.wfile.write(body or b"")
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-
-    def publish(path: str, document: dict) -> str:
-        url = f"https://localhost:{httpd.server_address[1]}{path}"
-        documents[path] = json.dumps({**document, "client_id": url}).encode()
-        return url
-
-    yield publish
-    httpd.shutdown()
 
 
 # --- the flows -------------------------------------------------------------------------------------

@@ -25,10 +25,11 @@ NAMES = ["grant_type", "code", "code_verifier", "redirect_uri", "client_id", "cl
          "scope", "resource", "token", "token_type_hint", "subject_token", "subject_token_type",
          "requested_token_type", "actor_token", "audience", "state", "response_type", "code_challenge",
          "code_challenge_method", "prompt", "subject", "scopes", "claims", "client_name", "redirect_uris",
-         "grant_types", "token_endpoint_auth_method", "software_version", "jwks", "client_assertion", "device_code",
-         "user_code"]
+         "grant_types", "token_endpoint_auth_method", "software_version", "jwks", "client_assertion", "assertion",
+         "device_code", "user_code"]
 GRANTS = ["authorization_code", "refresh_token", "client_credentials",
           "urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:grant-type:device_code",
+          "urn:ietf:params:oauth:grant-type:jwt-bearer",
           "password", "implicit"]
 ODD = ["", " ", "\x00", "a\x00b", "\ud800", "\udfff x", "é", "%00", "%ff", "\r\n", "null", "[]", "{}", "'",
        "\\", "../../", "x" * 5000, "x" * 70_000, "https://APP.example/cb", "javascript:alert(1)",

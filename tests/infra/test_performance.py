@@ -12,7 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django_redis import get_redis_connection
 
-from bench import run, seed
+from bench import compare, peer, run, seed
 from infra import localcache
 from infra.localcache import MISS, LocalCache
 from infra.middleware import is_machine_route
@@ -207,6 +207,46 @@ def test_it_computes_ratios_to_the_mean_hello_run():
     assert report["scenarios"]["register"]["ratio"] == 0.2
     assert report["scenarios"]["register"]["target_met"] is False
     assert "ratio" not in report["scenarios"]["refresh"]
+
+
+def test_it_takes_the_median_of_the_per_round_ratios_to_the_peer():
+    def run_of(rps, p99):
+        return {"valid": True, "rps": rps, "p50_ms": 1.0, "p99_ms": p99}
+
+    rounds = [{"hello": {"rps": 1000.0}, "endpoints": {"refresh": compare.with_ratio(
+        {"ours": run_of(ours, 10.0), "peer": run_of(peer, p99)}, 1000.0)}}
+        for ours, peer, p99 in [(300.0, 1000.0, 10.0), (600.0, 1000.0, 4.0), (500.0, 1000.0, 10.0)]]
+
+    row = compare.summary(rounds, ["refresh"])["refresh"]
+
+    assert row["ratios"] == [0.3, 0.6, 0.5]
+    assert row["ratio"] == 0.5
+    assert row["target_met"] is True  # refresh: ≥ 0.5
+    assert row["p99_factors"] == [1.0, 2.5, 1.0]
+    assert row["p99_met"] is True  # the median factor, 1.0, is within 2
+    assert row["ours_to_hello"] == 0.5
+
+
+def test_it_leaves_out_a_round_where_either_side_was_invalid():
+    pair = compare.with_ratio({"ours": {"valid": True, "rps": 10.0, "p50_ms": 1.0, "p99_ms": 1.0},
+                               "peer": {"valid": False, "rps": 10.0, "p50_ms": 1.0, "p99_ms": 1.0}}, 100.0)
+
+    assert "ratio" not in pair
+    assert compare.summary([{"hello": {"rps": 100.0}, "endpoints": {"jwks": pair}}], ["jwks"])["jwks"]["ratio"] is None
+
+
+def test_it_mixes_mostly_introspection_some_refreshes_and_a_few_registrations():
+    side = compare.Side("peer", 1, "", peer.PATHS, lambda name, pool: [])
+    refresh = [[f"rt{i}", "pub"] for i in range(compare.refreshes_for(200))]
+
+    lines = compare.mixed_lines(side, 200, [["Basic x", "at1"], ["Basic x", "at2"]], refresh)
+    paths = [line[1] for line in lines]
+
+    assert paths.count("/token/introspection") == 160
+    assert paths.count("/token") == 30
+    assert paths.count("/reg") == 10
+    spent = [line[4] for line in lines if line[1] == "/token"]
+    assert len(set(spent)) == len(spent)  # every refresh token once
 
 
 def test_it_round_trips_value_files(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 from django.core.cache import cache
+from prometheus_client import REGISTRY
 
 from infra import ratelimit
 from mcpauth_service import checks
@@ -215,3 +216,17 @@ def test_it_reads_limits_as_count_per_window(text, windows):
 def test_it_refuses_a_limit_that_is_not_one(text):
     with pytest.raises(ValueError):
         ratelimit.parse_windows(text)
+
+
+def test_each_refusal_is_counted_in_the_metrics_by_limit_and_error(client, project_a):
+    def count(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (count("mcpauth_rate_limited_total", limit="register:ip"),
+              count("mcpauth_oauth_errors_total", error="rate_limited"))
+    set_limits(project_a, register_ip="2/1m")
+    statuses = [register(client).status_code for _ in range(5)]
+
+    assert statuses == [201, 201, 429, 429, 429]
+    assert count("mcpauth_rate_limited_total", limit="register:ip") - before[0] == 3
+    assert count("mcpauth_oauth_errors_total", error="rate_limited") - before[1] == 3

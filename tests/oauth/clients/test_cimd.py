@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.core.cache import cache
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from infra import outbound
 from oauth.clients.cimd import _document_key, backoff_key
@@ -433,3 +434,19 @@ def test_it_works_at_the_authorize_and_token_endpoints(docs, client, project_a, 
     assert issued.status_code == 200
     assert issued.json()["token_type"] == "Bearer"
     assert docs.hits["/client.json"] == 1
+
+
+def fetches(outcome: str) -> float:
+    return REGISTRY.get_sample_value("mcpauth_cimd_fetches_total", {"outcome": outcome}) or 0.0
+
+
+def test_each_fetch_is_counted_in_the_metrics_by_outcome(docs, project_a, project_b):
+    ok, http_error = fetches("ok"), fetches("http_error")
+    url = docs.serve_client()
+    missing = docs.serve("/missing.json", {"error": "gone"}, status=404)
+
+    load_client(project_a, url)
+    load_client(project_b, url)  # from the shared cache: no fetch
+    assert load_client(project_a, missing) is None
+
+    assert (fetches("ok") - ok, fetches("http_error") - http_error) == (1, 1)

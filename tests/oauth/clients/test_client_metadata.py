@@ -115,7 +115,7 @@ def test_it_keeps_the_grants_vs_code_registers_with(client, project_a):
 
 
 @pytest.mark.parametrize("extra,reason", [
-    (JWT_BEARER, "not supported by this server"),
+    (JWT_BEARER, "not enabled for this project"),  # until the project trusts an enterprise issuer
     ("implicit", "removed in OAuth 2.1"),
     ("password", "removed in OAuth 2.1"),
     ("client_credentials", "needs registration with a project secret"),

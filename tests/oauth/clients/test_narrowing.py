@@ -75,7 +75,8 @@ def test_it_stores_claude_ai_without_the_jwt_bearer_grant(docs, project_a):  # n
     assert client.metadata["response_types"] == ["code"]
     assert client.allows_grant_type(Application.GRANT_AUTHORIZATION_CODE)
     stored = Application.objects.get(project=project_a, client_id=url)
-    assert stored.narrowed == {"grant_types": [{"value": JWT_BEARER, "reason": "not supported by this server"}]}
+    # jwt-bearer (ID-JAG) is offered once the project trusts an enterprise issuer (docs/enterprise.md)
+    assert stored.narrowed == {"grant_types": [{"value": JWT_BEARER, "reason": "not enabled for this project"}]}
     assert fetches(project_a) == [(url, "ok", f"dropped: grant_types {JWT_BEARER}")]
 
 
@@ -284,7 +285,7 @@ def test_the_client_page_shows_what_was_dropped_and_why(docs, as_alice, project_
     assert page.status_code == 200
     html = page.content.decode()
     assert "Dropped from the request" in html
-    assert f"<code>{JWT_BEARER}</code>" in html and "not supported by this server" in html
+    assert f"<code>{JWT_BEARER}</code>" in html and "not enabled for this project" in html
 
 
 def test_the_client_page_shows_no_dropped_section_when_nothing_was_dropped(as_alice, public_client_a):
@@ -324,7 +325,9 @@ def test_the_token_endpoint_discovery_and_registration_read_the_same_grants(clie
     registry = [grant.grant_type for grant in GRANTS]
     assert sorted(Server(Validator()).grant_types) == sorted(registry)
     metadata = client.get("/p/alpha/.well-known/oauth-authorization-server").json()
-    assert metadata["grant_types_supported"] == registry
+    # every grant the project has switched on (jwt-bearer: once it trusts an enterprise issuer)
+    assert metadata["grant_types_supported"] == [g.grant_type for g in GRANTS if g.enabled(project_a)]
+    assert metadata["grant_types_supported"] == [g for g in registry if g != JWT_BEARER]
     assert metadata["token_endpoint_auth_methods_supported"] == list(SUPPORTED_AUTH_METHODS)
 
 

@@ -1,6 +1,11 @@
 """Revocation endpoint (RFC 7009): client-authenticated, 200 for unknown tokens, families end together."""
 
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from oauth.models import AccessToken, RefreshToken
+from oauth.tokens import revoke
 from oauth.tokens.issue import cached_answer, checksum
 from projects.models import AuditEvent
 from tests.token_support import basic, introspect, make_code, post_form, redeem, refresh
@@ -138,3 +143,34 @@ def test_it_revokes_an_access_token_without_a_refresh_token(client, confidential
     assert cached_answer(checksum(token)) is not None and not active(client, project_a, token)
     assert active(client, project_a, other)
     assert AuditEvent.objects.filter(project=project_a, kind="token.revoked").count() == 1
+
+
+@pytest.mark.postgres
+def test_it_revokes_a_lone_access_token_with_one_statement_after_its_lookups(client, confidential_client_a, project_a):
+    tokens = [post_form(client, f"/p/{project_a.slug}/oauth/token", {"grant_type": "client_credentials"},
+                        HTTP_AUTHORIZATION=basic(confidential_client_a)).json()["access_token"] for _ in range(2)]
+    post_form(client, revoke_url(project_a), {"token": tokens[0]}, HTTP_AUTHORIZATION=basic(confidential_client_a))
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post_form(client, revoke_url(project_a), {"token": tokens[1]},
+                             HTTP_AUTHORIZATION=basic(confidential_client_a))
+
+    assert response.status_code == 200
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert [s.split()[0] for s in statements] == ["SELECT", "SELECT", "WITH"]  # token, its carrier, the write
+    assert statements[2].startswith('WITH guarded AS (DELETE FROM "oauth_accesstoken"')
+    assert 'INSERT INTO "projects_auditevent"' in statements[2]
+    assert not AccessToken.objects.exists()
+    assert AuditEvent.objects.filter(project=project_a, kind="token.revoked").count() == 2
+
+
+def test_it_writes_no_event_when_another_revocation_removed_the_token_first(client, confidential_client_a, project_a):
+    token = post_form(client, f"/p/{project_a.slug}/oauth/token", {"grant_type": "client_credentials"},
+                      HTTP_AUTHORIZATION=basic(confidential_client_a)).json()["access_token"]
+    row = AccessToken.objects.get(token_checksum=checksum(token))
+    AccessToken.objects.filter(pk=row.pk).delete()  # the other revocation, between our lookup and our write
+
+    revoke.access_token(row, AuditEvent.new(project_a, "token.revoked", client_id=confidential_client_a.client_id))
+
+    assert not AuditEvent.objects.filter(kind="token.revoked").exists()
+    assert cached_answer(checksum(token)) is not None  # tombstoned all the same

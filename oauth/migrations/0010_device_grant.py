@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('oauth', '0008_client_keys'),
+        ('oauth', '0009_openid_connect'),
         ('projects', '0004_project_rate_limits'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

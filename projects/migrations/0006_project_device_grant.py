@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('projects', '0004_project_rate_limits'),
+        ('projects', '0005_openid_connect'),
     ]
 
     operations = [
