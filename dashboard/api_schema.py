@@ -66,8 +66,14 @@ ENDPOINTS = {
                    "400": {"description": "Invalid client_id or redirect_uri: an error page"}})},
     "/p/{slug}/oauth/token": {"post": _op(
         "Token endpoint", "authorization_code, refresh_token, client_credentials, RFC 8693 token exchange, "
-        "RFC 7523 jwt-bearer with an ID-JAG (docs/enterprise.md).",
+        "RFC 8628 device_code, RFC 7523 jwt-bearer with an ID-JAG (docs/enterprise.md).",
         body=FORM, responses={"200": _json(JSON_OBJECT, "Token response"), "400": _json(ERROR, "invalid_grant, ..."),
+                              "401": _json(ERROR, "invalid_client")})},
+    "/p/{slug}/oauth/device_authorization": {"post": _op(
+        "Device authorization", "RFC 8628 §3.1: device_code, user_code (XXXX-XXXX), verification URIs, expires_in, "
+        "interval; when the project offers the grant.",
+        body=FORM, responses={"200": _json(JSON_OBJECT, "Device authorization response"),
+                              "400": _json(ERROR, "unauthorized_client, invalid_scope, ..."),
                               "401": _json(ERROR, "invalid_client")})},
     "/p/{slug}/oauth/revoke": {"post": _op("Revoke a token", "RFC 7009.", body=FORM)},
     "/p/{slug}/oauth/introspect": {"post": _op(

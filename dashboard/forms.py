@@ -159,7 +159,7 @@ class SettingsForm(forms.ModelForm):
         model = Project
         fields = [
             "cimd_enabled", "open_registration_enabled", "secret_registration_enabled",
-            "login_mode", "login_url", "signup_enabled",
+            "login_mode", "login_url", "signup_enabled", "device_grant",
             "token_format", "access_token_ttl", "refresh_token_ttl", "openid", "dpop", "dpop_nonce",
             "display_name", "logo_url", "accent_color",
             "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
@@ -171,6 +171,7 @@ class SettingsForm(forms.ModelForm):
             "login_mode": "Login mode",
             "login_url": "Login URL (handoff mode)",
             "signup_enabled": "End users may sign up (hosted mode)",
+            "device_grant": "Device authorization grant (RFC 8628)",
             "token_format": "Access token format",
             "access_token_ttl": "Access token lifetime (seconds)",
             "refresh_token_ttl": "Refresh token lifetime (seconds)",
@@ -193,6 +194,8 @@ class SettingsForm(forms.ModelForm):
             "unused_client_days": "0 keeps them.",
             "idle_client_days": "0 keeps them.",
             "key_rotation_days": "0: rotate by hand only.",
+            "device_grant": "Sign-in by code for clients without a browser of their own (VS Code remote, CLIs), "
+                            "for clients that register it.",
             "openid": "Clients that ask for the openid scope get an ID token (RS256, or ES256 if they "
                       "registered it) and may call /oauth/userinfo; adds openid, profile and email to the scopes.",
             "dpop": "Turn on only once your MCP servers check DPoP proofs (mcpauth_rs does); see docs/dpop.md.",

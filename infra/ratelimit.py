@@ -59,6 +59,9 @@ LIMITS: dict[str, Limit] = {limit.name: limit for limit in [
     Limit("signin:account", (Window(5, 900),), "Failed end-user sign-ins per account"),
     # Counted across projects: one address guessing at many tenants is still one address.
     Limit("signin:ip", (Window(20, 900),), "Failed end-user sign-ins and sign-ups per client address"),
+    # RFC 8628 §5.1: user codes are short, so guesses are limited (failures per address, tries per code).
+    Limit("device:ip", (Window(20, 900), Window(100, 86400)), "Wrong device codes per client address"),
+    Limit("device:code", (Window(10, 900),), "Tries of one device code"),
     Limit("operator-signin:account", (Window(10, 900),), "Failed operator password checks per account",
           per_project=False),
     Limit("operator-signin:ip", (Window(30, 900),), "Failed operator password checks per client address",

@@ -262,6 +262,7 @@ OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth.AccessToken"
 OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth.RefreshToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth.Grant"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth.IDToken"
+OAUTH2_PROVIDER_DEVICE_GRANT_MODEL = "oauth.DeviceGrant"  # project-scoped, codes kept as digests
 OAUTH2_PROVIDER = {
     "CLIENT_SECRET_HASHER": "mcpauth_hmac",
     "PKCE_REQUIRED": True,
@@ -281,6 +282,9 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    # RFC 8628: oauth.grants.device_code finds the device grant within the project; the toolkit's
+    # default pre-token hook looks it up across all projects, so it is not used.
+    "OAUTH_PRE_TOKEN_VALIDATION": [],
     # The toolkit's OpenID Connect support, used through its validator hooks (oauth.tokens.id_token) per project:
     # Project.openid decides, with the project's issuer and keys. None of its global OIDC views (one
     # issuer, one key) is mounted, and OAUTH2_SERVER_CLASS is ours.

@@ -11,6 +11,7 @@ from oauth2_provider.generators import generate_client_id, generate_client_secre
 from oauth2_provider.models import (
     AbstractAccessToken,
     AbstractApplication,
+    AbstractDeviceGrant,
     AbstractGrant,
     AbstractIDToken,
     AbstractRefreshToken,
@@ -143,6 +144,31 @@ class RefreshToken(AbstractRefreshToken):
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
+
+
+class DeviceGrant(AbstractDeviceGrant):
+    """RFC 8628: one device authorization of one project's client (the toolkit's model, swapped).
+
+    `device_code` and `user_code` hold keyed digests (`projects.secrets.digest`), never the codes;
+    each is looked up by digest within the project. Like a code, a device grant is redeemed once
+    (`redeemed_at`, set by the statement that stores its tokens) and kept until it expires, so a
+    replay can revoke the token family it issued. `polled_at` is the last token request (slow_down).
+    """
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
+    resource = models.JSONField(default=list, blank=True)  # RFC 8707, as on a code
+    polled_at = models.DateTimeField(null=True, blank=True)
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    token_family = models.UUIDField(null=True, blank=True)
+
+    class Meta(AbstractDeviceGrant.Meta):
+        swappable = "OAUTH2_PROVIDER_DEVICE_GRANT_MODEL"
+        constraints = [
+            models.UniqueConstraint(fields=["device_code"], name="device_code_digest_unique"),
+            models.UniqueConstraint(fields=["project", "user_code"], name="user_code_digest_unique_per_project"),
+        ]
+        indexes = [models.Index(fields=["project", "expires"], name="device_grant_project_expires")]
 
 
 # --- Authorization endpoint (issue 4) --------------------------------------------------------------

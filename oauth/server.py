@@ -1,8 +1,8 @@
 """OAUTH2_SERVER_CLASS: oauthlib's endpoints composed from our grant list (`oauth.grants.GRANTS`).
 
 Built the way oauthlib's own pre-configured `Server` composes its endpoints, through their public
-constructors, but with only the grants in `GRANTS` (no password, implicit or device grant unless
-listed; RFC 9700 §2.4) and the project's lifetimes and token values (`oauth.tokens.issue`).
+constructors, but with only the grants in `GRANTS` (no password or implicit grant;
+RFC 9700 §2.4) and the project's lifetimes and token values (`oauth.tokens.issue`).
 """
 
 from oauthlib.oauth2 import (

@@ -5,6 +5,7 @@ from django.urls import path
 from oauth.endpoints import (
     authorize,
     consent,
+    device,
     discovery,
     exchange,
     handoff,
@@ -37,6 +38,9 @@ urlpatterns = [
     path("oauth/signin", signin.signin, name="signin"),
     path("oauth/signup", signin.signup, name="signup"),
     path("oauth/consent", consent.consent, name="consent"),
+    # Device authorization grant (RFC 8628)
+    path("oauth/device_authorization", device.device_authorization, name="device-authorization"),
+    path("device", device.verify, name="device"),
     path("api/oauth/authorization-requests/<str:authorization_id>", handoff.authorization_request,
          name="authorization-request"),
     path("api/oauth/authorization-requests/<str:authorization_id>/complete", handoff.complete,

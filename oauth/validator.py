@@ -135,6 +135,8 @@ class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validat
                                token_family=getattr(request, "token_family", None))
         elif rotating:
             guard = rows.spend(RefreshToken, previous.pk, "revoked", revoked=now, updated=now)
+        else:
+            guard = self._device_spend(request, now)  # RFC 8628: a device code, spent as a code is
 
         def rows_for(source):
             access = tokens.access_token_row(
@@ -153,6 +155,7 @@ class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validat
         # Spending a code or refresh token is flushed before the response (durable single use).
         if not rows.write(*rows_for(previous if rotating else None), link="access_token", guard=guard,
                           relax_commit=settings.TOKEN_ASYNC_COMMIT and guard is None):
+            self._device_claim_lost(request)
             self._lost_claim(request, grant, previous)
             # Still here: a concurrent refresh rotated the token inside the grace window; siblings.
             rows.write(*rows_for(None), link="access_token", relax_commit=settings.TOKEN_ASYNC_COMMIT)

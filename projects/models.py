@@ -210,6 +210,8 @@ class Project(models.Model):
     login_mode = models.CharField(max_length=16, choices=LoginMode.choices, default=LoginMode.HOSTED)
     login_url = models.URLField(max_length=2000, blank=True)
     signup_enabled = models.BooleanField(default=False)
+    # RFC 8628 device authorization grant, for clients that register it (oauth.grants.device_code).
+    device_grant = models.BooleanField(default=True)
 
     token_format = models.CharField(max_length=16, choices=TokenFormat.choices, default=TokenFormat.OPAQUE)
     # OpenID Connect (ID tokens, userinfo, prompt/max_age) for clients that ask for `openid`.

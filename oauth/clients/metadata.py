@@ -228,9 +228,9 @@ def narrow_grant_types(value: Any, project, policy: Policy, confidential: bool) 
             dropped.append(_drop(grant_type, reason))
     for grant_type in list(kept):
         needed = grants.find(grant_type).requires
-        if needed and needed not in kept:
+        if needed and not set(needed) & set(kept):
             kept.remove(grant_type)
-            dropped.append(_drop(grant_type, f"only issued with {needed}"))
+            dropped.append(_drop(grant_type, f"only issued with {' or '.join(needed)}"))
     return kept, dropped
 
 

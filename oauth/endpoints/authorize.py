@@ -9,6 +9,7 @@ anywhere (RFC 6749 §4.1.2.1). Every later error goes back to the client with `e
 oauth.endpoints.consent through `continue_url` / `finish`.
 """
 
+import contextlib
 import re
 import time
 from datetime import UTC, datetime
@@ -38,7 +39,8 @@ from oauth.errors import (
     UnauthorizedClient,
     logger,
 )
-from oauth.models import Application, AuthorizationRequest, Consent
+from oauth.grants import device_code as device_grant
+from oauth.models import Application, AuthorizationRequest, Consent, DeviceGrant
 from projects.models import Project, User
 
 # RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is 43 characters of the unreserved set.
@@ -184,12 +186,16 @@ def require_pkce(request: HttpRequest) -> dict[str, str]:
 
 
 def check_scope(request: HttpRequest, client: Application) -> list[str]:
+    return granted_scopes(request.project, client, single(request, "scope"))
+
+
+def granted_scopes(project: Project, client: Application, scope: str | None) -> list[str]:
     """RFC 6749 §3.3: unknown scopes are an error; known ones the client may not have are dropped."""
-    allowed = allowed_scopes(client, request.project)
-    requested = (single(request, "scope") or "").split()
+    allowed = allowed_scopes(client, project)
+    requested = (scope or "").split()
     if not requested:  # the defaults: never OpenID Connect's, which a client must ask for
-        return [s for s in allowed if s not in request.project.openid_scope_names]
-    unknown = sorted(set(requested) - set(request.project.scope_names))
+        return [s for s in allowed if s not in project.openid_scope_names]
+    unknown = sorted(set(requested) - set(project.scope_names))
     if unknown:
         raise InvalidScope("The requested scope is not offered here.", reason=f"unknown scopes {unknown}")
     granted = [s for s in dict.fromkeys(requested) if s in allowed]
@@ -199,13 +205,17 @@ def check_scope(request: HttpRequest, client: Application) -> list[str]:
 
 
 def check_resource(request: HttpRequest) -> str:
+    return one_resource(request.project, request.GET.getlist("resource"))
+
+
+def one_resource(project: Project, requested: list[str]) -> str:
     """RFC 8707 §2: the resource must be one this issuer protects; omitted means the default one."""
-    values = list(dict.fromkeys(request.GET.getlist("resource")))
+    values = list(dict.fromkeys(requested))
     if not values:
-        return request.project.default_resource or ""
+        return project.default_resource or ""
     if len(values) > 1:
         raise InvalidTarget("Ask for one resource per authorization.")
-    if values[0] not in request.project.resources:
+    if values[0] not in project.resources:
         raise InvalidTarget("The requested resource is not served by this authorization server.",
                             reason=f"resource {values[0][:200]!r}")
     return values[0]
@@ -275,7 +285,10 @@ def proceed(request: HttpRequest, client: Application, params: dict[str, Any]) -
 
 
 def needs_consent(user: User, client: Application, params: dict[str, Any]) -> bool:
-    """First-party clients never ask; others ask unless remembered, and always for prompt=consent."""
+    """First-party clients never ask; others ask unless remembered, and always for prompt=consent.
+    A device code is always confirmed: the person checks it matches their screen (RFC 8628 §5.4)."""
+    if params.get("device_grant"):
+        return True
     if client.first_party:
         return False
     return "consent" in params["prompt"] or not Consent.objects.covers(user, client, params["scopes"])
@@ -306,6 +319,9 @@ def finish(request: HttpRequest, pending: AuthorizationRequest) -> str:
     with transaction.atomic():
         if not pending.close(AuthorizationRequest.Status.COMPLETED):
             raise InvalidRequest("This authorization request has expired or was already used.")
+        if pending.params.get("device_grant"):  # RFC 8628: the device gets its tokens by polling
+            device_grant.decide(pending, DeviceGrant.AUTHORIZED)
+            return device_grant.done_url(pending, DeviceGrant.AUTHORIZED)
         response = issue_code(request, pending.client, pending.user, pending.params, pending.claims)
     return client_url(pending.redirect_uri, response, pending.params["issuer"])
 
@@ -317,6 +333,10 @@ def deny(pending: AuthorizationRequest, *, unclaimed: bool = False) -> str:
     """
     if not pending.close(AuthorizationRequest.Status.DENIED, unclaimed=unclaimed):
         raise InvalidRequest("This authorization request has expired or was already used.")
+    if pending.params.get("device_grant"):
+        with contextlib.suppress(InvalidRequest):  # an expired device code is as good as denied
+            device_grant.decide(pending, DeviceGrant.DENIED)
+        return device_grant.done_url(pending, DeviceGrant.DENIED)
     denied = {"error": "access_denied", "error_description": "The request was denied.", "state": pending.state}
     return client_url(pending.redirect_uri, denied, pending.params["issuer"])
 

@@ -97,6 +97,7 @@ def _page(request: HttpRequest, pending: AuthorizationRequest) -> HttpResponse:
         "resource": pending.resource,
         "user": pending.user,
         "action": page_url(pending, "consent"),
+        "user_code": pending.params.get("user_code"),  # RFC 8628 §5.4: confirmed against the device's screen
     }
     response = render(request, "oauth/consent.html", context)
     scheme = urlsplit(pending.redirect_uri).scheme

@@ -1,7 +1,7 @@
 """Token endpoint (RFC 6749 §3.2, RFC 7636, RFC 8707, RFC 8693): the toolkit's TokenView, per project.
 
-`POST {issuer}/oauth/token` with `authorization_code`, `refresh_token`, `client_credentials` and
-`urn:ietf:params:oauth:grant-type:token-exchange`. The grants come from `oauth.grants`
+`POST {issuer}/oauth/token` with `authorization_code`, `refresh_token`, `client_credentials`,
+`urn:ietf:params:oauth:grant-type:token-exchange` and `urn:ietf:params:oauth:grant-type:device_code`. The grants come from `oauth.grants`
 and are composed by `oauth.server.Server` (OAUTH2_SERVER_CLASS); the policy lives in `oauth.validator`
 and the grants' hooks, and `oauth.tokens.issue` (values, lifetimes, audience). This module is the
 view: strict request checks, then the toolkit's view runs the server.
@@ -49,6 +49,6 @@ _view = TokenView()  # holds no per-request state: one instance, no as_view()/me
 
 @oauth_endpoint(("POST",))
 @sensitive_post_parameters("client_secret", "code", "code_verifier", "refresh_token", "subject_token",
-                           "actor_token", "assertion")
+                           "actor_token", "assertion", "device_code")
 def token(request):
     return _view.post(request)

@@ -6,7 +6,7 @@ the validator (`oauth.validator.Validator`, composed of each grant's hooks), dis
 `grant_types` (RFC 7591 §3.2.1), the dashboard's and the management API's choices and
 `createclient --grant` all read `GRANTS`. Adding a grant is one module in this package (its
 oauthlib grant factory, and its validator hooks in a mixin) plus one entry here; until then a client
-asking for it (VS Code lists `device_code`, claude.ai `jwt-bearer`) has it dropped, not refused.
+asking for it (claude.ai lists `jwt-bearer`) has it dropped, not refused.
 
 A spec names its factory and hooks by dotted path, imported when the server and the validator are
 built: the grants' own modules use the token service, which reaches client metadata, which reads
@@ -22,6 +22,7 @@ AUTHORIZATION_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"
 CLIENT_CREDENTIALS = "client_credentials"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # ID-JAG (oauth.grants.jwt_bearer)
 # OAuth 2.1 removed these; named so that a client asking for one is told why it was dropped.
 REMOVED = {"implicit": "removed in OAuth 2.1", "password": "removed in OAuth 2.1"}
@@ -48,8 +49,8 @@ class Grant:
     `factory`: dotted path of `factory(request_validator)` returning the oauthlib grant;
     `hooks`: dotted path of its validator mixin, if it has hooks; `label`: how the dashboard
     names it; `paths`: the ways in (`Application.Path`) whose clients may hold it; `confidential`:
-    only clients that authenticate at the token endpoint; `requires`: another grant the client
-    must also hold; `enabled`: whether `project` offers it (a per-project switch, when it has one);
+    only clients that authenticate at the token endpoint; `requires`: other grants, one of
+    which the client must also hold; `enabled`: whether `project` offers it (a per-project switch, when it has one);
     `toolkit_grant`: the toolkit's `Application.authorization_grant_type` ("authorization-code",
     "client-credentials") stored for a client whose main grant this is, if the toolkit has one.
     """
@@ -60,7 +61,7 @@ class Grant:
     hooks: str | None = None
     paths: frozenset[str] = EVERY_PATH
     confidential: bool = False
-    requires: str | None = None
+    requires: tuple[str, ...] = ()
     enabled: Callable[[object], bool] = always
     toolkit_grant: str | None = None
 
@@ -74,10 +75,13 @@ GRANTS: list[Grant] = [
           hooks="oauth.grants.authorization_code.AuthorizationCodeHooks", toolkit_grant="authorization-code"),
     Grant(REFRESH_TOKEN, "oauth.grants.refresh_token.factory", "Refresh token",
           hooks="oauth.grants.refresh_token.RefreshTokenHooks",
-          requires=AUTHORIZATION_CODE),  # refresh tokens come from a code exchange
+          requires=(AUTHORIZATION_CODE, DEVICE_CODE)),  # refresh tokens come from a code exchange or a device code
     Grant(CLIENT_CREDENTIALS, "oauth.grants.client_credentials.factory", "Client credentials (confidential clients only)",
           paths=TRUSTED_PATHS, confidential=True, toolkit_grant="client-credentials"),
     Grant(TOKEN_EXCHANGE, "oauth.grants.token_exchange.factory", "Token exchange (RFC 8693)", paths=TRUSTED_PATHS),
+    Grant(DEVICE_CODE, "oauth.grants.device_code.factory", "Device authorization (RFC 8628)",
+          hooks="oauth.grants.device_code.DeviceCodeHooks", enabled=lambda project: bool(project.device_grant),
+          toolkit_grant=DEVICE_CODE),  # the toolkit's Application.GRANT_DEVICE_CODE has the same name
     Grant(JWT_BEARER, "oauth.grants.jwt_bearer.factory", "JWT bearer: enterprise ID-JAG (confidential clients only)",
           confidential=True, enabled=trusts_an_issuer),
 ]

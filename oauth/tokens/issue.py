@@ -134,6 +134,8 @@ def bind_audience(request) -> None:
         granted = request.grant_instance.resource
     elif request.grant_type == "refresh_token":
         granted = request.refresh_token_instance.resource
+    elif getattr(request, "device_grant_instance", None) is not None:  # RFC 8628, as a code
+        granted = request.device_grant_instance.resource
     else:
         granted = None
     request.audience = resolve_audience(project_of(request), requested_resources(request), granted)

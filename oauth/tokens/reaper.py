@@ -1,8 +1,8 @@
 """The reaper: removes clients nobody uses and codes and tokens nobody can use any more.
 
 Per project: open-registered and CIMD clients never used within `unused_client_days` of
-registering, or idle for `idle_client_days`, are deleted — never one holding a live code or
-token. Expired codes and tokens are purged (revoked refresh tokens are kept until they would
+registering, or idle for `idle_client_days`, are deleted — never one holding a live code, device
+code or token. Expired codes, device codes and tokens are purged (revoked refresh tokens are kept until they would
 have expired, so refresh-token reuse is still detected). Each run that did something is
 written to the audit log as `reaper.run`. A setting of 0 days turns that rule off. Each run also
 recounts the project's open-registered clients (`Project.open_client_count`, the cap's counter; `oauth.clients.quota`).
@@ -17,7 +17,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from oauth.clients import quota
-from oauth.models import AccessToken, Application, AuthorizationRequest, Grant, RefreshToken
+from oauth.models import AccessToken, Application, AuthorizationRequest, DeviceGrant, Grant, RefreshToken
 from projects.models import AuditEvent, Project
 
 REAPED_PATHS = (Application.Path.OPEN, Application.Path.CIMD)
@@ -31,11 +31,12 @@ class ReaperReport:
     access_tokens: int = 0
     refresh_tokens: int = 0
     authorization_requests: int = 0
+    device_grants: int = 0
 
     @property
     def did_something(self) -> bool:
         return bool(self.clients or self.grants or self.access_tokens or self.refresh_tokens
-                    or self.authorization_requests)
+                    or self.authorization_requests or self.device_grants)
 
 
 def run(now: datetime | None = None) -> dict[str, ReaperReport]:
@@ -50,11 +51,14 @@ def reap_project(project: Project, now: datetime) -> ReaperReport:
     report = ReaperReport(clients=reap_clients(project, now))
     report.grants, report.access_tokens, report.refresh_tokens = purge_expired(project, now)
     report.authorization_requests = _delete(AuthorizationRequest.objects.expired(project, now))
+    # RFC 8628 device codes, redeemed or not, like codes: kept until they expire (replays revoke).
+    report.device_grants = _delete(DeviceGrant.objects.filter(project=project, expires__lte=now))
     if report.did_something:
         AuditEvent.record(project, "reaper.run", actor="reaper", clients_deleted=len(report.clients),
                           client_ids=report.clients[:AUDIT_CLIENT_IDS], grants_purged=report.grants,
                           access_tokens_purged=report.access_tokens, refresh_tokens_purged=report.refresh_tokens,
-                          authorization_requests_purged=report.authorization_requests)
+                          authorization_requests_purged=report.authorization_requests,
+                          device_grants_purged=report.device_grants)
     quota.recount_open_clients(project)  # last: it locks the project row until this commit
     return report
 
@@ -77,6 +81,7 @@ def with_live_credentials(project: Project, now: datetime) -> Q:
     client = OuterRef("pk")
     return (
         Q(Exists(Grant.objects.filter(application=client, expires__gt=now)))
+        | Q(Exists(DeviceGrant.objects.filter(application=client, expires__gt=now)))
         | Q(Exists(AccessToken.objects.filter(application=client, expires__gt=now)))
         | Q(Exists(RefreshToken.objects.filter(live_refresh_tokens(project, now), application=client)))
     )

@@ -359,7 +359,8 @@ def _settings(project, **changes):
             "display_name": project.display_name, "logo_url": project.logo_url, "accent_color": project.accent_color,
             "resources_text": "\n".join(project.resources),
             "scopes_text": "\n".join(f"{s['name']} — {s['description']}" for s in project.scopes)}
-    for flag in ("cimd_enabled", "open_registration_enabled", "secret_registration_enabled", "signup_enabled"):
+    for flag in ("cimd_enabled", "open_registration_enabled", "secret_registration_enabled", "signup_enabled",
+                 "device_grant"):
         if getattr(project, flag):
             data[flag] = "on"
     data.update(changes)

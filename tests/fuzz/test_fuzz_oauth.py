@@ -25,7 +25,8 @@ NAMES = ["grant_type", "code", "code_verifier", "redirect_uri", "client_id", "cl
          "scope", "resource", "token", "token_type_hint", "subject_token", "subject_token_type",
          "requested_token_type", "actor_token", "audience", "state", "response_type", "code_challenge",
          "code_challenge_method", "prompt", "subject", "scopes", "claims", "client_name", "redirect_uris",
-         "grant_types", "token_endpoint_auth_method", "software_version", "jwks", "client_assertion", "assertion"]
+         "grant_types", "token_endpoint_auth_method", "software_version", "jwks", "client_assertion", "assertion",
+         "device_code", "user_code"]
 GRANTS = ["authorization_code", "refresh_token", "client_credentials",
           "urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:grant-type:device_code",
           "urn:ietf:params:oauth:grant-type:jwt-bearer",
@@ -41,6 +42,7 @@ MEDIA_TYPES = ["application/x-www-form-urlencoded", "application/json", "applica
 # (method, path under the issuer, what its body is)
 ENDPOINTS = [
     ("POST", "oauth/token", "form"),
+    ("POST", "oauth/device_authorization", "form"),
     ("POST", "oauth/revoke", "form"),
     ("POST", "oauth/introspect", "form"),
     ("POST", "api/oauth/introspect", "form"),

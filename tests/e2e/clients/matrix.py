@@ -194,9 +194,10 @@ CLIENTS: list[Client] = [
         ],
         # VS Code sends the protected-resource metadata's `resource`, and the scopes it advertises.
         authorize=Authorize(redirect_uri="http://127.0.0.1:33418/", scope="mcp:tools"),
-        keeps=Keeps(grant_types=CODE_FLOW, auth_method="none", dropped={"grant_types": [DEVICE_CODE]}),
+        keeps=Keeps(grant_types=[*CODE_FLOW, DEVICE_CODE], auth_method="none"),
         rewritten=["client_id: the local TLS server's URL"],
-        note="device_code is dropped while the project has the device grant off.",
+        note="Keeps device_code: the project offers the device authorization grant (RFC 8628), on by default; "
+             "a project that turns it off drops it (narrowed, not refused).",
         needs="narrow",
     ),
     Client(
@@ -216,7 +217,7 @@ CLIENTS: list[Client] = [
         },
         sources=["https://github.com/modelcontextprotocol/python-sdk/issues/1379"],
         authorize=Authorize(redirect_uri="http://127.0.0.1:33418/", scope="mcp:tools"),
-        keeps=Keeps(grant_types=CODE_FLOW, auth_method="none", dropped={"grant_types": [DEVICE_CODE]}),
+        keeps=Keeps(grant_types=[*CODE_FLOW, DEVICE_CODE], auth_method="none"),
         rewritten=["scope: read:data (that MCP server's scope) -> mcp:tools (this project's)"],
         needs="narrow",
     ),

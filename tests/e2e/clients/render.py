@@ -32,6 +32,21 @@ A CIMD document's `client_id` must equal its URL, so the replay serves it from a
 each such change is listed under "Rewritten for the replay". Nothing else is changed.
 To add a client: one new entry in `tests/e2e/clients/matrix.py`, then re-render this page.
 
+## Sign-in by code: the device authorization grant
+
+Some clients cannot open a browser where they run, or cannot receive its redirect: VS Code
+connected to a remote machine (SSH, containers, Codespaces, where `127.0.0.1` is not the
+person's computer), command-line tools on a server, and other headless agents. They use the
+device authorization grant (RFC 8628, `urn:ietf:params:oauth:grant-type:device_code`): the client
+shows a short code such as `BCDF-GHJK` and the address `{issuer}/device`; the person opens it on
+any device, signs in, checks that the code matches, and allows; the client, polling the token
+endpoint meanwhile, gets its tokens. VS Code registers this grant next to the code flow (below).
+
+A project offers it unless turned off (dashboard settings, the management API's `device_grant`,
+or `python manage.py setproject SLUG --set device_grant=false`); only clients that registered the
+grant may use it. Where it is off, discovery no longer lists it and a client asking for it at
+registration has it dropped. The endpoints and errors are in [docs/api.md](api.md#device-authorization-grant-rfc-8628).
+
 ## Summary
 
 | Client | Works | Registers by | Redirect URI used | Grants sent | Auth method sent | The project keeps |

@@ -97,8 +97,8 @@ DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
-def test_it_narrows_the_grants_vs_code_registers_with(client, project_a):
-    """VS Code's DCR body lists device_code (PrefectHQ/fastmcp#1868 quotes it); RFC 7591 §3.2.1."""
+def test_it_keeps_the_grants_vs_code_registers_with(client, project_a):
+    """VS Code's DCR body lists device_code (PrefectHQ/fastmcp#1868 quotes it): offered (RFC 8628)."""
     body = {"client_name": "Visual Studio Code", "client_uri": "https://code.visualstudio.com",
             "grant_types": ["authorization_code", "refresh_token", DEVICE_CODE], "response_types": ["code"],
             "redirect_uris": ["https://insiders.vscode.dev/redirect", "https://vscode.dev/redirect",
@@ -107,11 +107,11 @@ def test_it_narrows_the_grants_vs_code_registers_with(client, project_a):
             "token_endpoint_auth_method": "none", "application_type": "native"}
     response = register(client, body)
     assert response.status_code == 201
-    assert response.json()["grant_types"] == ["authorization_code", "refresh_token"]
+    assert response.json()["grant_types"] == ["authorization_code", "refresh_token", DEVICE_CODE]
     assert response.json()["response_types"] == ["code"]
     app = Application.objects.get(project=project_a)
-    assert app.metadata["grant_types"] == ["authorization_code", "refresh_token"]
-    assert app.narrowed == {"grant_types": [{"value": DEVICE_CODE, "reason": "not supported by this server"}]}
+    assert app.metadata["grant_types"] == ["authorization_code", "refresh_token", DEVICE_CODE]
+    assert app.narrowed == {}
 
 
 @pytest.mark.parametrize("extra,reason", [
@@ -135,10 +135,10 @@ def test_it_drops_refresh_token_without_the_code_grant_for_a_machine_client(clie
     assert response.status_code == 201
     assert response.json()["grant_types"] == ["client_credentials"]
     assert Application.objects.get(project=project_a).narrowed == {
-        "grant_types": [{"value": "refresh_token", "reason": "only issued with authorization_code"}]}
+        "grant_types": [{"value": "refresh_token", "reason": f"only issued with authorization_code or {DEVICE_CODE}"}]}
 
 
-@pytest.mark.parametrize("grants", [["implicit"], ["password"], [DEVICE_CODE], [DEVICE_CODE, JWT_BEARER],
+@pytest.mark.parametrize("grants", [["implicit"], ["password"], [JWT_BEARER], ["password", JWT_BEARER],
                                     ["refresh_token"], []])
 def test_it_refuses_when_no_requested_grant_is_usable(client, project_a, grants):
     response = register(client, {**BASE, "grant_types": grants})

@@ -80,15 +80,47 @@ def test_it_stores_claude_ai_without_the_jwt_bearer_grant(docs, project_a):  # n
     assert fetches(project_a) == [(url, "ok", f"dropped: grant_types {JWT_BEARER}")]
 
 
-def test_it_stores_vs_code_without_the_device_code_grant(docs, project_a):  # noqa: F811
+def test_it_stores_vs_code_with_the_device_code_grant(docs, project_a):  # noqa: F811
+    url = serve(docs, vs_code)
+    client = load_client(project_a, url)
+    assert client is not None
+    assert client.metadata["grant_types"] == ["authorization_code", "refresh_token", DEVICE_CODE]
+    assert client.allows_grant_type(DEVICE_CODE)
+    assert client.metadata["application_type"] == "native"
+    assert client.redirect_uris == "http://127.0.0.1:33418/ https://vscode.dev/redirect"
+    assert Application.objects.get(pk=client.pk).narrowed == {}
+
+
+def test_it_stores_vs_code_without_the_device_code_grant_where_the_project_turned_it_off(docs, project_a):  # noqa: F811
+    project_a.device_grant = False
+    project_a.save()
     url = serve(docs, vs_code)
     client = load_client(project_a, url)
     assert client is not None
     assert client.metadata["grant_types"] == ["authorization_code", "refresh_token"]
-    assert client.metadata["application_type"] == "native"
-    assert client.redirect_uris == "http://127.0.0.1:33418/ https://vscode.dev/redirect"
     assert Application.objects.get(pk=client.pk).narrowed == {
-        "grant_types": [{"value": DEVICE_CODE, "reason": "not supported by this server"}]}
+        "grant_types": [{"value": DEVICE_CODE, "reason": "not enabled for this project"}]}
+
+
+def test_an_open_registration_keeps_refresh_tokens_with_the_device_grant_alone(client, project_a):
+    response = register(client, {"client_name": "Some CLI", "grant_types": [DEVICE_CODE, "refresh_token"],
+                                 "token_endpoint_auth_method": "none"})
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["grant_types"] == [DEVICE_CODE, "refresh_token"] and body["response_types"] == []
+    stored = Application.objects.get(project=project_a, client_id=body["client_id"])
+    assert stored.narrowed == {} and stored.client_type == Application.CLIENT_PUBLIC
+
+
+def test_an_open_registration_for_the_device_grant_alone_is_refused_where_it_is_off(client, project_a):
+    project_a.device_grant = False
+    project_a.save()
+    response = register(client, {"client_name": "Some CLI", "grant_types": [DEVICE_CODE, "refresh_token"],
+                                 "token_endpoint_auth_method": "none"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_client_metadata"
+    assert response.json()["error_description"].startswith("grant_types: none of the requested grant types")
+    assert not Application.objects.filter(project=project_a).exists()
 
 
 def test_it_takes_chatgpts_listed_fallback_when_private_key_jwt_is_not_offered(docs, project_a):  # noqa: F811
@@ -106,7 +138,7 @@ def test_it_takes_chatgpts_listed_fallback_when_private_key_jwt_is_not_offered(d
 
 def test_it_refuses_a_document_listing_only_unsupported_grants_and_names_the_field(docs, project_a):  # noqa: F811
     url = docs.url("/client.json")
-    docs.serve("/client.json", {**claude_ai(url), "grant_types": [DEVICE_CODE, JWT_BEARER], "response_types": []})
+    docs.serve("/client.json", {**claude_ai(url), "grant_types": ["password", JWT_BEARER], "response_types": []})
     assert_refused(project_a, url)
     [(subject, outcome, reason)] = fetches(project_a)
     assert (subject, outcome) == (url, "refused")
@@ -215,7 +247,7 @@ def register(client, body, slug="alpha"):
 
 
 def test_it_notes_a_refused_registration_with_its_reason(client, project_a, project_b):
-    body = {"client_name": "Gadget", "redirect_uris": ["https://app.example/cb"], "grant_types": [DEVICE_CODE]}
+    body = {"client_name": "Gadget", "redirect_uris": ["https://app.example/cb"], "grant_types": [JWT_BEARER]}
     response = register(client, body)
     assert response.status_code == 400 and response.json()["error"] == "invalid_client_metadata"
     [note] = RegistrationNote.recent(project_a, RegistrationNote.Kind.REFUSAL)

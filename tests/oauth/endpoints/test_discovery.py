@@ -33,8 +33,9 @@ def test_it_lists_every_field_api_md_requires(client, project_a):
     assert doc["response_types_supported"] == ["code"]
     assert set(doc["grant_types_supported"]) == {
         "authorization_code", "refresh_token", "client_credentials",
-        "urn:ietf:params:oauth:grant-type:token-exchange",
+        "urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:grant-type:device_code",
     }
+    assert doc["device_authorization_endpoint"] == f"{ISSUER}/oauth/device_authorization"
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert set(doc["token_endpoint_auth_methods_supported"]) == {"none", "client_secret_basic", "client_secret_post",
                                                                  "private_key_jwt"}

@@ -78,3 +78,21 @@ def test_two_refreshes_outside_the_grace_window_revoke_the_family(public_client_
     assert introspect(Client(), project_a, winner["access_token"], project_a.registration_secret).json() == {
         "active": False}
     assert refresh(Client(), public_client_a, winner["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_concurrent_polls_of_an_approved_device_code_redeem_it_once(project_a, end_user_a):
+    from oauth.models import DeviceGrant
+    from tests.device_support import device_client, poll, start
+
+    app = device_client(project_a)
+    device_code = start(Client(), app).json()["device_code"]
+    DeviceGrant.objects.filter(project=project_a).update(status=DeviceGrant.AUTHORIZED, user=end_user_a)
+
+    responses = concurrently(4, lambda: poll(Client(), app, device_code))
+
+    assert sorted(r.status_code for r in responses) == [200, 400, 400, 400]
+    # A loser read it before it was spent (its claim lost) or after (a replay): invalid_grant either way.
+    assert all(r.json()["error"] == "invalid_grant" for r in responses if r.status_code == 400)
+    assert DeviceGrant.objects.get(project=project_a).redeemed_at is not None
+    assert not AccessToken.objects.exists()  # presented more than once: what it issued is revoked
+    assert not RefreshToken.objects.filter(revoked__isnull=True).exists()

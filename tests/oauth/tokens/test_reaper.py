@@ -246,3 +246,22 @@ def test_it_deletes_in_batches_and_misses_none(project_a, end_user_a, public_cli
 
     assert not any(exists(c) for c in doomed)
     assert not AccessToken.objects.filter(application=public_client_a).exists()
+
+
+def test_it_purges_expired_device_codes_of_each_project_and_spares_their_clients_while_live(client, project_a,
+                                                                                            project_b):
+    from oauth.models import DeviceGrant
+    from tests.device_support import device_client, start
+
+    start(client, device_client(project_a))
+    start(client, device_client(project_b))
+    live = make_client(project_a, name="Fresh CLI")
+    Application.objects.filter(pk=live.pk).update(
+        metadata={"grant_types": ["urn:ietf:params:oauth:grant-type:device_code"]})
+    start(client, Application.objects.get(pk=live.pk))
+    DeviceGrant.objects.exclude(application=live).update(expires=timezone.now() - timedelta(seconds=1))
+    reaper.run()
+    assert list(DeviceGrant.objects.values_list("application", flat=True)) == [live.pk]
+    assert exists(live)  # unused for 8 days, but holding a live device code
+    assert AuditEvent.objects.get(project=project_a, kind="reaper.run").detail["device_grants_purged"] == 1
+    assert AuditEvent.objects.get(project=project_b, kind="reaper.run").detail["device_grants_purged"] == 1
