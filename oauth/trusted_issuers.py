@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from enterprise.models import ALLOWED_ALGORITHMS, DEFAULT_ALGORITHMS, TrustedIssuer
 from oauth.clients.keys import KeySetError, public_keyset
 from oauth.grants import issuer_keys
+from oauth.tokens import revoke
 from projects.models import AuditEvent, Project
 
 
@@ -100,11 +101,13 @@ def trust(project: Project, wanted: IssuerSettings, *, actor: str, request=None)
 
 
 def remove(row: TrustedIssuer, *, actor: str, request=None) -> None:
-    """Stop trusting an issuer: its assertions are refused from now on (tokens already issued stay
-    until they expire or are revoked; its identity links go with it)."""
+    """Stop trusting an issuer: its assertions are refused from now on, the tokens issued from them
+    (refreshed or not) are revoked at once, and its identity links go with it."""
     project = row.project
     with transaction.atomic():
-        AuditEvent.record(project, "enterprise.issuer_removed", actor=actor, request=request, issuer=row.issuer)
+        revoked = revoke.issuer_tokens(project, row.issuer)
+        AuditEvent.record(project, "enterprise.issuer_removed", actor=actor, request=request, issuer=row.issuer,
+                          tokens_revoked=revoked)
         row.delete()
         project.save(update_fields=["updated_at"])
     issuer_keys.forget(row)

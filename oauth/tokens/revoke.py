@@ -116,6 +116,14 @@ def end_user_grants(project, person) -> int:
     return _end(AccessToken.objects.filter(**mine), RefreshToken.objects.filter(**mine), Grant.objects.filter(**mine))
 
 
+def issuer_tokens(project, issuer: str) -> int:
+    """Every token a project issued from an enterprise issuer's assertions (ID-JAG), refreshed or
+    not: the issuer is no longer trusted. Call inside the caller's transaction."""
+    mine = {"application__project": project}
+    return _end(AccessToken.objects.filter(claims__assertion_iss=issuer, **mine),
+                RefreshToken.objects.filter(assertion_iss=issuer, **mine), Grant.objects.none())
+
+
 def gone_with(access: QuerySet) -> None:
     """The rows go by cascade (a client or an end user deleted, a client disabled): tombstone their
     cached answers."""

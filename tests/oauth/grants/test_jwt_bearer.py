@@ -17,7 +17,7 @@ from jwcrypto.jwt import JWT
 
 from enterprise.models import EnterpriseIdentity, TrustedIssuer
 from oauth.models import AccessToken, Application, RefreshToken
-from oauth.trusted_issuers import IssuerSettings, trust
+from oauth.trusted_issuers import IssuerSettings, remove, trust
 from projects import secrets as project_secrets
 from projects.models import AuditEvent, User
 from tests.oauth.clients.test_cimd import DocumentServer
@@ -552,3 +552,24 @@ def test_a_public_client_cannot_hold_the_grant(client, project_a, trusted):
     assert response.status_code == 201 and response.json()["grant_types"] == ["authorization_code"]
     stored = Application.objects.get(client_id=response.json()["client_id"])
     assert stored.narrowed == {"grant_types": [{"value": GRANT, "reason": "needs a confidential client"}]}
+
+
+def test_removing_the_issuer_revokes_every_token_issued_from_its_assertions(
+        client, project_a, agent, trusted, idp_key, alice_a, confidential_client_a):
+    TrustedIssuer.objects.filter(pk=trusted.pk).update(refresh_tokens=True)
+    issued = present(client, project_a, agent, sign(idp_key, claims_for(project_a, agent))).json()
+    refreshed = refresh(client, agent, issued["refresh_token"]).json()
+    code, verifier = make_code(confidential_client_a, alice_a)
+    other = redeem(client, confidential_client_a, code, verifier).json()  # not from an assertion
+
+    remove(TrustedIssuer.objects.get(pk=trusted.pk), actor="alice@example.com")
+
+    secret = project_a.registration_secret
+    for token in (issued["access_token"], refreshed["access_token"]):
+        assert introspect(client, project_a, token, secret).json() == {"active": False}
+    assert refresh(client, agent, refreshed["refresh_token"]).json()["error"] == "invalid_grant"
+    assert not AccessToken.objects.filter(claims__assertion_iss=IDP).exists()
+    assert all(r.revoked for r in RefreshToken.objects.filter(assertion_iss=IDP))
+    assert introspect(client, project_a, other["access_token"], secret).json()["active"] is True
+    event = AuditEvent.objects.get(kind="enterprise.issuer_removed")
+    assert event.detail == {"issuer": IDP, "tokens_revoked": 2}
