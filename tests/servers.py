@@ -6,7 +6,9 @@ says which web server runs and how.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -54,13 +56,21 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path) -> None:
 
 
 def stop(process: subprocess.Popen) -> None:
+    """Stop a server and everything it started. A server started in a session of its own
+    (`start_server`) is stopped as a process group: killing granian's main process alone would
+    leave its worker processes running, orphaned, after the test."""
+    own_group = getattr(process, "own_session", False)
+    signal_all = (lambda sig: os.killpg(process.pid, sig)) if own_group else process.send_signal
     if process.poll() is None:
-        process.terminate()
+        signal_all(signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            signal_all(signal.SIGKILL)
             process.wait()
+    if own_group:
+        with contextlib.suppress(ProcessLookupError):  # workers that outlived their main process
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def sibling_database_url(suffix: str) -> str:
@@ -99,7 +109,8 @@ def start_server(env: dict[str, str], port: int, log: Path, workers: int = 2,
                  threads: int | None = None) -> subprocess.Popen:
     """The server (`server_command`) with `env`, answering on `port` when this returns."""
     process = subprocess.Popen(server_command(port, workers, threads), cwd=ROOT, env=env, stdout=log.open("w"),
-                               stderr=subprocess.STDOUT)
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    process.own_session = True  # type: ignore[attr-defined]  # stop() signals the whole group
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", process, log)
     except BaseException:

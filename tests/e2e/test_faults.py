@@ -243,7 +243,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         assert migrate.returncode == 0, migrate.stdout + migrate.stderr
         log = workdir / "server.log"
         process = subprocess.Popen(server_command(port), cwd=ROOT, env=env, stdout=log.open("w"),
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process.own_session = True  # stop() signals the whole group (tests/servers.py)
         wait_for_http(f"{url}/healthz", process, log)
         issuer = Issuer(url=url, env=env, workdir=workdir, operator="faults@example.com")
         issuer.manage("createoperator", "--email", issuer.operator, "--password", PASSWORD)
