@@ -61,13 +61,15 @@ def imported(name: str, path: Path) -> list[tuple[str, ast.AST]]:
 
 
 def own_edges(name: str, path: Path) -> set[str]:
-    """The production modules `name` imports (importing a submodule runs its packages too)."""
+    """The production modules `name` imports (importing a submodule runs its packages too, except
+    `name`'s own packages, which are already running)."""
     edges = set()
     for target, _ in imported(name, path):
         parts = target.split(".")
         for i in range(1, len(parts) + 1):
             prefix = ".".join(parts[:i])
-            if prefix in MODULES and prefix != name:
+            # A module's own packages ran before it did: importing a sibling adds no edge to them.
+            if prefix in MODULES and prefix != name and not name.startswith(prefix + "."):
                 edges.add(prefix)
     return edges
 
