@@ -9,15 +9,13 @@ access token of this project (unknown, expired, revoked, another project's) is e
 `{"active": false}`. Answers come from the shared cache kept by `oauth.tokens.issue`.
 """
 
-import json
-
 from django.http import HttpRequest, HttpResponse
 from oauthlib.common import Request as OAuthlibRequest
 from oauthlib.common import urlencode
 
 from oauth.backend import TenantOAuthLibCore, bound, refuse_nul_bytes
 from oauth.clients.credentials import bearer_token, require_secret
-from oauth.endpoints.decorator import oauth_endpoint
+from oauth.endpoints.decorator import oauth_endpoint, read_json_object
 from oauth.endpoints.parsing import FORM, JSON, MULTIPART, Body
 from oauth.errors import InvalidClient, InvalidRequest
 from oauth.models import Application
@@ -49,12 +47,8 @@ def authenticate_caller(request: HttpRequest) -> None:
 
 def presented_token(request: HttpRequest) -> str:
     token = request.POST.get("token")
-    if token is None and request.content_type == "application/json":
-        try:
-            body = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            body = {}
-        token = body.get("token") if isinstance(body, dict) else None
+    if token is None and request.content_type == JSON:  # already checked by `oauth_endpoint`
+        token = read_json_object(request).get("token")
     if not isinstance(token, str) or not token:
         raise InvalidRequest("The token parameter is required.")
     return token
