@@ -27,6 +27,9 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # ID-JAG (oauth.gran
 # OAuth 2.1 removed these; named so that a client asking for one is told why it was dropped.
 REMOVED = {"implicit": "removed in OAuth 2.1", "password": "removed in OAuth 2.1"}
 
+# RFC 6749 §5.1: a token response is JSON and never cached (for the grants that render their own).
+TOKEN_RESPONSE_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
+
 EVERY_PATH = frozenset({"cimd", "open", "secret", "dashboard"})
 TRUSTED_PATHS = frozenset({"secret", "dashboard"})  # API.md: with a project secret, or by an operator
 

@@ -47,7 +47,7 @@ from oauth.backend import django_request, issuer_of, project_of
 from oauth.clients.private_key_jwt import given_twice, unverified_claims
 from oauth.clients.scopes import allowed_scopes
 from oauth.errors import InvalidGrant, InvalidRequest, InvalidScope, UnauthorizedClient
-from oauth.grants import issuer_keys
+from oauth.grants import TOKEN_RESPONSE_HEADERS, issuer_keys
 from oauth.models import Application
 from oauth.tokens import issue as tokens
 from projects.models import AuditEvent, User
@@ -304,7 +304,7 @@ class JwtBearerGrant(GrantTypeBase):
     """oauthlib grant for ID-JAG; errors of our own checks are rendered by `oauth_endpoint`."""
 
     def create_token_response(self, request, token_handler):
-        headers = self._get_default_headers()
+        headers = dict(TOKEN_RESPONSE_HEADERS)
         try:
             self.validate_client_authentication(request)
         except oauthlib_errors.OAuth2Error as e:

@@ -73,15 +73,11 @@ def act_claim(request, subject: AccessToken) -> dict[str, Any]:
     return claims
 
 
-# RFC 6749 §5.1: a token response is JSON and never cached.
-TOKEN_RESPONSE_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
 class TokenExchangeGrant(GrantTypeBase):
     """oauthlib grant for RFC 8693; errors of our own checks are rendered by `oauth_endpoint`."""
 
     def create_token_response(self, request, token_handler):
-        headers = dict(TOKEN_RESPONSE_HEADERS)
+        headers = dict(grants.TOKEN_RESPONSE_HEADERS)
         try:
             self.validate_client_authentication(request)
         except oauthlib_errors.OAuth2Error as e:
