@@ -18,10 +18,7 @@ from oauth.trusted_issuers import IssuerRefused, IssuerSettings, remove, trust
 
 from .actions import actor_of
 from .decorators import WRITE, project_view
-
-
-def _lines(value: str) -> list[str]:
-    return [line.strip() for line in (value or "").splitlines() if line.strip()]
+from .forms import lines
 
 
 class TrustedIssuerForm(forms.Form):
@@ -60,7 +57,7 @@ class TrustedIssuerForm(forms.Form):
     def settings(self) -> IssuerSettings:
         data = self.cleaned_data
         return IssuerSettings(issuer=data["issuer"], jwks_uri=data["jwks_uri"].strip(), jwks=data["jwks"],
-                              client_ids=_lines(data["client_ids"]), scopes=data["scopes"],
+                              client_ids=lines(data["client_ids"]), scopes=data["scopes"],
                               algorithms=data["algorithms"], provision=data["provision"],
                               refresh_tokens=data["refresh_tokens"])
 
