@@ -62,10 +62,6 @@ class TrustedIssuerForm(forms.Form):
                               refresh_tokens=data["refresh_tokens"])
 
 
-FORM_FIELDS = {"issuer": "issuer", "jwks_uri": "jwks_uri", "jwks": "jwks", "client_ids": "client_ids",
-               "scopes": "scopes", "algorithms": "algorithms"}
-
-
 def _page(request, project, form, status=200):
     issuers = TrustedIssuer.objects.of(project).annotate(people=Count("identities")).order_by("issuer")
     return render(request, "dashboard/enterprise.html",
@@ -90,7 +86,7 @@ def issuer_list(request, project):
     try:
         row = trust(project, form.settings(), actor=actor_of(request), request=request)
     except IssuerRefused as exc:
-        form.add_error(FORM_FIELDS.get(exc.field), str(exc))
+        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         return _page(request, project, form, status=400)
     messages.success(request, f"{row.issuer} is trusted. Its ID-JAGs are accepted at the token endpoint.")
     return redirect("dashboard:enterprise", project.slug)
