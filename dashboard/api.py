@@ -145,12 +145,8 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["slug", "name", "issuer", "resources", "scopes", "cimd_enabled", "open_registration_enabled",
-                  "secret_registration_enabled", "login_mode", "login_url", "signup_enabled", "device_grant",
-                  "token_format", "openid",
-                  "access_token_ttl", "refresh_token_ttl", "dpop", "dpop_nonce", "display_name", "logo_url", "accent_color",
-                  "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
-                  "rate_limits", "created_at", "updated_at"]
+        # Every setting the API may change (policy.SETTINGS: the settings form's and more), so none is forgotten.
+        fields = ["slug", "name", "issuer", *policy.SETTINGS, "created_at", "updated_at"]
 
 
 class ProjectCreateSerializer(serializers.Serializer):

@@ -18,10 +18,7 @@ from oauth.trusted_issuers import IssuerRefused, IssuerSettings, remove, trust
 
 from .actions import actor_of
 from .decorators import WRITE, project_view
-
-
-def _lines(value: str) -> list[str]:
-    return [line.strip() for line in (value or "").splitlines() if line.strip()]
+from .forms import lines
 
 
 class TrustedIssuerForm(forms.Form):
@@ -60,13 +57,9 @@ class TrustedIssuerForm(forms.Form):
     def settings(self) -> IssuerSettings:
         data = self.cleaned_data
         return IssuerSettings(issuer=data["issuer"], jwks_uri=data["jwks_uri"].strip(), jwks=data["jwks"],
-                              client_ids=_lines(data["client_ids"]), scopes=data["scopes"],
+                              client_ids=lines(data["client_ids"]), scopes=data["scopes"],
                               algorithms=data["algorithms"], provision=data["provision"],
                               refresh_tokens=data["refresh_tokens"])
-
-
-FORM_FIELDS = {"issuer": "issuer", "jwks_uri": "jwks_uri", "jwks": "jwks", "client_ids": "client_ids",
-               "scopes": "scopes", "algorithms": "algorithms"}
 
 
 def _page(request, project, form, status=200):
@@ -93,7 +86,7 @@ def issuer_list(request, project):
     try:
         row = trust(project, form.settings(), actor=actor_of(request), request=request)
     except IssuerRefused as exc:
-        form.add_error(FORM_FIELDS.get(exc.field), str(exc))
+        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         return _page(request, project, form, status=400)
     messages.success(request, f"{row.issuer} is trusted. Its ID-JAGs are accepted at the token endpoint.")
     return redirect("dashboard:enterprise", project.slug)

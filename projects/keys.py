@@ -44,10 +44,6 @@ def new_key(alg: str = "ES256") -> tuple[dict, str]:
     return public, encrypt(private_pem)
 
 
-def new_es256_key() -> tuple[dict, str]:
-    return new_key("ES256")
-
-
 @functools.lru_cache(maxsize=256)
 def load_private(encrypted_pem: str, kid: str, alg: str = "ES256") -> jwk.JWK:
     """Decrypt once per process; the decrypted key is derived state, never shared state."""
