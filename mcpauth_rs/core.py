@@ -569,9 +569,6 @@ class ResourceServer:
         return document
 
     def _verify_jwt(self, token: str) -> dict[str, Any]:
-        from jwcrypto import jws
-        from jwcrypto.common import JWException
-
         signed = jws.JWS()
         try:
             signed.deserialize(token)
@@ -608,8 +605,6 @@ class ResourceServer:
         return key
 
     def _load_jwks(self) -> None:
-        from jwcrypto import jwk
-
         status, document = self._request(self._endpoint("jwks_uri"))
         if status != 200 or not isinstance(document, dict):
             raise TokenRejected(f"JWKS fetch failed (HTTP {status})")
