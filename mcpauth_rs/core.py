@@ -379,7 +379,6 @@ class ResourceServer:
         return document
 
     def _verify_jwt(self, token: str) -> dict[str, Any]:
-
         signed = jws.JWS()
         try:
             signed.deserialize(token)
@@ -416,7 +415,6 @@ class ResourceServer:
         return key
 
     def _load_jwks(self) -> None:
-
         status, document = self._request(self._endpoint("jwks_uri"))
         if status != 200 or not isinstance(document, dict):
             raise TokenRejected(f"JWKS fetch failed (HTTP {status})")
