@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -94,6 +95,24 @@ def recreate_database(url: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def server_env(tmp_path: Path, port: int, mode: str, database: str, tag: str) -> dict[str, str]:
+    """The environment of a server on `port`: "embedded" runs on its own defaults, "production" on a
+    fresh PostgreSQL database (`database`, a suffix) and Redis, with its own keys and cache prefix."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DIGEST_KEY", "KEY_ENCRYPTION_KEY")}
+    env.update({"PUBLIC_URL": f"http://127.0.0.1:{port}", "DEBUG": "false", "LOG_LEVEL": "WARNING",
+                "MCPAUTH_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"})
+    if mode == "production":
+        database_url = sibling_database_url(database)
+        recreate_database(database_url)
+        env.update({"DATABASE_URL": database_url, "REDIS_URL": os.environ["REDIS_URL"],
+                    "SECRET_KEY": f"{tag}-" + secrets.token_urlsafe(48),
+                    "DIGEST_KEY": f"{tag}-digest-" + secrets.token_urlsafe(48),
+                    "KEY_ENCRYPTION_KEY": f"{tag}-kek-" + secrets.token_urlsafe(48),
+                    "CACHE_KEY_PREFIX": f"mcpauth-{tag}-" + secrets.token_hex(4)})
+    return env
 
 
 def manage(env: dict[str, str], *args: str, timeout: int = 300) -> str:

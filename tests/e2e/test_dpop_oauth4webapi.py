@@ -9,8 +9,6 @@ The project requires DPoP for public clients and asks for nonces, so the library
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -23,12 +21,12 @@ from mcpauth_rs import ResourceServer, TokenRejected
 from tests.servers import free_port
 
 from .conftest import PASSWORD, REDIRECT_URI, introspect
+from .node import converse, node_script
 from .user_agent import EndUser
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("e2e")]  # one issuer (tests/e2e/conftest.py)
 
 JS = Path(__file__).resolve().parent / "dpop_js"
-NODE_SECONDS = 180
 
 
 def protected_resource(rs: ResourceServer, port: int) -> tuple[ThreadingHTTPServer, list[tuple[int, str]]]:
@@ -61,34 +59,6 @@ def protected_resource(rs: ResourceServer, port: int) -> tuple[ThreadingHTTPServ
     return server, answers
 
 
-def node_client(config: dict) -> subprocess.Popen:
-    node = shutil.which("node")
-    if node is None or not (JS / "node_modules" / "oauth4webapi").is_dir():
-        pytest.fail("Node 20 and `npm ci --prefix tests/e2e/dpop_js` are needed (make test and .ci/run do both)")
-    return subprocess.Popen([node, str(JS / "client.mjs"), json.dumps(config)], cwd=JS, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def converse(process: subprocess.Popen, user: EndUser) -> dict:
-    watchdog = threading.Timer(NODE_SECONDS, process.kill)
-    watchdog.start()
-    try:
-        for line in process.stdout:
-            message = json.loads(line)
-            if "authorize" in message:
-                process.stdin.write(json.dumps(user.authorize(message["authorize"], REDIRECT_URI)) + "\n")
-                process.stdin.flush()
-            elif "done" in message:
-                return message["done"]
-            else:
-                pytest.fail(f"oauth4webapi client failed: {message}\n{process.stderr.read() if process.stderr else ''}")
-        pytest.fail(f"oauth4webapi client ended without an answer:\n{process.stderr.read()}")
-    finally:
-        watchdog.cancel()
-        process.stdin.close()
-        process.wait(timeout=30)
-
-
 def as_bearer(url: str, token: str) -> tuple[int, str]:
     request = urllib.request.Request(url, data=b"{}", headers={"Authorization": f"Bearer {token}"})
     try:
@@ -113,11 +83,11 @@ def test_oauth4webapi_gets_dpop_bound_tokens_that_mcpauth_rs_accepts(issuer):
                         dpop_nonce_secret="e2e-resource-server-nonce-secret")
     server, answers = protected_resource(rs, port)
     try:
-        done = converse(node_client({
+        done = converse(node_script(JS, "oauth4webapi", "client.mjs", json.dumps({
             "issuer": project["issuer"], "resource": resource, "protected": resource,
             "confidential": {"clientId": backend["client_id"], "clientSecret": backend["client_secret"]},
             "public": {"clientId": public["client_id"], "redirectUri": REDIRECT_URI},
-        }), EndUser(email, PASSWORD))
+        })), EndUser(email, PASSWORD), "oauth4webapi client")
         bearer_status, challenge = as_bearer(resource, done["clientCredentials"]["accessToken"])
     finally:
         server.shutdown()

@@ -31,6 +31,7 @@ from mcp.client.streamable_http import streamable_http_client
 from tests.browser import run_async
 
 from .conftest import introspect, raw_mcp_post
+from .node import NODE_SECONDS
 from .test_python_sdk import MemoryStorage
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("e2e")]  # one issuer (tests/e2e/conftest.py)
@@ -40,7 +41,6 @@ GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 XAA_TS = Path(__file__).resolve().parent / "ts-xaa"
-NODE_SECONDS = 180
 
 
 class EnterpriseIdp:

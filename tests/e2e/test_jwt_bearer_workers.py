@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from jwcrypto.jwk import JWK
 from jwcrypto.jwt import JWT
 
 from tests.e2e.test_multiworker import basic, call, many
-from tests.servers import free_port, manage, recreate_database, sibling_database_url, start_server, stop
+from tests.servers import free_port, manage, server_env, start_server, stop
 
 pytestmark = pytest.mark.xdist_group("jwt_bearer_workers")  # its own servers, one worker
 
@@ -46,18 +45,7 @@ print(json.dumps([agent.client_id, agent.plain_secret]))
 @contextlib.contextmanager
 def running(tmp_path, mode: str, jwks: dict) -> Iterator[tuple[str, list[str]]]:
     port = free_port()
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DIGEST_KEY", "KEY_ENCRYPTION_KEY")}
-    env.update({"PUBLIC_URL": f"http://127.0.0.1:{port}", "DEBUG": "false", "LOG_LEVEL": "WARNING",
-                "MCPAUTH_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"})
-    if mode == "production":
-        database_url = sibling_database_url("_idjag_workers")
-        recreate_database(database_url)
-        env.update({"DATABASE_URL": database_url, "REDIS_URL": os.environ["REDIS_URL"],
-                    "SECRET_KEY": "idjag-" + secrets.token_urlsafe(48),
-                    "DIGEST_KEY": "idjag-digest-" + secrets.token_urlsafe(48),
-                    "KEY_ENCRYPTION_KEY": "idjag-kek-" + secrets.token_urlsafe(48),
-                    "CACHE_KEY_PREFIX": "mcpauth-idjag-" + secrets.token_hex(4)})
+    env = server_env(tmp_path, port, mode, "_idjag_workers", "idjag")
     script = f"IDP = {IDP!r}\nJWKS = {jwks!r}\n" + SETUP
     client = json.loads(manage(env, "shell", "-v", "0", "-c", script).strip().splitlines()[-1])
     process = start_server(env, port, tmp_path / "server.log")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import time
 import urllib.error
@@ -25,7 +24,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.servers import free_port, manage, recreate_database, sibling_database_url, start_server, stop
+from tests.servers import free_port, manage, server_env, start_server, stop
 
 # One xdist worker runs the module: each mode's server is started once.
 pytestmark = pytest.mark.xdist_group("multiworker")
@@ -132,18 +131,7 @@ def register(server: Server) -> int:
 
 def start(tmp_path, mode: str) -> Iterator[Server]:
     port = free_port()
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DIGEST_KEY", "KEY_ENCRYPTION_KEY")}
-    env.update({"PUBLIC_URL": f"http://127.0.0.1:{port}", "DEBUG": "false", "LOG_LEVEL": "WARNING",
-                "MCPAUTH_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"})
-    if mode == "production":
-        database_url = sibling_database_url("_multiworker")
-        recreate_database(database_url)
-        env.update({"DATABASE_URL": database_url, "REDIS_URL": os.environ["REDIS_URL"],
-                    "SECRET_KEY": "mw-" + secrets.token_urlsafe(48),
-                    "DIGEST_KEY": "mw-digest-" + secrets.token_urlsafe(48),
-                    "KEY_ENCRYPTION_KEY": "mw-kek-" + secrets.token_urlsafe(48),
-                    "CACHE_KEY_PREFIX": "mcpauth-mw-" + secrets.token_hex(4)})
+    env = server_env(tmp_path, port, mode, "_multiworker", "mw")
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     code = secrets.token_urlsafe(32)

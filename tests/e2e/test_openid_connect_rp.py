@@ -5,47 +5,15 @@ dynamic registration, the code flow with `openid` + PKCE + nonce + max_age, ID t
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import threading
-
 import httpx2
 import pytest
 
 from .conftest import PASSWORD, REDIRECT_URI
-from .test_typescript_sdk import NODE_SECONDS, TS
+from .node import converse, node_script
+from .test_typescript_sdk import TS
 from .user_agent import EndUser
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
-
-def relying_party(issuer: str, alg: str) -> subprocess.Popen:
-    node = shutil.which("node")
-    if node is None or not (TS / "node_modules" / "oauth4webapi").is_dir():
-        pytest.fail("Node 20 and `npm ci --prefix tests/e2e/ts` are needed (make test and .ci/run do both)")
-    return subprocess.Popen([node, str(TS / "oidc_rp.mjs"), issuer, REDIRECT_URI, alg], cwd=TS, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def converse(process: subprocess.Popen, user: EndUser) -> dict:
-    """Answer each sign-in the relying party asks for with the end user's redirect query."""
-    watchdog = threading.Timer(NODE_SECONDS, process.kill)
-    watchdog.start()
-    try:
-        for line in process.stdout:
-            message = json.loads(line)
-            if "authorize" in message:
-                process.stdin.write(json.dumps(user.authorize(message["authorize"], REDIRECT_URI)) + "\n")
-                process.stdin.flush()
-            elif "done" in message:
-                return message["done"]
-            else:
-                pytest.fail(f"oauth4webapi refused our answer: {message}")
-        pytest.fail(f"the relying party ended without an answer:\n{process.stderr.read()}")
-    finally:
-        watchdog.cancel()
-        process.wait(timeout=30)
 
 
 def oidc_project(issuer, slug: str) -> tuple[str, str, str]:
@@ -63,7 +31,8 @@ def oidc_project(issuer, slug: str) -> tuple[str, str, str]:
 def test_oauth4webapi_signs_in_with_openid_connect(issuer, alg):
     issuer, email, subject = oidc_project(issuer, f"e2e-oidc-{alg.lower()}")
 
-    done = converse(relying_party(issuer, alg), EndUser(email, PASSWORD))
+    rp = node_script(TS, "oauth4webapi", "oidc_rp.mjs", issuer, REDIRECT_URI, alg)
+    done = converse(rp, EndUser(email, PASSWORD), "oauth4webapi relying party")
 
     assert done["header"]["alg"] == alg
     claims = done["claims"]

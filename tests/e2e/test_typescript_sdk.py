@@ -4,51 +4,19 @@ issuer and `examples/mcp_server.py`: discovery, registration, authorization and 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from .conftest import PASSWORD, REDIRECT_URI, introspect
+from .node import converse, node_script
 from .user_agent import EndUser
 
 # Real processes share PostgreSQL and Redis with the test run.
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("e2e")]  # one issuer (tests/e2e/conftest.py)
 
 TS = Path(__file__).resolve().parent / "ts"
-NODE_SECONDS = 180
-
-
-def node_client(server_url: str) -> subprocess.Popen:
-    node = shutil.which("node")
-    if node is None or not (TS / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
-        pytest.fail("Node 20 and `npm ci --prefix tests/e2e/ts` are needed (make test and .ci/run do both)")
-    return subprocess.Popen([node, str(TS / "client.mjs"), server_url, REDIRECT_URI], cwd=TS, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def converse(process: subprocess.Popen, user: EndUser) -> dict:
-    """Answer each authorization request the client prints with the end user's redirect query."""
-    watchdog = threading.Timer(NODE_SECONDS, process.kill)
-    watchdog.start()
-    try:
-        for line in process.stdout:
-            message = json.loads(line)
-            if "authorize" in message:
-                query = user.authorize(message["authorize"], REDIRECT_URI)
-                process.stdin.write(json.dumps(query) + "\n")
-                process.stdin.flush()
-            elif "done" in message:
-                return message["done"]
-            else:
-                pytest.fail(f"TypeScript client failed: {message.get('error')}\n{json.dumps(message.get('log'))}")
-        pytest.fail(f"TypeScript client ended without an answer:\n{process.stderr.read()}")
-    finally:
-        watchdog.cancel()
-        process.wait(timeout=30)
 
 
 def test_it_serves_the_typescript_sdk_from_discovery_to_a_tool_call(deployment_factory):
@@ -56,7 +24,8 @@ def test_it_serves_the_typescript_sdk_from_discovery_to_a_tool_call(deployment_f
     issuer, server_url, slug = deployment.issuer, deployment.server_url, deployment.slug
     origin = issuer.rsplit("/p/", 1)[0]
 
-    done = converse(node_client(server_url), EndUser(deployment.email, PASSWORD))
+    done = converse(node_script(TS, "@modelcontextprotocol/sdk", "client.mjs", server_url, REDIRECT_URI),
+                    EndUser(deployment.email, PASSWORD), "TypeScript client")
 
     whoami = json.loads(done["result"]["content"][0]["text"])
     assert whoami["subject"] == deployment.subject and whoami["resource"] == server_url
