@@ -79,6 +79,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # When the person proved they read mail at `email` (a verification link, or an upstream identity
+    # provider that vouched for it); null: unverified. Only a verified email links identities or
+    # goes into a token (docs/identity.md).
+    email_verified_at = models.DateTimeField(null=True, blank=True)
 
     USERNAME_FIELD = "username"
     EMAIL_FIELD = "email"
@@ -210,6 +214,14 @@ class Project(models.Model):
     login_mode = models.CharField(max_length=16, choices=LoginMode.choices, default=LoginMode.HOSTED)
     login_url = models.URLField(max_length=2000, blank=True)
     signup_enabled = models.BooleanField(default=False)
+    # The hosted sign-in page's email and password form; off leaves the identity providers' buttons.
+    email_signin_enabled = models.BooleanField(default=True)
+    # An end user whose email is not verified may not finish an authorization.
+    require_verified_email = models.BooleanField(default=False)
+    # Introspection and JWT access tokens carry `email` (verified emails only) when on.
+    email_in_tokens = models.BooleanField(default=False)
+    # Every member of the project must have a second factor to open it in the dashboard.
+    require_mfa = models.BooleanField(default=False)
     # RFC 8628 device authorization grant, for clients that register it (oauth.grants.device_code).
     device_grant = models.BooleanField(default=True)
 
