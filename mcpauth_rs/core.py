@@ -13,7 +13,10 @@ A token is accepted only when all of these hold (getmcpauth's SDKs skip `iss` an
   key it is bound to: use `verify_request`; `verify` (a bare token) refuses bound tokens.
 
 Introspection answers are cached briefly (`cache_seconds`, never past `exp`), so a revoked
-opaque token may still pass for that long; set `cache_seconds=0` to ask every time.
+opaque token may still pass for that long; set `cache_seconds=0` to ask every time. A JWT checked
+locally is good until `exp` after its revocation, unless the issuer's revocation feed is polled
+(`revocation_feed_secret`, every `revocation_poll_seconds`; `mcpauth_rs.revocations`) or
+`check_revocation` asks introspection every time.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from .dpop import (
     first_use,
     verify_proof,
 )
+from .revocations import RevocationFeed
 
 # --- access tokens ---------------------------------------------------------------------------------
 
@@ -155,6 +159,10 @@ class ResourceServer:
     `client_secret`). JWT-format projects need none: tokens are checked against the JWKS,
     unless `check_revocation` asks introspection too.
 
+    Revocation feed: with `revocation_feed_secret` (a project secret holding `introspect`), JWTs
+    whose `jti` the issuer's feed lists are refused; the feed is read every
+    `revocation_poll_seconds` (on `verify`), so a revoked JWT stops working within that interval.
+
     DPoP (RFC 9449): with `dpop=True`, `verify_request` takes DPoP-bound tokens. The `jti` of
     each proof is remembered in `dpop_replay_cache` (anything with Django's cache `add`); the
     default is this process's memory, so a server with several worker processes must pass a
@@ -170,7 +178,9 @@ class ResourceServer:
                  resource_name: str | None = None, dpop: bool = False,
                  dpop_replay_cache: ReplayCache | None = None,
                  dpop_nonce_secret: str | bytes | None = None,
-                 dpop_algorithms: Iterable[str] = ALGORITHMS):
+                 dpop_algorithms: Iterable[str] = ALGORITHMS,
+                 revocation_feed_secret: str | None = None, revocation_poll_seconds: float = 30.0,
+                 revocation_feed_endpoint: str | None = None):
         self.issuer = issuer.rstrip("/")
         self.resource = resource
         self.required_scopes = tuple(required_scopes)
@@ -191,6 +201,12 @@ class ResourceServer:
         self._replays = dpop_replay_cache if dpop_replay_cache is not None else MemoryReplayCache()
         secret = dpop_nonce_secret.encode() if isinstance(dpop_nonce_secret, str) else dpop_nonce_secret
         self._nonces = NonceSigner(secret, scope=resource) if secret else None
+        self.revocations: RevocationFeed | None = None
+        if revocation_feed_secret:
+            endpoint = revocation_feed_endpoint or f"{self.issuer}/oauth/revocations"
+            self.revocations = RevocationFeed(lambda: endpoint, revocation_feed_secret,
+                                              lambda url, headers: self._request(url, None, headers),
+                                              poll_seconds=revocation_poll_seconds)
 
     # -- public ---------------------------------------------------------------------------------
     @property
@@ -304,6 +320,8 @@ class ResourceServer:
             raise TokenRejected("empty or oversized token")
         if self.token_format != "opaque" and looks_like_jwt(token):
             claims = self._verify_jwt(token)
+            if self.revocations is not None and self.revocations.is_revoked(claims.get("jti")):
+                raise TokenRejected("jti listed in the issuer's revocation feed")
             if self.check_revocation:
                 self._require_active(token)
             source: Literal["introspection", "jwt"] = "jwt"

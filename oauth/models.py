@@ -322,3 +322,22 @@ class RegistrationNote(models.Model):
     @classmethod
     def recent(cls, project, kind: str) -> models.QuerySet:
         return cls.objects.filter(project=project, kind=kind).order_by("-id")[: cls.KEEP]
+
+
+# --- Revocation feed (issue 21) --------------------------------------------------------------------
+
+
+class RevokedToken(models.Model):
+    """A revoked JWT access token of one project, listed by the revocation feed (`oauth.tokens.feed`)
+    until it would have expired anyway. Opaque tokens have no `jti` and are never listed: a resource
+    server learns of their end by introspection. The primary key is the feed's cursor."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
+    jti = models.CharField(max_length=255)
+    revoked_at = models.DateTimeField(default=timezone.now)
+    expires = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "jti"], name="revoked_jti_unique_per_project")]
+        indexes = [models.Index(fields=["project", "id"], name="revoked_token_feed"),
+                   models.Index(fields=["project", "expires"], name="revoked_token_expires")]

@@ -49,6 +49,8 @@ def build_metadata(project, issuer: str) -> dict:
         del doc["registration_endpoint"]
     if grants.DEVICE_CODE in doc["grant_types_supported"]:  # RFC 8628 §4
         doc["device_authorization_endpoint"] = f"{issuer}/oauth/device_authorization"
+    if project.token_format == project.TokenFormat.JWT:  # non-standard: the feed lists revoked JWTs only
+        doc["mcpauth_revocation_feed_endpoint"] = f"{issuer}/oauth/revocations"
     if grants.JWT_BEARER in doc["grant_types_supported"]:  # ID-JAG (oauth.grants.jwt_bearer)
         doc["authorization_grant_profiles_supported"] = [ID_JAG_PROFILE]
     return doc | dpop.metadata(project)

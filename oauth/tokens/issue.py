@@ -146,8 +146,12 @@ def access_token_row(raw: str, *, client: Application, user, scope: str, expires
                      audience: list[str], claims: dict[str, Any] | None = None,
                      source_refresh_token: RefreshToken | None = None) -> AccessToken:
     """An unsaved access token row for `raw`; only its checksum will be stored."""
+    claims = dict(claims or {})
+    jti = jwt_tokens.jti_of(raw)
+    if jti:  # kept for the revocation feed (oauth.tokens.feed): a JWT is checked by its jti, not its checksum
+        claims["jti"] = jti
     row = AccessToken(user=user, application=client, scope=scope, expires=expires, resource=list(audience),
-                      claims=dict(claims or {}), source_refresh_token=source_refresh_token)
+                      claims=claims, source_refresh_token=source_refresh_token)
     set_token_value(row, raw)
     return row
 

@@ -10,7 +10,7 @@ import secrets
 from typing import Any
 
 from jwcrypto import jwk, jws, jwt
-from jwcrypto.common import JWException
+from jwcrypto.common import JWException, base64url_decode
 
 from projects.models import SigningKey
 
@@ -49,3 +49,17 @@ def verify(project, token: str, algs: tuple[str, ...] = ("ES256",)) -> dict[str,
         return json.loads(checked.claims)
     except (JWException, ValueError, TypeError):
         return None
+
+
+def jti_of(token: str) -> str | None:
+    """The `jti` of a JWT access token this server just signed (its payload read, not verified:
+    only for tokens we minted), else None (an opaque token)."""
+    if not looks_like_jwt(token):
+        return None
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64url_decode(payload))
+    except (ValueError, TypeError):
+        return None
+    jti = claims.get("jti") if isinstance(claims, dict) else None
+    return jti if isinstance(jti, str) else None

@@ -6,6 +6,7 @@ code or token. Expired codes, device codes and tokens are purged (revoked refres
 have expired, so refresh-token reuse is still detected). Each run that did something is
 written to the audit log as `reaper.run`. A setting of 0 days turns that rule off. Each run also
 recounts the project's open-registered clients (`Project.open_client_count`, the cap's counter; `oauth.clients.quota`).
+Revocation-feed entries whose tokens have expired are deleted (`oauth.tokens.feed`).
 """
 
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from oauth.clients import quota
 from oauth.models import AccessToken, Application, AuthorizationRequest, DeviceGrant, Grant, RefreshToken
+from oauth.tokens import feed
 from projects.models import AuditEvent, Project
 
 REAPED_PATHS = (Application.Path.OPEN, Application.Path.CIMD)
@@ -32,11 +34,12 @@ class ReaperReport:
     refresh_tokens: int = 0
     authorization_requests: int = 0
     device_grants: int = 0
+    revoked_tokens: int = 0  # revocation-feed entries past their token's expiry
 
     @property
     def did_something(self) -> bool:
         return bool(self.clients or self.grants or self.access_tokens or self.refresh_tokens
-                    or self.authorization_requests or self.device_grants)
+                    or self.authorization_requests or self.device_grants or self.revoked_tokens)
 
 
 def run(now: datetime | None = None) -> dict[str, ReaperReport]:
@@ -53,12 +56,14 @@ def reap_project(project: Project, now: datetime) -> ReaperReport:
     report.authorization_requests = _delete(AuthorizationRequest.objects.expired(project, now))
     # RFC 8628 device codes, redeemed or not, like codes: kept until they expire (replays revoke).
     report.device_grants = _delete(DeviceGrant.objects.filter(project=project, expires__lte=now))
+    report.revoked_tokens = feed.purge_expired(project, now)
     if report.did_something:
         AuditEvent.record(project, "reaper.run", actor="reaper", clients_deleted=len(report.clients),
                           client_ids=report.clients[:AUDIT_CLIENT_IDS], grants_purged=report.grants,
                           access_tokens_purged=report.access_tokens, refresh_tokens_purged=report.refresh_tokens,
                           authorization_requests_purged=report.authorization_requests,
-                          device_grants_purged=report.device_grants)
+                          device_grants_purged=report.device_grants,
+                          revocation_feed_purged=report.revoked_tokens)
     quota.recount_open_clients(project)  # last: it locks the project row until this commit
     return report
 

@@ -5,7 +5,9 @@ a replayed code or a reused refresh token (the validator), the dashboard and the
 (all tokens of a client, everything an end user granted), and the deletion of a client or an end
 user. Each removes or marks the rows *and* tombstones their cached introspection answers
 (`tokens.forget`, at once and again at commit), so introspection answers `{"active": false}` on
-every worker as soon as the caller's transaction commits, before it answers.
+every worker as soon as the caller's transaction commits, before it answers; and each lists the
+JWT access tokens it ends in the revocation feed (`feed.record`), in the same transaction, before
+it deletes them.
 
 Bulk revocations end the rows they found, by primary key: a token issued while they run is
 either ended and tombstoned, or left live in the database and in the cache alike.
@@ -19,10 +21,19 @@ from django.utils import timezone
 
 from infra import rows
 from oauth.models import AccessToken, Application, Grant, RefreshToken
+from oauth.tokens import feed
 from oauth.tokens import issue as tokens
 from projects.models import AuditEvent
 
 BATCH = 5_000  # rows per DELETE: well within PostgreSQL's 65,535 bound parameters
+# What ending access tokens needs of them: the cache key, and the revocation feed's entry.
+ENDING = ("token_checksum", "application__project_id", "claims__jti", "expires")
+
+
+def _listed(found: list[tuple]) -> list[str]:
+    """Record the JWTs among `found` (rows of ENDING) in the feed; returns their checksums."""
+    feed.record((project_id, jti, expires) for _, project_id, jti, expires in found)
+    return [checksum for checksum, *_ in found]
 
 
 def family(family_id: uuid.UUID | None) -> None:
@@ -30,8 +41,9 @@ def family(family_id: uuid.UUID | None) -> None:
     if not family_id:
         return
     members = RefreshToken.objects.filter(token_family=family_id).values("access_token_id")
-    doomed = list(AccessToken.objects.filter(pk__in=members).values_list("token_checksum", flat=True))
-    RefreshToken.revoke_family(family_id)  # the toolkit's set-based sweep: revokes the rows, deletes their access tokens
+    with transaction.atomic():
+        doomed = _listed(list(AccessToken.objects.filter(pk__in=members).values_list(*ENDING)))
+        RefreshToken.revoke_family(family_id)  # the toolkit's set-based sweep: revokes the rows, deletes their access tokens
     tokens.forget(doomed)
 
 
@@ -40,8 +52,9 @@ def refresh_token(row: RefreshToken) -> None:
     if row.token_family:
         family(row.token_family)
         return
-    doomed = list(AccessToken.objects.filter(pk=row.access_token_id).values_list("token_checksum", flat=True))
-    row.revoke()
+    with transaction.atomic():
+        doomed = _listed(list(AccessToken.objects.filter(pk=row.access_token_id).values_list(*ENDING)))
+        row.revoke()
     tokens.forget(doomed)
 
 
@@ -59,7 +72,8 @@ def access_token(row: AccessToken, event: AuditEvent | None = None) -> None:
 
     With `event` (RFC 7009 revocation), the event is written with the revocation: a token nothing
     refers to goes with one statement, its `DELETE` and the event's `INSERT` (`rows.removal`),
-    outside any transaction; a grant's tokens go in one transaction with the event.
+    outside any transaction (a JWT's, with its feed entry, in one); a grant's tokens go in one
+    transaction with the event.
     """
     # The refresh token carrying it, and the one it was refreshed from: both of the same grant.
     if row.source_refresh_token_id:
@@ -69,16 +83,31 @@ def access_token(row: AccessToken, event: AuditEvent | None = None) -> None:
     family_id = next((f for f, _ in found if f), None)
     carried = any(access_id == row.pk for _, access_id in found)
     if event is None:
-        _end_access_token(row, family_id, carried)
+        with transaction.atomic():
+            _end_access_token(row, family_id, carried, row.application.project_id)
     elif family_id or carried:
         with transaction.atomic():
-            _end_access_token(row, family_id, carried)
+            _end_access_token(row, family_id, carried, event.project_id)
             rows.insert(event)
     else:  # a concurrent revocation that removed it first wrote the event
-        tokens.forget_across([row.token_checksum], lambda: rows.write(event, guard=rows.removal(AccessToken, row.pk)))
+        tokens.forget_across([row.token_checksum], lambda: _remove_with_event(row, event))
 
 
-def _end_access_token(row: AccessToken, family_id: uuid.UUID | None, carried: bool) -> None:
+def _remove_with_event(row: AccessToken, event: AuditEvent) -> bool:
+    """One statement removes the token and writes the event; a JWT also enters the feed with them."""
+    if not row.claims.get("jti"):
+        return rows.write(event, guard=rows.removal(AccessToken, row.pk))
+    with transaction.atomic():
+        feed.lock([event.project_id])  # before the DELETE's row lock, as every feed writer
+        done = rows.write(event, guard=rows.removal(AccessToken, row.pk))
+        if done:
+            feed.record([(event.project_id, row.claims["jti"], row.expires)])
+        return done
+
+
+def _end_access_token(row: AccessToken, family_id: uuid.UUID | None, carried: bool, project_id: int) -> None:
+    if row.claims.get("jti") and not (family_id and carried):  # else `family` lists it with the others
+        feed.record([(project_id, row.claims["jti"], row.expires)])
     if family_id:
         family(family_id)  # deletes every access token its refresh tokens carry
     if not (family_id and carried):
@@ -93,14 +122,15 @@ def _end(access: QuerySet, refresh: QuerySet, codes: QuerySet) -> int:
     """End the access tokens, refresh tokens and pending codes selected; returns how many access
     tokens were live. Call inside the caller's transaction."""
     now = timezone.now()
-    found = list(access.values_list("pk", "token_checksum", "expires"))
+    found = list(access.values_list("pk", *ENDING))
+    doomed = _listed([ending for _, *ending in found])
     refresh.filter(revoked__isnull=True).update(revoked=now, updated=now)
-    pks = [pk for pk, _, _ in found]
+    pks = [pk for pk, *_ in found]
     for start in range(0, len(pks), BATCH):
         AccessToken.objects.filter(pk__in=pks[start:start + BATCH]).delete()
     codes.delete()
-    tokens.forget(checksum for _, checksum, _ in found)
-    return sum(1 for _, _, expires in found if expires > now)
+    tokens.forget(doomed)
+    return sum(1 for *_, expires in found if expires > now)
 
 
 def client_tokens(client: Application) -> int:
@@ -126,5 +156,5 @@ def issuer_tokens(project, issuer: str) -> int:
 
 def gone_with(access: QuerySet) -> None:
     """The rows go by cascade (a client or an end user deleted, a client disabled): tombstone their
-    cached answers."""
-    tokens.forget(access.values_list("token_checksum", flat=True))
+    cached answers, and list the JWTs among them in the revocation feed."""
+    tokens.forget(_listed(list(access.values_list(*ENDING))))
