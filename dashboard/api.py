@@ -6,7 +6,7 @@ Validation is the dashboard's own (the same forms), so both paths accept exactly
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.paginator import Paginator
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -300,8 +300,14 @@ class ProjectView(ManagementView):
                    request=SettingsPatchSerializer, responses=ProjectSerializer)
     def patch(self, request, slug):
         project = self.project(slug, WRITE)
-        patch = request.data if isinstance(request.data, dict) else {}
-        try:  # keys that are not settings (slug, issuer, ... sent back from a GET) are ignored
+        patch = request.data
+        if not isinstance(patch, dict):
+            raise exceptions.ValidationError({"non_field_errors": ["A JSON object of settings."]})
+        # Read-only fields sent back unchanged from a GET are ignored; any other key is refused.
+        unknown = policy.unknown_keys(patch, ProjectSerializer(project).data)
+        if unknown:
+            raise exceptions.ValidationError(unknown)
+        try:
             policy.change_settings(project, {k: v for k, v in patch.items() if k in policy.SETTINGS}, request)
         except policy.InvalidSettings as exc:
             raise exceptions.ValidationError(exc.errors) from None
@@ -426,7 +432,12 @@ class AuditEventsView(ManagementView):
                    responses=AuditPageSerializer)
     def get(self, request, slug):
         events, _ = audit.filtered_events(self.project(slug), request.query_params)
-        page = Paginator(events, 100).get_page(request.query_params.get("page"))
+        try:  # a page past the last is 404, not the last page again (a script paging on stops)
+            page = Paginator(events, 100).page(request.query_params.get("page") or 1)
+        except PageNotAnInteger:
+            raise exceptions.ValidationError({"page": ["A page number."]}) from None
+        except EmptyPage:
+            raise exceptions.NotFound("No such page.") from None
         return Response({"results": AuditEventSerializer(page.object_list, many=True).data,
                          "page": page.number, "pages": page.paginator.num_pages, "count": page.paginator.count})
 

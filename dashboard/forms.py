@@ -1,9 +1,11 @@
 """Forms of the operator dashboard: every control has a label, every value is validated here."""
 
+import ipaddress
 import re
 from urllib.parse import urlsplit
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
@@ -139,6 +141,33 @@ class SecretForm(forms.Form):
     )
 
 
+HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def check_custom_domain(value: str | None) -> str | None:
+    """A project's custom domain: a lower-cased DNS host name (not an IP address, a URL, this server's
+    own host or a single label), or None for none. Uniqueness is the model's constraint."""
+    value = (value or "").strip().lower().rstrip(".")
+    if not value:
+        return None
+    if "/" in value or ":" in value or not value.isascii():
+        raise ValidationError("A host name only, such as auth.example.com (no scheme, port or path; "
+                              "an internationalized name in its xn-- form).")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        pass
+    else:
+        raise ValidationError("A host name, not an IP address.")
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 2 or not all(HOST_LABEL.fullmatch(label) for label in labels) \
+            or labels[-1].isdigit():
+        raise ValidationError("Not a valid host name, such as auth.example.com.")
+    if value in {urlsplit(settings.PUBLIC_URL).hostname, "localhost"}:
+        raise ValidationError("That is this server's own host name.")
+    return value
+
+
 class SettingsForm(forms.ModelForm):
     """The per-project policy. Resources and scopes are edited as lines of text."""
 
@@ -163,6 +192,7 @@ class SettingsForm(forms.ModelForm):
             "token_format", "access_token_ttl", "refresh_token_ttl", "openid", "dpop", "dpop_nonce",
             "display_name", "logo_url", "accent_color",
             "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
+            "custom_domain",
         ]
         labels = {
             "cimd_enabled": "Client ID Metadata Documents (CIMD)",
@@ -185,6 +215,7 @@ class SettingsForm(forms.ModelForm):
             "unused_client_days": "Remove never-used open and CIMD clients after (days)",
             "idle_client_days": "Remove idle open and CIMD clients after (days)",
             "key_rotation_days": "Rotate the signing key every (days)",
+            "custom_domain": "Custom domain",
         }
         widgets = {"accent_color": forms.TextInput(attrs={"type": "color"})}
         help_texts = {
@@ -194,6 +225,8 @@ class SettingsForm(forms.ModelForm):
             "unused_client_days": "0 keeps them.",
             "idle_client_days": "0 keeps them.",
             "key_rotation_days": "0: rotate by hand only.",
+            "custom_domain": "A host name such as auth.example.com, pointed at this server (DNS, TLS at your proxy); "
+                             "the issuer is then https://{domain}. Blank for none; /p/{slug} always works.",
             "device_grant": "Sign-in by code for clients without a browser of their own (VS Code remote, CLIs), "
                             "for clients that register it.",
             "openid": "Clients that ask for the openid scope get an ID token (RS256, or ES256 if they "
@@ -279,6 +312,9 @@ class SettingsForm(forms.ModelForm):
         if not 0 <= value <= most:
             raise ValidationError(f"From 0 to {most}.")
         return value
+
+    def clean_custom_domain(self) -> str | None:
+        return check_custom_domain(self.cleaned_data.get("custom_domain"))
 
     def clean_accent_color(self) -> str:
         value = self.cleaned_data["accent_color"].lower()

@@ -20,6 +20,8 @@ from .forms import SettingsForm, as_form_data, rate_limit_key
 # Every settings key the API and the command line take: the form's model fields, then the lists
 # and the rate limits ({name: "10/15m"}), which the form edits as text.
 SETTINGS = [*SettingsForm.Meta.fields, "resources", "scopes", "rate_limits"]
+# What a GET of the project shows besides SETTINGS: sent back unchanged in a PATCH, they are ignored.
+READ_ONLY = ["slug", "name", "issuer", "created_at", "updated_at"]
 
 
 class InvalidSettings(Exception):
@@ -28,6 +30,20 @@ class InvalidSettings(Exception):
     def __init__(self, errors: dict[str, list[str]]):
         super().__init__(errors)
         self.errors = errors
+
+
+def unknown_keys(patch: dict, current: dict) -> dict[str, list[str]]:
+    """The errors for keys of `patch` that are no setting (a read-only field sent back unchanged from
+    `current`, the project as the API shows it, is not one)."""
+    errors = {}
+    for key, value in patch.items():
+        shown = key if isinstance(key, str) and key.isascii() and key.isprintable() else "?"  # never echo odd bytes
+        if key in READ_ONLY:
+            if value != current.get(key):
+                errors[shown] = ["Read-only."]
+        elif key not in SETTINGS:
+            errors[shown] = [f"Unknown setting; settings: {', '.join(SETTINGS)}."]
+    return errors
 
 
 def change_settings(project: Project, patch: dict, request=None, *, actor: str = "") -> list[str]:
@@ -49,8 +65,11 @@ def form_values(project: Project, patch: dict, errors: dict[str, list[str]]) -> 
     values = {name: getattr(project, name) for name in SettingsForm.Meta.fields}
     for name in SettingsForm.Meta.fields:
         if name in patch:
-            if isinstance(Project._meta.get_field(name), models.BooleanField) and not isinstance(patch[name], bool):
+            boolean = isinstance(Project._meta.get_field(name), models.BooleanField)
+            if boolean and not isinstance(patch[name], bool):
                 errors[name] = ["Must be true or false."]
+            elif not boolean and (isinstance(patch[name], bool | list | dict)):
+                errors[name] = ["Must be a single value (a number or a string), not true/false, a list or an object."]
             values[name] = patch[name]
     resources = patch.get("resources", project.resources)
     scopes = patch.get("scopes", project.scopes)
