@@ -457,3 +457,4 @@ def test_dpop_jkt_is_ignored_where_the_project_takes_no_proofs(client, project_a
     assert Grant.objects.get(code=query["code"]).dpop_jkt == ""
     response = redeem_loopback(client, first_party_a, query["code"], verifier)
     assert response.status_code == 200 and response.json()["token_type"] == "Bearer"
+
