@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('oauth', '0012_device_grant'),
+        ('oauth', '0013_grant_dpop_jkt'),
         ('projects', '0008_accounts_email_mfa'),
     ]
 
