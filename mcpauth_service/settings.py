@@ -50,6 +50,13 @@ else:
     DIGEST_KEY = env_str("DIGEST_KEY") or _embedded_key("digest_key", inherit=SECRET_KEY)
     KEY_ENCRYPTION_KEY = env_str("KEY_ENCRYPTION_KEY") or _embedded_key("key_encryption_key", inherit=SECRET_KEY)
 
+# Previous keys, still accepted while what was made under them is in use (docs/operations.md, "Keys"):
+# Django's own SECRET_KEY_FALLBACKS (sessions, CSRF, signed values) and DIGEST_KEY_FALLBACKS (the
+# digests of secrets: checked under DIGEST_KEY, then under each of these). KEY_ENCRYPTION_KEY takes
+# its previous keys after a comma (`new,old`) and `manage.py reencryptkeys` re-encrypts under `new`.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
+DIGEST_KEY_FALLBACKS = env_list("DIGEST_KEY_FALLBACKS")
+
 PUBLIC_URL = env_url("PUBLIC_URL", "http://127.0.0.1:8000")
 # The issuer never comes from the Host header (PUBLIC_URL or a registered custom domain does),
 # so accepting any Host is safe; operators may still narrow it.

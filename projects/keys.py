@@ -30,6 +30,12 @@ def decrypt(token: str) -> bytes:
     return _cipher(settings.KEY_ENCRYPTION_KEY).decrypt(token.encode())
 
 
+def reencrypt(token: str) -> str:
+    """`token` encrypted under the first KEY_ENCRYPTION_KEY, whichever listed key encrypted it
+    (Fernet's rotate: the plaintext never leaves this call). InvalidToken if none of them did."""
+    return _cipher(settings.KEY_ENCRYPTION_KEY).rotate(token.encode()).decode()
+
+
 # RFC 7518 §3.1: the algorithms a project signs with, and the key each needs. ES256 signs access
 # tokens; RS256 is offered for ID tokens too (OpenID Connect Core §15.1: RPs must support it).
 KEY_PARAMS = {"ES256": {"kty": "EC", "crv": "P-256"}, "RS256": {"kty": "RSA", "size": 2048}}

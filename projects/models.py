@@ -529,6 +529,11 @@ class SigningKey(models.Model):
     def private_jwk(self):
         return keys.load_private(self.private_key_encrypted, self.kid, self.alg)
 
+    def reencrypt(self) -> None:
+        """Encrypt the private key under the first KEY_ENCRYPTION_KEY (after a rotation to `new,old`)."""
+        self.private_key_encrypted = keys.reencrypt(self.private_key_encrypted)
+        SigningKey.objects.filter(pk=self.pk).update(private_key_encrypted=self.private_key_encrypted)
+
 
 class AuditEvent(models.Model):
     """One security-relevant event: who did what to which client, from where, when."""

@@ -23,9 +23,20 @@ def generate(prefix: str) -> str:
     return prefix + secrets.token_urlsafe(32)
 
 
-def digest(value: str) -> str:
-    """Keyed digest (HMAC-SHA256, DIGEST_KEY) of a secret, as 64 hex characters."""
-    return hmac.new(settings.DIGEST_KEY.encode(), value.encode(), hashlib.sha256).hexdigest()
+def digest(value: str, key: str | None = None) -> str:
+    """Keyed digest (HMAC-SHA256, DIGEST_KEY or the `key` given) of a secret, as 64 hex characters."""
+    return hmac.new((key or settings.DIGEST_KEY).encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def digest_keys() -> list[str]:
+    """DIGEST_KEY, then the previous keys of DIGEST_KEY_FALLBACKS: a digest made under any of them
+    still matches (a digest cannot be re-keyed without the secret, which is never kept)."""
+    return [settings.DIGEST_KEY, *getattr(settings, "DIGEST_KEY_FALLBACKS", [])]
+
+
+def digests(value: str) -> list[str]:
+    """The digests of `value` under every key in `digest_keys()`, for lookups by digest."""
+    return [digest(value, key) for key in digest_keys()]
 
 
 def lookup_prefix(value: str) -> str:
@@ -35,4 +46,6 @@ def lookup_prefix(value: str) -> str:
 
 
 def matches(value: str, stored_digest: str) -> bool:
-    return hmac.compare_digest(digest(value), stored_digest)
+    # Every key is tried (no early exit): the time taken does not say which key matched.
+    found = [hmac.compare_digest(candidate, stored_digest) for candidate in digests(value)]
+    return any(found)

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.contrib.auth.hashers import BasePasswordHasher
 from django.utils.crypto import constant_time_compare
 
+from projects.secrets import digest_keys
+
 # The stored client_secret of a client that has none (a public client): in this hasher's format,
 # so the toolkit neither hashes it again nor compares it as plain text, with a "digest" that is
 # not hex, so no presented secret ever verifies against it.
@@ -21,9 +23,8 @@ NO_SECRET = "mcpauth_hmac$-$none"
 class HmacSecretHasher(BasePasswordHasher):
     algorithm = "mcpauth_hmac"
 
-    def _digest(self, secret: str, salt: str) -> str:
-        key = settings.DIGEST_KEY.encode()
-        return hmac.new(key, f"{salt}${secret}".encode(), hashlib.sha256).hexdigest()
+    def _digest(self, secret: str, salt: str, key: str | None = None) -> str:
+        return hmac.new((key or settings.DIGEST_KEY).encode(), f"{salt}${secret}".encode(), hashlib.sha256).hexdigest()
 
     def encode(self, password: str, salt: str) -> str:
         if password is None:
@@ -39,7 +40,10 @@ class HmacSecretHasher(BasePasswordHasher):
 
     def verify(self, password: str, encoded: str) -> bool:
         decoded = self.decode(encoded)
-        return constant_time_compare(self._digest(password, decoded["salt"]), decoded["hash"])
+        # DIGEST_KEY, then DIGEST_KEY_FALLBACKS (projects.secrets.digest_keys): a rotated key keeps old secrets.
+        found = [constant_time_compare(self._digest(password, decoded["salt"], key), decoded["hash"])
+                 for key in digest_keys()]
+        return any(found)
 
     def safe_summary(self, encoded: str) -> dict:
         return {"algorithm": self.algorithm, "salt": "…", "hash": "…"}

@@ -70,12 +70,12 @@ def normalize_user_code(text: str) -> str | None:
     return code
 
 
-def user_code_digest(code: str) -> str:
-    return digests.digest(f"user_code:{code}")
+def user_code_digest(code: str, key: str | None = None) -> str:
+    return digests.digest(f"user_code:{code}", key)
 
 
-def device_code_digest(device_code: str) -> str:
-    return digests.digest(f"device_code:{device_code}")
+def device_code_digest(device_code: str, key: str | None = None) -> str:
+    return digests.digest(f"device_code:{device_code}", key)
 
 
 # --- issuing (the device authorization endpoint) ------------------------------------------------
@@ -92,7 +92,8 @@ def store(project, client, response: dict, scopes: list[str], resource: str) -> 
 
 def pending_by_user_code(project, code: str) -> DeviceGrant | None:
     """The project's live, undecided device grant whose user code is `code` (normalized)."""
-    return (DeviceGrant.objects.filter(project=project, user_code=user_code_digest(code),
+    candidates = [user_code_digest(code, key) for key in digests.digest_keys()]  # DIGEST_KEY_FALLBACKS too
+    return (DeviceGrant.objects.filter(project=project, user_code__in=candidates,
                                        status=DeviceGrant.AUTHORIZATION_PENDING, expires__gt=timezone.now(),
                                        application__disabled_at__isnull=True)
             .select_related("application").first())
@@ -147,8 +148,12 @@ class DeviceCodeHooks:
 
     def validate_device_code(self, client_id, code, request, *args, **kwargs) -> str | None:
         """RFC 8628 §3.5: the state of `code` for the polling client, as oauthlib's status names."""
-        row = rows.select_one(DeviceGrant, deferred=("user",), device_code=device_code_digest(code),
-                              application_id=request.client.pk) if isinstance(code, str) else None
+        row = None
+        for key in digests.digest_keys() if isinstance(code, str) else ():  # DIGEST_KEY, then its fallbacks
+            row = rows.select_one(DeviceGrant, deferred=("user",), device_code=device_code_digest(code, key),
+                                  application_id=request.client.pk)
+            if row is not None:
+                break
         if row is None:
             return None
         row.application = request.client
