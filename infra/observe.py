@@ -1,9 +1,10 @@
 """Every request observed once: a request id, a Prometheus count and latency, one log line.
 
 `RequestObservation` sits right after the probes in MIDDLEWARE (probes and `/metrics` scrapes are
-neither counted nor logged). It names the request by its route (`oauth:token`; `unmatched` when no
-route answered), never by its path, so metric labels stay bounded and no path-borne value reaches a
-log. The request id is the caller's `X-Request-Id` when that is a short plain token, else a new one;
+neither counted nor logged). Metrics name the request by its route (`oauth:token`; `unmatched` when
+no route answered), never by its path, so their labels stay bounded. The log line has both: the
+route, and the path (API.md "Operations") without its query string and with every segment that
+could be a credential masked (`loggable_path`). The request id is the caller's `X-Request-Id` when that is a short plain token, else a new one;
 it is returned as `X-Request-Id`. OAuth refusals are recorded by `refused`, called where errors are
 rendered (`oauth.errors`, the token view).
 """
@@ -34,6 +35,28 @@ def endpoint_of(request: HttpRequest) -> str:
     """The route's name (`oauth:token`), or the view's dotted path for an unnamed route."""
     match = getattr(request, "resolver_match", None)
     return match.view_name if match is not None else UNMATCHED
+
+
+# A path segment that may be a credential: one of our prefixes (mcps_, mcpat_, mcprt_, ...), or a
+# long token-like run (a code, a handoff request id, a JWT pasted into a URL by mistake).
+CREDENTIAL_LIKE = re.compile(r"^(mcp[a-z]*_|[A-Za-z0-9._~%+=-]{24,}$)")
+MASK = "…"
+SAFE_KWARGS = frozenset({"project_slug", "slug", "client_id", "pk"})  # identifiers, never credentials
+MAX_PATH = 200
+
+
+def loggable_path(request: HttpRequest) -> str:
+    """The request's path (no query string), each credential-like segment masked unless it is a word
+    of the route, the project's slug or an identifier the route captured (a client_id, a primary key)."""
+    match = getattr(request, "resolver_match", None)
+    known = {str(v) for k, v in (match.kwargs.items() if match is not None else ()) if k in SAFE_KWARGS}
+    if match is not None and match.route:  # the route's own words (oauth-authorization-server)
+        known.update(seg for seg in match.route.split("/") if "<" not in seg)
+    project = getattr(request, "project", None)
+    if project is not None:
+        known.add(project.slug)
+    segments = [seg if seg in known or not CREDENTIAL_LIKE.match(seg) else MASK for seg in request.path.split("/")]
+    return "/".join(segments)[:MAX_PATH]
 
 
 def refused(error: str) -> None:
@@ -69,6 +92,7 @@ class RequestObservation:
         metrics.observe_request(endpoint, response.status_code, seconds)
         context = logs.bound()
         project = getattr(request, "project", None)
-        logger.info("request", method=request.method, endpoint=endpoint, status=response.status_code,
+        logger.info("request", method=request.method, path=loggable_path(request), endpoint=endpoint,
+                    status=response.status_code,
                     duration_ms=round(seconds * 1000, 2), project=getattr(project, "slug", None),
                     client_id=context.get("client_id"), error=context.get("error"))
