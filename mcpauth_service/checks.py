@@ -22,7 +22,7 @@ def check_secret_key(app_configs, **kwargs):
 
 UPGRADE_HINT = (
     "Set {name} to 50+ random characters. Upgrading a deployment that ran without it? Then it was "
-    "SECRET_KEY: set {name} to the current SECRET_KEY value, or {what}. See docs/deployment.md, "
+    "SECRET_KEY: set {name} to the current SECRET_KEY value, or {what}. See docs/operations.md, "
     "'Keys and their rotation'."
 )
 

@@ -36,7 +36,7 @@ def _embedded_key(name: str, inherit: str | None = None) -> str:
     return path.read_text().strip()
 
 
-# Three keys, each rotated on its own (docs/deployment.md, "Keys and their rotation"):
+# Three keys, each rotated on its own (docs/operations.md, "Keys and their rotation"):
 # SECRET_KEY signs sessions and CSRF tokens; DIGEST_KEY keys the HMAC digests of stored secrets and
 # tokens; KEY_ENCRYPTION_KEY encrypts signing keys at rest. Deployments (DATABASE_URL set) must pass
 # all three (mcpauth.E001/E002/E003); the embedded default makes and keeps its own in var/.
