@@ -7,6 +7,8 @@
     # DPoP-bound tokens (RFC 9449): ResourceServer(..., dpop=True), then per request
     token = rs.verify_request(authorization_header, method="POST", url=public_url, dpop=dpop_header)
     headers = rs.challenge(refused)  # WWW-Authenticate (Bearer or DPoP) and DPoP-Nonce for a refusal
+    # JWT projects: refuse revoked JWTs within 30 s by polling the issuer's revocation feed
+    rs = ResourceServer(..., token_format="jwt", revocation_feed_secret="mcps_...", revocation_poll_seconds=30)
 
 Adapters: `mcpauth_rs.mcp.McpauthTokenVerifier` (the `mcp` SDK's TokenVerifier) and
 `mcpauth_rs.drf.McpauthAuthentication` (Django REST framework). Only the standard library and

@@ -35,7 +35,7 @@ def record(found: Iterable[tuple[int, str | None, datetime]]) -> None:
                for project_id, jti, expires in found if jti]
     if not entries:
         return
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # no savepoint: one transaction with the caller
         lock({entry.project_id for entry in entries})
         # Idempotent: a token revoked twice (a disabled client saved again) is listed once.
         RevokedToken.objects.bulk_create(entries, batch_size=BATCH, ignore_conflicts=True)

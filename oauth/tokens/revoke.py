@@ -41,7 +41,7 @@ def family(family_id: uuid.UUID | None) -> None:
     if not family_id:
         return
     members = RefreshToken.objects.filter(token_family=family_id).values("access_token_id")
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         doomed = _listed(list(AccessToken.objects.filter(pk__in=members).values_list(*ENDING)))
         RefreshToken.revoke_family(family_id)  # the toolkit's set-based sweep: revokes the rows, deletes their access tokens
     tokens.forget(doomed)
@@ -52,7 +52,7 @@ def refresh_token(row: RefreshToken) -> None:
     if row.token_family:
         family(row.token_family)
         return
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         doomed = _listed(list(AccessToken.objects.filter(pk=row.access_token_id).values_list(*ENDING)))
         row.revoke()
     tokens.forget(doomed)
@@ -83,7 +83,7 @@ def access_token(row: AccessToken, event: AuditEvent | None = None) -> None:
     family_id = next((f for f, _ in found if f), None)
     carried = any(access_id == row.pk for _, access_id in found)
     if event is None:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             _end_access_token(row, family_id, carried, row.application.project_id)
     elif family_id or carried:
         with transaction.atomic():
@@ -97,7 +97,7 @@ def _remove_with_event(row: AccessToken, event: AuditEvent) -> bool:
     """One statement removes the token and writes the event; a JWT also enters the feed with them."""
     if not row.claims.get("jti"):
         return rows.write(event, guard=rows.removal(AccessToken, row.pk))
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         feed.lock([event.project_id])  # before the DELETE's row lock, as every feed writer
         done = rows.write(event, guard=rows.removal(AccessToken, row.pk))
         if done:
