@@ -156,9 +156,11 @@ def test_it_counts_every_request_of_both_workers(server):
     files = {int(path.stem.rsplit("_", 1)[1]) for path in (server.var / "prometheus").glob("counter_*.db")}
     assert len(answered_by) == 2, answered_by
     assert files == answered_by
-    assert value(samples, "mcpauth_tokens_issued_total", grant_type="client_credentials") == ISSUED
-    assert value(samples, "mcpauth_oauth_errors_total", error="invalid_client") == BAD_SECRET
-    assert value(samples, "mcpauth_oauth_errors_total", error="unsupported_grant_type") == UNSUPPORTED
+    assert value(samples, "mcpauth_tokens_issued_total", project="observed", grant_type="client_credentials") == ISSUED
+    assert value(samples, "mcpauth_oauth_errors_total", project="observed", endpoint="oauth:token",
+                 error="invalid_client") == BAD_SECRET
+    assert value(samples, "mcpauth_oauth_errors_total", project="observed", endpoint="oauth:token",
+                 error="unsupported_grant_type") == UNSUPPORTED
     assert value(samples, "mcpauth_http_requests_total", endpoint="oauth:token", status="200") == ISSUED
     assert value(samples, "mcpauth_http_requests_total", endpoint="oauth:token", status="401") == BAD_SECRET
     assert value(samples, "mcpauth_http_requests_total", endpoint="oauth:token", status="400") == UNSUPPORTED
@@ -171,8 +173,8 @@ def test_it_counts_every_request_of_both_workers(server):
     # read the cache.
     assert value(samples, "mcpauth_introspection_cache_total", result="miss") == 1
     assert value(samples, "mcpauth_introspection_cache_total", result="hit") == INTROSPECTED - 1
-    # Labels are route names, never paths: no project slug in any label value.
-    assert not any("observed" in v for _, labels in samples for _, v in labels)
+    # Labels are route names, never paths: the project's slug is only ever the `project` label's value.
+    assert not any("observed" in v for _, labels in samples for k, v in labels if k != "project")
 
 
 def test_it_refuses_a_scrape_without_the_metrics_token(server):
