@@ -26,22 +26,23 @@ LAG_MINUTES = 2  # the current minute and the one before may still be written to
 EVENT_BATCH = 1000
 
 
-def run() -> dict[str, int]:
-    """One rollup (the beat task's body): {"minutes": rolled now, "events": moved now}."""
+def run(newest: int | None = None) -> dict[str, int]:
+    """One rollup (the beat task's body): {"minutes": rolled now, "events": moved now}. `newest`: the
+    last minute to roll up (tests close the current minute this way), else LAG_MINUTES ago."""
     store = record.store()
     if not isinstance(store, record.RedisStore):
         return {"minutes": 0, "events": 0}  # the embedded default counts into the table directly
-    return {"minutes": roll_minutes(store), "events": move_events(store)}
+    newest = record.minute_now() - LAG_MINUTES if newest is None else newest
+    return {"minutes": roll_minutes(store, newest), "events": move_events(store)}
 
 
-def closed_minutes(store: record.RedisStore) -> list[int]:
-    newest = record.minute_now() - LAG_MINUTES
+def closed_minutes(store: record.RedisStore, newest: int) -> list[int]:
     return sorted(m for m in (int(v) for v in store.client.smembers(store.minutes)) if m <= newest)
 
 
-def roll_minutes(store: record.RedisStore) -> int:
+def roll_minutes(store: record.RedisStore, newest: int) -> int:
     rolled = 0
-    for minute in closed_minutes(store):
+    for minute in closed_minutes(store, newest):
         rolled += roll_minute(store, minute)
         store.client.delete(store.minute_key(minute))
         store.client.srem(store.minutes, minute)

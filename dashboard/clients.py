@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from activity import timeline
 from oauth.models import Application, RegistrationNote
 from projects.models import AuditEvent
 
@@ -117,6 +118,7 @@ def client_detail(request, project, pk: int):
         "repeats": Application.objects.filter(project=project, fingerprint=client.fingerprint).count()
         if client.fingerprint else 1,
         "events": AuditEvent.objects.filter(project=project, client_id=client.client_id).order_by("-created_at")[:20],
+        "timelines": timeline.grants(project, client_id=client.client_id),
     }
     return render(request, "dashboard/client_detail.html", context)
 
