@@ -29,6 +29,7 @@ from infra.logs import logging_config
 from tests.servers import free_port, manage, start_server, stop
 
 ISSUED, BAD_SECRET, UNSUPPORTED, INTROSPECTED = 12, 5, 3, 4
+REGISTERED, RATE_LIMITED = 2, 3  # the project allows 2 registrations a minute
 PARALLEL = 4
 WARM_UP_ROUNDS = 500
 
@@ -42,6 +43,8 @@ call_command("migrate", interactive=False, verbosity=0)
 owner = User.objects.create_operator("obs@example.com", "correct horse battery staple")
 project, secret = Project.objects.create_project(owner=owner, name="Observed", slug="observed",
                                                  resources=["https://mcp.observed.example/mcp"])
+project.rate_limits = {"register:project": [[2, 60]]}
+project.save()
 client = _confidential_client(project)
 print(json.dumps({"secret": secret, "client": [client.client_id, client.plain_secret]}))
 """
@@ -61,10 +64,14 @@ class Server:
         return f"{self.url}/p/observed"
 
 
-def call(method: str, url: str, *, form: dict | None = None, headers: dict | None = None) -> tuple[int, Message, bytes]:
+def call(method: str, url: str, *, form: dict | None = None, headers: dict | None = None,
+         json_body: dict | None = None) -> tuple[int, Message, bytes]:
     """One request on a new connection; (status, headers, body)."""
+    headers = dict(headers or {})
     data = urlencode(form).encode() if form is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if json_body is not None:
+        data, headers["Content-Type"] = json.dumps(json_body).encode(), "application/json"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.headers, response.read()
@@ -144,6 +151,10 @@ def test_it_counts_every_request_of_both_workers(server):
         return call("POST", f"{server.issuer}/oauth/introspect", form={"token": access_token},
                     headers={"Authorization": f"Bearer {server.secret}"})
     introspected = [introspect()] + many(INTROSPECTED - 1, introspect)  # the first alone: it fills the cache
+    registrations = [call("POST", f"{server.issuer}/api/oauth/register", form=None, json_body={
+        "client_name": "Counted", "redirect_uris": ["https://claude.ai/api/mcp/auth_callback"],
+        "token_endpoint_auth_method": "none"})[0] for _ in range(REGISTERED + RATE_LIMITED)]
+    assert registrations == [201] * REGISTERED + [429] * RATE_LIMITED
     assert [s for s, _, _ in issued] == [200] * ISSUED
     assert [(s, json.loads(b)["error"]) for s, _, b in bad] == [(401, "invalid_client")] * BAD_SECRET
     assert [(s, json.loads(b)["error"]) for s, _, b in unsupported] == [(400, "unsupported_grant_type")] * UNSUPPORTED
@@ -161,6 +172,10 @@ def test_it_counts_every_request_of_both_workers(server):
                  error="invalid_client") == BAD_SECRET
     assert value(samples, "mcpauth_oauth_errors_total", project="observed", endpoint="oauth:token",
                  error="unsupported_grant_type") == UNSUPPORTED
+    assert value(samples, "mcpauth_oauth_errors_total", project="observed", endpoint="oauth:register",
+                 error="rate_limited") == RATE_LIMITED
+    assert value(samples, "mcpauth_activity_events_total", project="observed", kind="registered",
+                 outcome="open") == REGISTERED
     assert value(samples, "mcpauth_http_requests_total", endpoint="oauth:token", status="200") == ISSUED
     assert value(samples, "mcpauth_http_requests_total", endpoint="oauth:token", status="401") == BAD_SECRET
     assert value(samples, "mcpauth_http_requests_total", endpoint="oauth:token", status="400") == UNSUPPORTED
