@@ -9,6 +9,7 @@ from datetime import datetime
 
 from activity import queries
 from activity import record as kinds
+from oauth.models import Application
 from projects.models import Project
 
 RANGE_TITLES = {"24h": "24 hours", "7d": "7 days", "30d": "30 days"}
@@ -66,5 +67,14 @@ def overview(project: Project, range_key: str | None = None) -> Activity:
     totals = [(title, sorted(summary.totals[kind].items(), key=lambda item: (-item[1], item[0])))
               for kind, title in TOTALS if summary.totals.get(kind)]
     return Activity(range=range_key, range_title=RANGE_TITLES[range_key], hourly=range_key == "24h",
-                    charts=charts, totals=totals, clients=summary.clients[:20], failures=summary.failures,
-                    ranges=list(RANGE_TITLES.items()))
+                    charts=charts, totals=totals, clients=named(project, summary.clients[:20]),
+                    failures=summary.failures, ranges=list(RANGE_TITLES.items()))
+
+
+def named(project: Project, rows: list[dict]) -> list[dict]:
+    """Each row with its client's name and dashboard id (none for a client deleted since)."""
+    found = {client_id: (name or metadata.get("client_name") or "", pk) for client_id, name, metadata, pk in
+             Application.objects.filter(project=project, client_id__in=[r["client_id"] for r in rows])
+             .values_list("client_id", "name", "metadata", "pk")}
+    return [{**row, "name": found.get(row["client_id"], ("", None))[0], "pk": found.get(row["client_id"], ("", None))[1]}
+            for row in rows]

@@ -52,6 +52,10 @@ def introspect(http, project, secret, access_token) -> None:
 
 @pytest.fixture
 def story(client, project_a, end_user_a):
+    return tell_story(client, project_a, end_user_a)
+
+
+def tell_story(client, project_a, end_user_a) -> Application:
     """Registered, authorized, redeemed, used twice (one first use), refreshed from home then from a
     café within minutes, and a long-spent refresh token replayed (reuse: the grant is revoked)."""
     secret = ProjectSecret.issue(project_a, "mcp server", ["introspect"])[1]
