@@ -7,7 +7,8 @@ within UNUSED_MINUTES, a grant refreshed from two networks (/24, /64) within TWO
 and refresh-token reuse.
 
 Every step is an `AuditEvent` of the project. Steps about an end user carry their `sub` as the
-event's actor; a replay or reuse names the refresh family, which ties it to its grant; a client's
+event's actor, or (those written on the token path, which has only the user's pk at hand) the pk
+as `detail.user`; a replay or reuse names the refresh family, which ties it to its grant; a client's
 registration or an operator revoking all its tokens belongs to every grant of the client, an
 operator revoking all of an end user's grants to every grant of theirs.
 """
@@ -23,7 +24,7 @@ from itertools import pairwise
 from django.db.models import Q
 from django.utils import timezone
 
-from projects.models import AuditEvent, Project
+from projects.models import AuditEvent, Project, User
 
 UNUSED_MINUTES = 10
 TWO_NETWORKS_SECONDS = 600
@@ -43,9 +44,9 @@ TITLES = {
     "token.revoked": "Revoked",
     "grants.revoked": "All of the end user's grants revoked by an operator",
 }
-# Events whose actor is the end user's `sub`.
-BY_SUBJECT = ("authorization.code_issued", "consent.allowed", "consent.denied", "token.code_redeemed",
-              "token.first_used", "token.refreshed")
+# Events whose actor is the end user's `sub`; events that name the end user's pk as `detail.user`.
+BY_SUBJECT = ("authorization.code_issued", "consent.allowed", "consent.denied", "token.first_used")
+BY_USER = ("token.code_redeemed", "token.refreshed", "token.revoked")
 BY_FAMILY = ("token.code_replayed", "token.refresh_reuse_detected")
 BAD = {"consent.denied", "token.code_replayed", "token.refresh_reuse_detected"}
 
@@ -82,6 +83,7 @@ class Grant:
 
 def step_of(event: AuditEvent) -> Step:
     detail = dict(event.detail or {})
+    detail.pop("user", None)  # a pk: the grant's subject says who
     title = TITLES[event.kind]
     if event.kind == "client.registered" and (detail.get("path") or event.actor) == "cimd":
         title = "Client ID Metadata Document fetched: client registered"
@@ -96,17 +98,26 @@ def step_of(event: AuditEvent) -> Step:
 
 def grants(project: Project, *, client_id: str = "", subject: str = "", now: datetime | None = None) -> list[Grant]:
     """The grants of `project` (of one client, one end user, or both), most recently active first."""
-    personal = Q(kind__in=BY_SUBJECT) | Q(kind="token.revoked", detail__has_key="token_type")
-    events = AuditEvent.objects.filter(personal, project=project).exclude(actor="")
+    by_subject = Q(kind__in=BY_SUBJECT) & ~Q(actor="")
+    by_user = Q(kind__in=BY_USER, detail__has_key="user")
+    if subject:
+        pk = User.objects.filter(project=project, subject=subject).values_list("pk", flat=True).first()
+        by_subject &= Q(actor=subject)
+        by_user &= Q(detail__user=pk) if pk is not None else Q(pk__in=[])
+    events = AuditEvent.objects.filter(by_subject | by_user, project=project)
     if client_id:
         events = events.filter(client_id=client_id)
-    if subject:
-        events = events.filter(actor=subject)
     events = list(events.order_by("-created_at", "-pk")[:MAX_EVENTS])
+    subjects_of = dict(User.objects.filter(project=project, pk__in={e.detail["user"] for e in events
+                                                                    if e.kind in BY_USER})
+                       .values_list("pk", "subject"))
     found: dict[tuple[str, str], Grant] = {}
     family_of: dict[str, tuple[str, str]] = {}
     for event in reversed(events):
-        key = (event.client_id, event.actor)
+        who = subjects_of.get(event.detail["user"], "") if event.kind in BY_USER else event.actor
+        if not who:
+            continue  # an end user deleted since
+        key = (event.client_id, who)
         found.setdefault(key, Grant(*key)).steps.append(step_of(event))
         if (event.detail or {}).get("family"):
             family_of[event.detail["family"]] = key
