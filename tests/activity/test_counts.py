@@ -165,3 +165,20 @@ def test_the_embedded_default_counts_into_the_table_at_once(settings, project_a,
     record.record(project_a, record.ISSUED, "client_credentials", client_id=confidential_client_a.client_id)
     assert totals(project_a) == {"issued": 2}
     assert rollup.run() == {"minutes": 0, "events": 0}
+
+
+def test_refusals_rendered_by_oauthlib_are_counted_at_their_endpoint(client, project_a, confidential_client_a):
+    refused = post_form(client, f"/p/{project_a.slug}/oauth/revoke", {"token": "whatever"},
+                        HTTP_AUTHORIZATION=basic(confidential_client_a, "mcps_wrong"))
+    assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client")
+    assert queries.summary(project_a).failures == [{"endpoint": "oauth:revoke", "error": "invalid_client", "count": 1}]
+
+
+def test_sign_ins_are_counted_by_outcome(client, project_a, public_client_a, end_user_a):
+    from tests.authz import authorize_path
+    from tests.conftest import PASSWORD
+
+    signin = client.get(authorize_path(project_a, public_client_a))["Location"]
+    assert client.post(signin, {"email": end_user_a.email, "password": "wrong"}).status_code == 400
+    assert client.post(signin, {"email": end_user_a.email, "password": PASSWORD}).status_code == 302
+    assert queries.summary(project_a).totals["signin"] == {"failed": 1, "ok": 1}
