@@ -12,7 +12,7 @@ shape): with Redis it rides in the same round trip onto a list the rollup moves 
 log; without Redis it is written at once. Hot paths (issuing, refreshing, a token's first use)
 thus write nothing more to the database than they did.
 
-Redis unreachable: the count is dropped and logged (at most every WARN_EVERY seconds), never the request.
+Redis unreachable: the count is dropped and logged (at most every WARN_EVERY seconds); the request goes on.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connections, router
+from django.db import DatabaseError, connections, router
 from django_redis import get_redis_connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -49,6 +49,9 @@ REFUSED = "refused"  # every refused OAuth request, by RFC error code (`rate_lim
 DETECTED = "detected"  # `code_replay`, `refresh_reuse`: attacks the server answered by revoking a grant
 KINDS = (ISSUED, REVOKED, REGISTERED, AUTHORIZED, SIGNIN, CONSENT, REFUSED, DETECTED)
 
+# Counting never fails a request: Redis (or, in the embedded default, the database) unreachable
+# drops the count, logged at most every WARN_EVERY seconds.
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, DatabaseError)
 KEEP_SECONDS = 3 * 86400  # a minute's hash outlives any rollup delay worth waiting for
 USER_AGENT_LENGTH = 200
 WARN_EVERY = 10.0
@@ -72,7 +75,7 @@ def record(project: Project | None, kind: str, label: str = "", *, client_id: st
     key = (project.pk, client_id[:255], kind, label[:128], endpoint[:64])
     try:
         store().add(key, event)
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+    except UNREACHABLE as exc:
         _warn(exc)
 
 
@@ -89,7 +92,7 @@ def note(project: Project, event: AuditEvent) -> None:
     """A timeline event with nothing to count, written as `record` writes its event."""
     try:
         store().add(None, event)
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+    except UNREACHABLE as exc:
         _warn(exc)
 
 
@@ -101,7 +104,12 @@ def refusal(project: Project | None, endpoint: str, error: str, client_id: str) 
 def first_use(project: Project, checksum: str, client_id: str, subject: str, seconds: int) -> None:
     """A token of an end user's grant seen for the first time (introspection): one timeline event per
     token, guarded by an add-if-absent on the shared cache that lives as long as the token."""
-    if cache.add(f"activity:used:{checksum}", 1, timeout=max(1, seconds)):
+    try:
+        first = cache.add(f"activity:used:{checksum}", 1, timeout=max(1, seconds))
+    except UNREACHABLE as exc:  # Redis down: the answer goes on without it
+        _warn(exc)
+        return
+    if first:
         note(project, event(project, "token.first_used", client_id=client_id, subject=subject))
 
 
@@ -183,4 +191,4 @@ def _warn(exc: Exception) -> None:
     now = time.monotonic()
     if now - _warned_at[0] >= WARN_EVERY:
         _warned_at[0] = now
-        logger.warning("Redis unreachable (%s: %s); activity not counted", type(exc).__name__, exc)
+        logger.warning("activity not counted (%s: %s)", type(exc).__name__, exc)
