@@ -28,6 +28,7 @@ from oauthlib.common import Request as OAuthlibRequest
 from oauthlib.common import generate_token
 
 from activity import record as activity
+from infra.observe import refused
 from oauth.clients.lookup import ClientRefused, find_client
 from oauth.clients.scopes import allowed_scopes
 from oauth.endpoints.endusers import authenticated_at, bind_request, current_end_user, owns_request
@@ -113,6 +114,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
         return proceed(request, client, params)
     except OAuthError as exc:
         logger.info("authorize %s: %s", exc.error, exc.reason or exc.description)
+        refused(exc.error)  # counted (infra.observe) though answered by a redirect, not JSON
         return redirect_to_client(redirect_uri, {"error": exc.error, "error_description": exc.description,
                                                  "state": state}, request.issuer)
 

@@ -182,3 +182,12 @@ def test_sign_ins_are_counted_by_outcome(client, project_a, public_client_a, end
     assert client.post(signin, {"email": end_user_a.email, "password": "wrong"}).status_code == 400
     assert client.post(signin, {"email": end_user_a.email, "password": PASSWORD}).status_code == 302
     assert queries.summary(project_a).totals["signin"] == {"failed": 1, "ok": 1}
+
+
+def test_an_authorization_error_sent_back_to_the_client_is_counted(client, project_a, public_client_a):
+    from tests.authz import authorize_path, query_of
+
+    refused = client.get(authorize_path(project_a, public_client_a, scope="mcp:nothing"))
+    assert query_of(refused["Location"])["error"] == "invalid_scope"
+    assert queries.summary(project_a).failures == [{"endpoint": "oauth:authorize", "error": "invalid_scope",
+                                                    "count": 1}]
