@@ -128,7 +128,9 @@ class RedisStore:
     minutes written `activity:minutes`, the event list `activity:events`; keys are the cache's."""
 
     def __init__(self, client):
-        self.client = client
+        self.client = client  # redis-py, for the rollup and the readers
+        # the hot path's writes: one packed write and its replies (infra.cache), no client layers
+        self.send = getattr(cache, "send_commands")  # noqa: B009 - `cache` is a proxy to the backend
         self.minutes = cache.make_key("activity:minutes")
         self.events = cache.make_key("activity:events")
 
@@ -136,16 +138,15 @@ class RedisStore:
         return cache.make_key(f"activity:m:{minute}")
 
     def add(self, key: tuple | None, event: AuditEvent | None) -> None:
-        pipe = self.client.pipeline(transaction=False)
+        commands: list[tuple] = []
         if key is not None:
             minute = minute_now()
             name = self.minute_key(minute)
-            pipe.hincrby(name, json.dumps(key, separators=(",", ":")), 1)
-            pipe.expire(name, KEEP_SECONDS)
-            pipe.sadd(self.minutes, minute)
+            commands += [("HINCRBY", name, json.dumps(key, separators=(",", ":")), 1),
+                         ("EXPIRE", name, KEEP_SECONDS), ("SADD", self.minutes, minute)]
         if event is not None:
-            pipe.rpush(self.events, encode_event(event))
-        pipe.execute()
+            commands.append(("RPUSH", self.events, encode_event(event)))
+        self.send(*commands)
 
 
 class TableStore:
