@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from activity import record as activity
 from oauth import grants
 from oauth.models import Application, Consent
 from oauth.tokens import revoke
@@ -34,6 +35,7 @@ def revoke_client_tokens(project: Project, client: Application, request) -> int:
     live = revoke.client_tokens(client)
     AuditEvent.record(project, "token.revoked", actor=actor_of(request), client_id=client.client_id,
                       request=request, reason="operator revoked all tokens of the client", count=live)
+    activity.record(project, activity.REVOKED, "client", client_id=client.client_id)
     return live
 
 
@@ -77,6 +79,7 @@ def create_client(project: Project, request, *, name: str, redirect_uris: list[s
     )
     AuditEvent.record(project, "client.registered", actor=actor_of(request), client_id=client.client_id,
                       request=request, registration_path="dashboard", name=name)
+    activity.record(project, activity.REGISTERED, "dashboard", client_id=client.client_id)
     return client, (secret or None)
 
 
@@ -96,6 +99,7 @@ def revoke_end_user(project: Project, person: User, request) -> int:
     Consent.objects.filter(user=person, client__project=project).delete()
     AuditEvent.record(project, "grants.revoked", actor=actor_of(request), request=request,
                       subject=person.subject, count=live)
+    activity.record(project, activity.REVOKED, "end_user")
     return live
 
 

@@ -1,42 +1,32 @@
-"""Per-day activity of a project, counted from its audit log, drawn as server-rendered bars."""
+"""The overview's activity: `activity.queries.summary` drawn as server-rendered bars and tables.
+
+The counts are the `activity` app's (every issuance, registration, authorization and refused request
+as it happened, not the rows that survive), over 24 hours (by hour), 7 or 30 days (by day).
+"""
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import datetime
 
-from django.db.models import Count
-from django.db.models.functions import TruncDate
-from django.utils import timezone
+from activity import queries
+from activity import record as kinds
+from oauth.models import Application
+from projects.models import Project
 
-from oauth.models import AccessToken
-from projects.models import AuditEvent, Project
-
-DAYS = 14
-
-
-def series_of(kind: str) -> str | None:
-    """Which chart an audit event kind counts towards (kinds are `<subject>.<verb>`)."""
-    if any(word in kind for word in ("fail", "denied", "invalid", "reuse", "replay", "refused", "rejected", "error")):
-        return "failures"
-    if kind.startswith(("client.registered", "registration.", "cimd.")):
-        return "registrations"
-    if kind.startswith(("consent.", "authorization.", "authorize.", "handoff.completed")):
-        return "authorizations"
-    if kind.startswith(("token.issued", "token.refreshed", "token.exchanged", "exchange.")):
-        return "tokens"
-    return None
-
-
-SERIES = [
-    ("registrations", "Registrations"),
-    ("authorizations", "Authorizations"),
-    ("tokens", "Tokens issued"),
-    ("failures", "Failures"),
-]
+RANGE_TITLES = {"24h": "24 hours", "7d": "7 days", "30d": "30 days"}
+# Labels an operator reads, for the totals' tables.
+TOTALS = (
+    (kinds.ISSUED, "Tokens issued, by grant type"),
+    (kinds.REGISTERED, "Registrations, by path"),
+    (kinds.SIGNIN, "Sign-ins"),
+    (kinds.CONSENT, "Consent decisions"),
+    (kinds.REVOKED, "Revocations"),
+    (kinds.DETECTED, "Detected replays (grant revoked)"),
+)
 
 
 @dataclass
 class Bar:
-    day: date
+    start: datetime
     count: int
     height: int  # percent of the chart's tallest bar
 
@@ -49,31 +39,42 @@ class Chart:
     bars: list[Bar]
 
 
-def charts(project: Project, days: int = DAYS) -> list[Chart]:
-    today = timezone.now().date()
-    first = today - timedelta(days=days - 1)
-    rows = (
-        AuditEvent.objects.filter(project=project, created_at__date__gte=first)
-        .annotate(day=TruncDate("created_at")).values("day", "kind").annotate(n=Count("id"))
-    )
-    counts: dict[str, dict[date, int]] = {key: {} for key, _ in SERIES}
-    for row in rows:
-        key = series_of(row["kind"])
-        if key:
-            counts[key][row["day"]] = counts[key].get(row["day"], 0) + row["n"]
-    # Token issuance may not be audited event by event; access-token rows still in the table
-    # count too (per day, the larger of the two, so nothing is counted twice).
-    issued = (
-        AccessToken.objects.filter(application__project=project, created__date__gte=first)
-        .annotate(day=TruncDate("created")).values("day").annotate(n=Count("id"))
-    )
-    for row in issued:
-        counts["tokens"][row["day"]] = max(counts["tokens"].get(row["day"], 0), row["n"])
-    span = [first + timedelta(days=i) for i in range(days)]
-    result = []
-    for key, title in SERIES:
-        values = [counts[key].get(day, 0) for day in span]
+@dataclass
+class Activity:
+    range: str
+    range_title: str
+    hourly: bool
+    charts: list[Chart]
+    totals: list[tuple[str, list[tuple[str, int]]]]  # (title, [(label, count)]) of the kinds that happened
+    clients: list[dict]
+    failures: list[dict]
+    ranges: list[tuple[str, str]]
+
+
+def chosen_range(value: str | None) -> str:
+    return value if value in queries.RANGES else queries.DEFAULT_RANGE
+
+
+def overview(project: Project, range_key: str | None = None) -> Activity:
+    range_key = chosen_range(range_key)
+    summary = queries.summary(project, range_key)
+    charts = []
+    for key, title, _ in queries.SERIES:
+        values = summary.series[key]
         top = max(values) or 1
-        bars = [Bar(day, n, round(100 * n / top)) for day, n in zip(span, values, strict=True)]
-        result.append(Chart(key, title, sum(values), bars))
-    return result
+        bars = [Bar(start, n, round(100 * n / top)) for start, n in zip(summary.starts, values, strict=True)]
+        charts.append(Chart(key, title, sum(values), bars))
+    totals = [(title, sorted(summary.totals[kind].items(), key=lambda item: (-item[1], item[0])))
+              for kind, title in TOTALS if summary.totals.get(kind)]
+    return Activity(range=range_key, range_title=RANGE_TITLES[range_key], hourly=range_key == "24h",
+                    charts=charts, totals=totals, clients=named(project, summary.clients[:20]),
+                    failures=summary.failures, ranges=list(RANGE_TITLES.items()))
+
+
+def named(project: Project, rows: list[dict]) -> list[dict]:
+    """Each row with its client's name and dashboard id (none for a client deleted since)."""
+    found = {client_id: (name or metadata.get("client_name") or "", pk) for client_id, name, metadata, pk in
+             Application.objects.filter(project=project, client_id__in=[r["client_id"] for r in rows])
+             .values_list("client_id", "name", "metadata", "pk")}
+    return [{**row, "name": found.get(row["client_id"], ("", None))[0], "pk": found.get(row["client_id"], ("", None))[1]}
+            for row in rows]

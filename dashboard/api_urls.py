@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import api, api_enterprise
+from . import api, api_activity, api_enterprise
 
 P = "api/v1/projects/<slug:slug>"
 
@@ -27,6 +27,8 @@ urlpatterns = [
     path(P + "/members", api.MembersView.as_view(), name="api_members"),
     path(P + "/members/<int:pk>", api.MemberView.as_view(), name="api_member"),
     path(P + "/audit-events", api.AuditEventsView.as_view(), name="api_audit_events"),
+    path(P + "/activity", api_activity.ActivityView.as_view(), name="api_activity"),
+    path(P + "/grants", api_activity.GrantsView.as_view(), name="api_grants"),
     path(P + "/trusted-issuers", api_enterprise.TrustedIssuersView.as_view(), name="api_trusted_issuers"),
     path(P + "/trusted-issuers/<int:pk>", api_enterprise.TrustedIssuerView.as_view(), name="api_trusted_issuer"),
 ]

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from activity import timeline
 from oauth.models import Application, RegistrationNote
 from projects.models import AuditEvent
 
@@ -117,8 +118,18 @@ def client_detail(request, project, pk: int):
         "repeats": Application.objects.filter(project=project, fingerprint=client.fingerprint).count()
         if client.fingerprint else 1,
         "events": AuditEvent.objects.filter(project=project, client_id=client.client_id).order_by("-created_at")[:20],
+        "timelines": _with_people(project, timeline.grants(project, client_id=client.client_id)),
     }
     return render(request, "dashboard/client_detail.html", context)
+
+
+def _with_people(project, grants: list) -> list:
+    """Each grant with its end user's email (or name) for the page."""
+    people = {subject: email or name for subject, email, name in project.end_users.filter(
+        subject__in={g.subject for g in grants}).values_list("subject", "email", "name")}
+    for grant in grants:
+        grant.person = people.get(grant.subject, "")
+    return grants
 
 
 @project_view()

@@ -6,6 +6,9 @@ from django.db.models import F, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from activity import timeline
+from oauth.models import Application
+
 from . import actions
 from .decorators import WRITE, project_view
 
@@ -19,6 +22,19 @@ def end_user_list(request, project):
     people = people.order_by(F("last_seen_at").desc(nulls_last=True), "-date_joined")
     page = Paginator(people, 50).get_page(request.GET.get("page"))
     return render(request, "dashboard/end_users.html", {"project": project, "tab": "users", "page": page, "q": q})
+
+
+@project_view()
+def end_user_detail(request, project, pk: int):
+    """One end user and the story of each grant they gave (`activity.timeline`)."""
+    person = get_object_or_404(project.end_users, pk=pk)
+    grants = timeline.grants(project, subject=person.subject) if person.subject else []
+    names = dict(Application.objects.filter(project=project, client_id__in={g.client_id for g in grants})
+                 .values_list("client_id", "name"))
+    for grant in grants:
+        grant.client_name = names.get(grant.client_id, "")
+    return render(request, "dashboard/end_user_detail.html",
+                  {"project": project, "tab": "users", "person": person, "grants": grants})
 
 
 @project_view(WRITE)

@@ -164,7 +164,7 @@ def project_detail(request, project):
         "secrets": project.secrets.filter(revoked_at__isnull=True).count(),
     }
     context = {"project": project, "role": request.role, "tab": "overview", "resources": resources,
-               "stats": stats, "charts": activity.charts(project)}
+               "stats": stats, "activity": activity.overview(project, request.GET.get("range"))}
     return render(request, "dashboard/project.html", context)
 
 

@@ -128,6 +128,12 @@ class RedisCache(DjangoRedisCache):
     def set_many_bytes(self, keys: list[str], value: bytes, timeout: int) -> None:
         self._command(*(("SET", self.make_key(key), value, "EX", timeout) for key in keys))
 
+    def send_commands(self, *commands: tuple) -> list:
+        """Raw commands (keys already `make_key`d) in one round trip, on the same lean path: the
+        activity counters (`activity.record`), written on every token. Raises when Redis is
+        unreachable; the caller decides what to drop."""
+        return self._command(*commands)
+
     def _command(self, *commands: tuple) -> list:
         """Send `commands` in one write and read their replies, on this thread's own connection
         (made from the pool's settings, timeouts included, remade after a fork); once more on a

@@ -7,7 +7,9 @@ is read when prometheus-client is first imported, so it must be in the environme
 workers start; without it (tests, `manage.py`) the values live in this process's default registry.
 
 Recording is a counter increment on the hot path. Labels take bounded values only: a route name,
-a status code, an RFC error code, a grant type, a limit's name; never a path, a project or a client.
+a status code, an RFC error code, a grant type, a limit's name, and a project's slug (as many series
+as projects: `project` is on the per-project families only); never a path, a client or a user.
+Per-project counts come through `activity.record`, the one call that also counts them for the dashboard.
 """
 
 from __future__ import annotations
@@ -35,8 +37,13 @@ requests_total = Counter("mcpauth_http_requests", "HTTP requests answered, by ro
                          ["endpoint", "status"])
 request_seconds = Histogram("mcpauth_http_request_duration_seconds", "Time to answer a request, by route name.",
                             ["endpoint"], buckets=LATENCY_BUCKETS)
-tokens_issued = Counter("mcpauth_tokens_issued", "Access tokens issued, by grant type.", ["grant_type"])
-refusals = Counter("mcpauth_oauth_errors", "OAuth error responses, by error code.", ["error"])
+tokens_issued = Counter("mcpauth_tokens_issued", "Access tokens issued, by project and grant type.",
+                        ["project", "grant_type"])
+refusals = Counter("mcpauth_oauth_errors", "Refused OAuth requests, by project, endpoint (route name) and RFC "
+                   "error code (`rate_limited` for a 429).", ["project", "endpoint", "error"])
+activity_events = Counter("mcpauth_activity_events", "Registrations, sign-ins, consent decisions, "
+                          "authorizations, revocations and detected replays, by project, kind and outcome.",
+                          ["project", "kind", "outcome"])
 rate_limited = Counter("mcpauth_rate_limited", "Requests refused by a rate limit or cap, by its name.", ["limit"])
 cimd_fetches = Counter("mcpauth_cimd_fetches", "Client ID Metadata Document fetches, by outcome "
                        "(ok, http_error, timeout, refused, error).", ["outcome"])
@@ -57,12 +64,14 @@ def observe_request(endpoint: str, status: int, seconds: float) -> None:
     latency.observe(seconds)
 
 
-def issued(grant_type: str) -> None:
-    tokens_issued.labels(grant_type).inc()
-
-
-def refused(error: str) -> None:
-    refusals.labels(error).inc()
+def activity(project: str, kind: str, label: str, endpoint: str = "") -> None:
+    """One count of `activity.record` (its kinds: `issued`, `refused`, and the others)."""
+    if kind == "issued":
+        tokens_issued.labels(project, label).inc()
+    elif kind == "refused":
+        refusals.labels(project, endpoint, label).inc()
+    else:
+        activity_events.labels(project, kind, label).inc()
 
 
 def exposition() -> bytes:

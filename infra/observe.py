@@ -4,9 +4,11 @@
 neither counted nor logged). Metrics name the request by its route (`oauth:token`; `unmatched` when
 no route answered), never by its path, so their labels stay bounded. The log line has both: the
 route, and the path (API.md "Operations") without its query string and with every segment that
-could be a credential masked (`loggable_path`). The request id is the caller's `X-Request-Id` when that is a short plain token, else a new one;
-it is returned as `X-Request-Id`. OAuth refusals are recorded by `refused`, called where errors are
-rendered (`oauth.errors`, the token view).
+could be a credential masked (`loggable_path`). The request id is the caller's `X-Request-Id` when
+that is a short plain token, else a new one; it is returned as `X-Request-Id`. OAuth refusals are
+named by `refused`, called where errors are rendered (`oauth.errors`, the token view, the sign-in
+page's 429), and counted once per request here, with the request's project, route and client, by
+the hooks registered with `on_refusal` (the `activity` app's, which also feeds the Prometheus counter).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Callable
 
 import structlog
 from django.http import HttpRequest, HttpResponse
@@ -59,9 +62,18 @@ def loggable_path(request: HttpRequest) -> str:
     return "/".join(segments)[:MAX_PATH]
 
 
+RefusalHook = Callable[[object, str, str, str], None]  # (project or None, endpoint, error, client_id)
+_refusal_hooks: list[RefusalHook] = []
+
+
+def on_refusal(hook: RefusalHook) -> None:
+    """Call `hook` once for every request answered with an OAuth error (set up in AppConfig.ready())."""
+    if hook not in _refusal_hooks:
+        _refusal_hooks.append(hook)
+
+
 def refused(error: str) -> None:
-    """An OAuth error response with code `error`: counted, and named in the request's log line."""
-    metrics.refused(error)
+    """An OAuth error response with code `error`: named in the request's log line, counted at its end."""
     logs.bind(error=error)
 
 
@@ -92,6 +104,9 @@ class RequestObservation:
         metrics.observe_request(endpoint, response.status_code, seconds)
         context = logs.bound()
         project = getattr(request, "project", None)
+        if context.get("error"):
+            for hook in _refusal_hooks:
+                hook(project, endpoint, context["error"], context.get("client_id") or "")
         logger.info("request", method=request.method, path=loggable_path(request), endpoint=endpoint,
                     status=response.status_code,
                     duration_ms=round(seconds * 1000, 2), project=getattr(project, "slug", None),

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "projects",
     "oauth",
     "enterprise",
+    "activity",
     "dashboard",
 ]
 
@@ -340,6 +341,8 @@ CELERY_BEAT_SCHEDULE = {
     "reap-clients-and-tokens": {"task": "oauth.tasks.reap", "schedule": env_int("REAPER_INTERVAL_SECONDS", 3600)},
     # Signing keys older than their project's key_rotation_days are rotated (projects/tasks.py).
     "rotate-signing-keys": {"task": "projects.tasks.rotate_due_signing_keys", "schedule": 3600},
+    # Closed minutes of the activity counters (Redis) into PostgreSQL (activity/rollup.py); a no-op without Redis.
+    "roll-up-activity": {"task": "activity.tasks.rollup", "schedule": env_int("ACTIVITY_ROLLUP_SECONDS", 60)},
 }
 
 # Logs (infra/logs.py): LOG_FORMAT=text (default) or json, one line per event; docs/operations.md.

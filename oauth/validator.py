@@ -31,7 +31,8 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import GRANT_TYPE_MAPPING, OAuth2Validator
 
-from infra import metrics, rows
+from activity import record as activity
+from infra import rows
 from oauth import grants
 from oauth.clients import auth as client_auth
 from oauth.clients import redirects
@@ -160,9 +161,21 @@ class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validat
             # Still here: a concurrent refresh rotated the token inside the grace window; siblings.
             rows.write(*rows_for(None), link="access_token", relax_commit=settings.TOKEN_ASYNC_COMMIT)
         tokens.touch_client(request.client)
-        metrics.issued(request.grant_type)
+        self._count_issued(request, user, previous)
         if previous is not None:
             self._refreshed(previous, request)
+
+    def _count_issued(self, request, user, previous: RefreshToken | None) -> None:
+        """One count by grant type; a redeemed code or a refresh is also a step of the grant's timeline."""
+        project, http = project_of(request), django_request(request)
+        kind = {"authorization_code": "token.code_redeemed", "refresh_token": "token.refreshed"}.get(request.grant_type)
+        event = None
+        if kind is not None and user is not None:
+            family = previous.token_family if previous is not None else getattr(request, "token_family", None)
+            # the user's pk, not their `sub`: reading it would load the row (the timeline maps it)
+            event = activity.event(project, kind, client_id=request.client.client_id, request=http,
+                                   user=user.pk, family=str(family or ""))
+        activity.record(project, activity.ISSUED, request.grant_type, client_id=request.client.client_id, event=event)
 
     def _lost_claim(self, request, grant: Grant | None, previous: RefreshToken | None) -> None:
         """A concurrent request spent the code or refresh token between our read and our write.
@@ -193,14 +206,20 @@ class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validat
         digest = tokens.checksum(token)
         access = rows.select_one(AccessToken, token_checksum=digest, application_id=client.pk)
         if access is not None:
-            revoke.access_token(access, self._revoked_event(request, "access_token"))
+            revoke.access_token(access, self._revoked_event(request, "access_token", access))
+            activity.record(client.project, activity.REVOKED, "endpoint", client_id=client.client_id)
             return
         refresh = rows.select_one(RefreshToken, token_checksum=digest, application_id=client.pk)
         if refresh is not None:
             with transaction.atomic():  # the family and the event together
                 revoke.refresh_token(refresh)
-                rows.insert(self._revoked_event(request, "refresh_token"))
+                rows.insert(self._revoked_event(request, "refresh_token", refresh))
+            activity.record(client.project, activity.REVOKED, "endpoint", client_id=client.client_id)
 
-    def _revoked_event(self, request, kind: str) -> AuditEvent:
+    def _revoked_event(self, request, kind: str, row) -> AuditEvent:
+        """With the end user's pk (no query): the step that ends their grant's timeline."""
+        family = getattr(row, "token_family", None)
         return AuditEvent.new(request.client.project, "token.revoked", client_id=request.client.client_id,
-                              request=django_request(request), token_type=kind)
+                              request=django_request(request), token_type=kind,
+                              **({"user": row.user_id} if row.user_id else {}),
+                              **({"family": str(family)} if family else {}))

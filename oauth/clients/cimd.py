@@ -37,6 +37,7 @@ from django.utils import timezone
 from oauth2_provider.cimd import CIMDError, is_cimd_client_id
 from oauth2_provider.settings import oauth2_settings
 
+from activity import record as activity
 from infra import metrics, outbound
 from oauth.clients import metadata as client_metadata
 from oauth.endpoints.parsing import check_json_value
@@ -338,6 +339,7 @@ def _upsert(project, client_id: str, document: Document, existing: Application |
 
                 AuditEvent.record(project, "client.registered", client_id=client_id, path="cimd",
                                   **({"dropped": cleaned.narrowed} if cleaned.narrowed else {}))
+                activity.record(project, activity.REGISTERED, "cimd", client_id=client_id)
     except IntegrityError:
         # Two first sights of one URL at once: the other request's row wins.
         winner = Application.objects.filter(project=project, client_id=client_id).first()

@@ -27,6 +27,8 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request as OAuthlibRequest
 from oauthlib.common import generate_token
 
+from activity import record as activity
+from infra.observe import refused
 from oauth.clients.lookup import ClientRefused, find_client
 from oauth.clients.scopes import allowed_scopes
 from oauth.endpoints.endusers import authenticated_at, bind_request, current_end_user, owns_request
@@ -112,6 +114,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
         return proceed(request, client, params)
     except OAuthError as exc:
         logger.info("authorize %s: %s", exc.error, exc.reason or exc.description)
+        refused(exc.error)  # counted (infra.observe) though answered by a redirect, not JSON
         return redirect_to_client(redirect_uri, {"error": exc.error, "error_description": exc.description,
                                                  "state": state}, request.issuer)
 
@@ -358,6 +361,9 @@ def issue_code(request: HttpRequest, client: Application, user: User, params: di
     oauth_request.dpop_jkt = params.get("dpop_jkt")
     code = {"code": generate_token(43)}
     oauth2_settings.OAUTH2_VALIDATOR_CLASS().save_authorization_code(client.client_id, code, oauth_request)
+    activity.record(client.project, activity.AUTHORIZED, "code", client_id=client.client_id,
+                    event=activity.event(client.project, "authorization.code_issued", client_id=client.client_id,
+                                         subject=user.subject, request=request, scopes=params["scopes"]))
     return {"code": code["code"], "state": params["state"]}
 
 

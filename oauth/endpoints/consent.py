@@ -15,6 +15,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from activity import record as activity
 from infra.security import CSP
 from oauth.clients import redirects
 from oauth.endpoints.authorize import (
@@ -74,11 +75,13 @@ def _decide(request: HttpRequest, pending: AuthorizationRequest, decision: str |
         url = finish(request, pending)
         AuditEvent.record(request.project, "consent.allowed", actor=actor, client_id=pending.client.client_id,
                           request=request, scopes=pending.scopes)
+        activity.record(request.project, activity.CONSENT, "allowed", client_id=pending.client.client_id)
         return redirect_browser(pending, url)
     if decision == "deny":
         url = deny(pending)
         AuditEvent.record(request.project, "consent.denied", actor=actor, client_id=pending.client.client_id,
                           request=request)
+        activity.record(request.project, activity.CONSENT, "denied", client_id=pending.client.client_id)
         return redirect_browser(pending, url)
     raise ErrorPage("Choose Allow or Deny.")
 

@@ -15,6 +15,7 @@ Wrong codes are throttled per client address and per code (`infra.ratelimit`).
 """
 
 import functools
+import json
 from urllib.parse import urlencode, urlsplit
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -26,6 +27,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2 import DeviceApplicationServer
 
 from infra import ratelimit
+from infra.observe import refused
 from infra.security import client_ip
 from oauth.backend import TenantOAuthLibCore, bound, django_request, issuer_of, project_of, refuse_nul_bytes
 from oauth.clients import auth as client_auth
@@ -100,6 +102,7 @@ def device_authorization(request: HttpRequest) -> HttpResponse:
     with bound(request):
         headers, body, status = _core().create_device_authorization_response(request)
     if status != 200:  # oauthlib's error, already JSON
+        refused(json.loads(body).get("error", "server_error") if body else "server_error")
         return HttpResponse(body, status=status, content_type="application/json", headers=headers)
     checked = request.device_authorization
     device_grant.store(request.project, checked.client, body, checked.scopes, checked.resource)

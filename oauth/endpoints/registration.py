@@ -16,6 +16,7 @@ from django.contrib.auth.hashers import check_password
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from activity import record as activity
 from infra import metrics, ratelimit, rows
 from oauth.clients import metadata as client_metadata
 from oauth.clients.auth import holds_secret, registered_method
@@ -138,6 +139,7 @@ def create_client(request: HttpRequest, cleaned: ClientMetadata, path: str) -> t
         raise TooManyRequests(OPEN_CAP_RETRY_AFTER, "This project accepts no more open registrations for now.",
                               reason=f"open client cap {project.open_client_cap} reached",
                               headers=ratelimit.cap_headers("open-clients", project.open_client_cap, OPEN_CAP_RETRY_AFTER))
+    activity.record(project, activity.REGISTERED, path, client_id=client.client_id)
     return client, secret, token
 
 

@@ -16,7 +16,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from infra import ratelimit
+from activity import record as activity
+from infra import observe, ratelimit
 from infra.ratelimit import RateLimited
 from infra.security import client_ip
 from oauth.endpoints.authorize import (
@@ -69,6 +70,7 @@ def _form(request: HttpRequest, pending: AuthorizationRequest, template: str, *,
 
 def _throttled(request: HttpRequest, pending: AuthorizationRequest, template: str, email: str,
                refused: RateLimited) -> HttpResponse:
+    observe.refused("rate_limited")  # counted with the OAuth refusals (a 429), by the request's end
     return _form(request, pending, template, error=THROTTLED, email=email, status=429, headers=refused.headers)
 
 
@@ -106,7 +108,9 @@ def signin(request: HttpRequest) -> HttpResponse:
             return _throttled(request, pending, "oauth/signin.html", email, refused)
         user = authenticate_end_user(request.project, email, request.POST.get("password", ""))
         if user is None:
+            activity.record(request.project, activity.SIGNIN, "failed", client_id=pending.client.client_id)
             return _form(request, pending, "oauth/signin.html", error=BAD_CREDENTIALS, email=email, status=400)
+        activity.record(request.project, activity.SIGNIN, "ok", client_id=pending.client.client_id)
         attempt.forgive()
         return _signed_in(request, pending, user)
     except ErrorPage as page:

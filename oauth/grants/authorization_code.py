@@ -8,6 +8,7 @@ from django.db import transaction
 from oauthlib.oauth2 import AuthorizationCodeGrant
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
+from activity import record as activity
 from infra import rows
 from oauth.backend import django_request, project_of
 from oauth.models import Grant
@@ -48,7 +49,8 @@ class AuthorizationCodeHooks:
         with transaction.atomic():
             revoke.family(grant.token_family)
             AuditEvent.record(project_of(request), "token.code_replayed", client_id=grant.application.client_id,
-                              request=django_request(request), grant=grant.pk)
+                              request=django_request(request), grant=grant.pk, family=str(grant.token_family or ""))
+        activity.record(project_of(request), activity.DETECTED, "code_replay", client_id=grant.application.client_id)
 
     def _grant(self, code, request) -> Grant:
         grant = getattr(request, "grant_instance", None)

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
+from activity import record as activity
 from infra import rows
 from oauth.backend import django_request, project_of
 from oauth.models import AccessToken, RefreshToken
@@ -63,6 +64,7 @@ class RefreshTokenHooks:
             AuditEvent.record(project_of(request), "token.refresh_reuse_detected",
                               client_id=row.application.client_id, request=django_request(request),
                               family=str(row.token_family))
+        activity.record(project_of(request), activity.DETECTED, "refresh_reuse", client_id=row.application.client_id)
 
     def _refreshed(self, previous: RefreshToken, request) -> None:
         """After the new tokens are stored: a family an ID-JAG started is audited with its issuer."""

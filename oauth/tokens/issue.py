@@ -28,6 +28,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from oauth2_provider.models import set_token_value
 
+from activity import record as activity
 from infra import metrics, rows
 from infra.cache import add_bytes, get_bytes, set_many_bytes
 from infra.localcache import now_and_at_commit
@@ -193,7 +194,8 @@ def mint(project: Project, issuer: str, client: Application, user, *, scopes: li
     else:
         rows.write(access)
     touch_client(client)
-    metrics.issued(TOKEN_EXCHANGE)  # mint's one caller: the JSON token exchange (RFC 8693's grant, by a secret)
+    # mint's one caller: the JSON token exchange (RFC 8693's grant, by a secret)
+    activity.record(project, activity.ISSUED, TOKEN_EXCHANGE, client_id=client.client_id)
     return body
 
 
@@ -299,13 +301,20 @@ def _entry(token_checksum: str) -> tuple[bytes, int]:
     return entry, max(1, min(_cache_seconds(), remaining))
 
 
+def _first_use(project: Project, token_checksum: str, answer: dict, exp: int) -> None:
+    """An end user's token (its `sub` is not the client's own): its first use, once per token."""
+    if answer["sub"] != answer["client_id"]:
+        activity.first_use(project, token_checksum, answer["client_id"], answer["sub"], exp - int(time.time()))
+
+
 def introspection_json(project: Project, issuer: str, raw: str) -> bytes:
     """The RFC 7662 answer for `raw` as seen by `project`, as a JSON document: the active fields
     (with `iss`), or exactly {"active": false}."""
     token_checksum = checksum(raw)
     entry = cached_answer(token_checksum)
     metrics.introspection_cache.labels("miss" if entry is None else "hit").inc()
-    if entry is None:
+    fresh = entry is None
+    if fresh:
         entry, seconds = _entry(token_checksum)
         add_bytes(cache, cache_key(token_checksum), entry, seconds)  # add, not set: a concurrent revocation's tombstone wins
     if entry == _TOMBSTONE:
@@ -313,4 +322,6 @@ def introspection_json(project: Project, issuer: str, raw: str) -> bytes:
     project_id, exp, body = entry.split(b" ", 2)
     if int(project_id) != project.pk or int(exp) <= time.time():
         return INACTIVE_JSON
+    if fresh:  # read from the database: perhaps this token's first use (the grant timeline)
+        _first_use(project, token_checksum, json.loads(body), int(exp))
     return body[:-1] + b',"iss":' + json.dumps(issuer).encode() + b"}"

@@ -29,6 +29,7 @@ from infra.logs import logging_config
 from tests.servers import free_port, manage, start_server, stop
 
 ISSUED, BAD_SECRET, UNSUPPORTED, INTROSPECTED = 12, 5, 3, 4
+REGISTERED, RATE_LIMITED = 2, 3  # the project allows 2 registrations a minute
 PARALLEL = 4
 WARM_UP_ROUNDS = 500
 
@@ -42,6 +43,8 @@ call_command("migrate", interactive=False, verbosity=0)
 owner = User.objects.create_operator("obs@example.com", "correct horse battery staple")
 project, secret = Project.objects.create_project(owner=owner, name="Observed", slug="observed",
                                                  resources=["https://mcp.observed.example/mcp"])
+project.rate_limits = {"register:project": [[2, 60]]}
+project.save()
 client = _confidential_client(project)
 print(json.dumps({"secret": secret, "client": [client.client_id, client.plain_secret]}))
 """
@@ -61,10 +64,14 @@ class Server:
         return f"{self.url}/p/observed"
 
 
-def call(method: str, url: str, *, form: dict | None = None, headers: dict | None = None) -> tuple[int, Message, bytes]:
+def call(method: str, url: str, *, form: dict | None = None, headers: dict | None = None,
+         json_body: dict | None = None) -> tuple[int, Message, bytes]:
     """One request on a new connection; (status, headers, body)."""
+    headers = dict(headers or {})
     data = urlencode(form).encode() if form is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if json_body is not None:
+        data, headers["Content-Type"] = json.dumps(json_body).encode(), "application/json"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.headers, response.read()
@@ -144,6 +151,10 @@ def test_it_counts_every_request_of_both_workers(server):
         return call("POST", f"{server.issuer}/oauth/introspect", form={"token": access_token},
                     headers={"Authorization": f"Bearer {server.secret}"})
     introspected = [introspect()] + many(INTROSPECTED - 1, introspect)  # the first alone: it fills the cache
+    registrations = [call("POST", f"{server.issuer}/api/oauth/register", form=None, json_body={
+        "client_name": "Counted", "redirect_uris": ["https://claude.ai/api/mcp/auth_callback"],
+        "token_endpoint_auth_method": "none"})[0] for _ in range(REGISTERED + RATE_LIMITED)]
+    assert registrations == [201] * REGISTERED + [429] * RATE_LIMITED
     assert [s for s, _, _ in issued] == [200] * ISSUED
     assert [(s, json.loads(b)["error"]) for s, _, b in bad] == [(401, "invalid_client")] * BAD_SECRET
     assert [(s, json.loads(b)["error"]) for s, _, b in unsupported] == [(400, "unsupported_grant_type")] * UNSUPPORTED
@@ -156,9 +167,15 @@ def test_it_counts_every_request_of_both_workers(server):
     files = {int(path.stem.rsplit("_", 1)[1]) for path in (server.var / "prometheus").glob("counter_*.db")}
     assert len(answered_by) == 2, answered_by
     assert files == answered_by
-    assert value(samples, "mcpauth_tokens_issued_total", grant_type="client_credentials") == ISSUED
-    assert value(samples, "mcpauth_oauth_errors_total", error="invalid_client") == BAD_SECRET
-    assert value(samples, "mcpauth_oauth_errors_total", error="unsupported_grant_type") == UNSUPPORTED
+    assert value(samples, "mcpauth_tokens_issued_total", project="observed", grant_type="client_credentials") == ISSUED
+    assert value(samples, "mcpauth_oauth_errors_total", project="observed", endpoint="oauth:token",
+                 error="invalid_client") == BAD_SECRET
+    assert value(samples, "mcpauth_oauth_errors_total", project="observed", endpoint="oauth:token",
+                 error="unsupported_grant_type") == UNSUPPORTED
+    assert value(samples, "mcpauth_oauth_errors_total", project="observed", endpoint="oauth:register",
+                 error="rate_limited") == RATE_LIMITED
+    assert value(samples, "mcpauth_activity_events_total", project="observed", kind="registered",
+                 outcome="open") == REGISTERED
     assert value(samples, "mcpauth_http_requests_total", endpoint="oauth:token", status="200") == ISSUED
     assert value(samples, "mcpauth_http_requests_total", endpoint="oauth:token", status="401") == BAD_SECRET
     assert value(samples, "mcpauth_http_requests_total", endpoint="oauth:token", status="400") == UNSUPPORTED
@@ -171,8 +188,8 @@ def test_it_counts_every_request_of_both_workers(server):
     # read the cache.
     assert value(samples, "mcpauth_introspection_cache_total", result="miss") == 1
     assert value(samples, "mcpauth_introspection_cache_total", result="hit") == INTROSPECTED - 1
-    # Labels are route names, never paths: no project slug in any label value.
-    assert not any("observed" in v for _, labels in samples for _, v in labels)
+    # Labels are route names, never paths: the project's slug is only ever the `project` label's value.
+    assert not any("observed" in v for _, labels in samples for k, v in labels if k != "project")
 
 
 def test_it_refuses_a_scrape_without_the_metrics_token(server):

@@ -223,10 +223,11 @@ def test_each_refusal_is_counted_in_the_metrics_by_limit_and_error(client, proje
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
     before = (count("mcpauth_rate_limited_total", limit="register:ip"),
-              count("mcpauth_oauth_errors_total", error="rate_limited"))
+              count("mcpauth_oauth_errors_total", project="alpha", endpoint="oauth:register", error="rate_limited"))
     set_limits(project_a, register_ip="2/1m")
     statuses = [register(client).status_code for _ in range(5)]
 
     assert statuses == [201, 201, 429, 429, 429]
     assert count("mcpauth_rate_limited_total", limit="register:ip") - before[0] == 3
-    assert count("mcpauth_oauth_errors_total", error="rate_limited") - before[1] == 3
+    assert count("mcpauth_oauth_errors_total", project="alpha", endpoint="oauth:register",
+                 error="rate_limited") - before[1] == 3

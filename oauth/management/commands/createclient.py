@@ -1,6 +1,7 @@
 from django.core.management.base import CommandError
 from django.db import transaction
 
+from activity import record as activity
 from oauth import grants
 from oauth.clients import metadata as client_metadata
 from oauth.endpoints.registration import new_client_secret
@@ -57,6 +58,7 @@ class Command(JsonCommand):
             client.save()
             AuditEvent.record(project, "client.registered", actor="createclient", client_id=client.client_id,
                               path=Application.Path.DASHBOARD, **({"dropped": cleaned.narrowed} if cleaned.narrowed else {}))
+            activity.record(project, activity.REGISTERED, "cli", client_id=client.client_id)
         for dropped in cleaned.narrowed.get("redirect_uris", []):
             self.stderr.write(f"redirect URI {dropped['value']} left out: it {dropped['reason']}")
         payload = {"client_id": client.client_id, **({"client_secret": secret} if secret else {})}
