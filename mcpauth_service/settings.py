@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "oauth",
     "enterprise",
     "dashboard",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -322,6 +323,9 @@ BENCH_HELLO = env_bool("BENCH_HELLO", False)
 # Extra CA certificates (a PEM file) trusted for outbound TLS; tests trust their local server this way.
 OUTBOUND_CA_BUNDLE = env_str("OUTBOUND_CA_BUNDLE", "")
 OUTBOUND_TIMEOUT_SECONDS = env_int("OUTBOUND_TIMEOUT_SECONDS", 5)
+# Webhook deliveries: how often due ones are swept, how long one receiver may take (docs/operations.md).
+WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 5)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 
 # RATE_LIMITS=off turns every rate limit off (load tests only; system check mcpauth.W010 says so).
 # Otherwise the defaults of infra/ratelimit.py apply, overridable per project (docs/configuration.md).
@@ -333,6 +337,9 @@ CELERY_BEAT_SCHEDULE = {
     "reap-clients-and-tokens": {"task": "oauth.tasks.reap", "schedule": env_int("REAPER_INTERVAL_SECONDS", 3600)},
     # Signing keys older than their project's key_rotation_days are rotated (projects/tasks.py).
     "rotate-signing-keys": {"task": "projects.tasks.rotate_due_signing_keys", "schedule": 3600},
+    # Due webhook deliveries are sent (webhooks/delivery.py); in the embedded default a thread of each
+    # web process sweeps instead (webhooks/dispatcher.py). The first retry waits 10 s: sweep well within.
+    "deliver-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": env_int("WEBHOOK_SWEEP_SECONDS", 5)},
 }
 
 # Logs (infra/logs.py): LOG_FORMAT=text (default) or json, one line per event; docs/operations.md.
