@@ -46,7 +46,7 @@ class AuthorizationCodeHooks:
 
     def _code_replayed(self, grant: Grant, request) -> None:
         with transaction.atomic():
-            revoke.family(grant.token_family)
+            revoke.family(grant.token_family, reason="code_replay")
             AuditEvent.record(project_of(request), "token.code_replayed", client_id=grant.application.client_id,
                               request=django_request(request), grant=grant.pk)
 

@@ -17,6 +17,7 @@ from oauth.models import AccessToken, RefreshToken
 from oauth.tokens import dpop, id_token, revoke
 from oauth.tokens import issue as tokens
 from projects.models import AuditEvent
+from webhooks import emit
 
 
 def factory(request_validator):
@@ -59,10 +60,12 @@ class RefreshTokenHooks:
 
     def _refresh_reused(self, row: RefreshToken, request) -> None:
         with transaction.atomic():
-            revoke.family(row.token_family)
+            revoke.family(row.token_family, reason="refresh_reuse")
             AuditEvent.record(project_of(request), "token.refresh_reuse_detected",
                               client_id=row.application.client_id, request=django_request(request),
                               family=str(row.token_family))
+            emit(project_of(request), "token.reuse_detected",
+                 {"client_id": row.application.client_id, "subject": row.user.subject if row.user_id else None})
 
     def _refreshed(self, previous: RefreshToken, request) -> None:
         """After the new tokens are stored: a family an ID-JAG started is audited with its issuer."""
