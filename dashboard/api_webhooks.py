@@ -38,18 +38,18 @@ class WebhookUpdateSerializer(serializers.Serializer):
     enabled = serializers.BooleanField(required=False)
 
 
-class SecretSerializer(serializers.Serializer):
+class WebhookSecretSerializer(serializers.Serializer):
     secret = serializers.CharField(help_text="whsec_…, shown once")
 
 
-class CreatedSerializer(WebhookSerializer):
+class WebhookCreatedSerializer(WebhookSerializer):
     secret = serializers.CharField(help_text="whsec_…, shown once")
 
     class Meta(WebhookSerializer.Meta):
         fields = [*WebhookSerializer.Meta.fields, "secret"]
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class WebhookDeliverySerializer(serializers.ModelSerializer):
     class Meta:
         model = Delivery
         fields = ["id", "webhook", "event_id", "type", "state", "attempts", "last_status", "last_error",
@@ -82,7 +82,7 @@ class WebhooksView(ManagementView):
         return Response(WebhookSerializer(rows, many=True).data)
 
     @extend_schema(tags=["webhooks"], summary="Create a webhook (its secret is shown once; audited)",
-                   request=WebhookCreateSerializer, responses={201: CreatedSerializer})
+                   request=WebhookCreateSerializer, responses={201: WebhookCreatedSerializer})
     def post(self, request, slug):
         project = self.project(slug, WRITE)
         data = body_of(request, WebhookCreateSerializer)
@@ -127,7 +127,7 @@ class WebhookView(OneWebhook):
 class RotateSecretView(OneWebhook):
     reads_body = False
 
-    @extend_schema(tags=["webhooks"], request=None, responses=SecretSerializer,
+    @extend_schema(tags=["webhooks"], request=None, responses=WebhookSecretSerializer,
                    summary="A new secret (shown once); the previous one also signs for 24 hours")
     def post(self, request, slug, pk):
         secret = changes.rotate(self.row(slug, pk, WRITE), actor=request.user.email, request=request)
@@ -137,26 +137,26 @@ class RotateSecretView(OneWebhook):
 class TestEventView(OneWebhook):
     reads_body = False
 
-    @extend_schema(tags=["webhooks"], request=None, responses={202: DeliverySerializer},
+    @extend_schema(tags=["webhooks"], request=None, responses={202: WebhookDeliverySerializer},
                    summary="Queue a webhook.test event to this webhook")
     def post(self, request, slug, pk):
         queued = changes.send_test(self.row(slug, pk, WRITE), actor=request.user.email, request=request)
-        return Response(DeliverySerializer(queued).data, status=status.HTTP_202_ACCEPTED)
+        return Response(WebhookDeliverySerializer(queued).data, status=status.HTTP_202_ACCEPTED)
 
 
 class DeliveriesView(OneWebhook):
     @extend_schema(tags=["webhooks"], summary="Its deliveries, newest first (100 at most)",
-                   responses=DeliverySerializer(many=True))
+                   responses=WebhookDeliverySerializer(many=True))
     def get(self, request, slug, pk):
         row = self.row(slug, pk)
         rows = Delivery.objects.filter(project_id=row.project_id, webhook=row).order_by("-created_at", "-pk")[:100]
-        return Response(DeliverySerializer(rows, many=True).data)
+        return Response(WebhookDeliverySerializer(rows, many=True).data)
 
 
 class RetryDeliveryView(OneWebhook):
     reads_body = False
 
-    @extend_schema(tags=["webhooks"], request=None, responses=DeliverySerializer,
+    @extend_schema(tags=["webhooks"], request=None, responses=WebhookDeliverySerializer,
                    summary="Retry a failed delivery now (audited)")
     def post(self, request, slug, pk, delivery):
         row = self.row(slug, pk, WRITE)
@@ -165,4 +165,4 @@ class RetryDeliveryView(OneWebhook):
             changes.retry(found, actor=request.user.email, request=request)
         except changes.Refused as exc:
             raise exceptions.ValidationError({"state": [str(exc)]}) from None
-        return Response(DeliverySerializer(found).data)
+        return Response(WebhookDeliverySerializer(found).data)
