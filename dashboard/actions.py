@@ -14,6 +14,7 @@ from oauth.models import Application, Consent
 from oauth.tokens import revoke
 from projects import secrets as tokens
 from projects.models import AuditEvent, Project, ProjectMember, SigningKey, User
+from webhooks import emit
 
 
 def actor_of(request) -> str:
@@ -55,6 +56,8 @@ def delete_client(project: Project, client: Application, request) -> None:
     """Delete the client and (by cascade) its tokens; it gets `invalid_client` and re-registers."""
     assert client.project_id == project.pk
     client_id, name = client.client_id, client.name
+    emit(project, "client.deleted", {"client_id": client_id, "client_name": name,
+                                     "registration_path": client.registration_path})
     client.delete()
     AuditEvent.record(project, "client.deleted", actor=actor_of(request), client_id=client_id,
                       request=request, name=name)
@@ -80,6 +83,8 @@ def create_client(project: Project, request, *, name: str, redirect_uris: list[s
     AuditEvent.record(project, "client.registered", actor=actor_of(request), client_id=client.client_id,
                       request=request, registration_path="dashboard", name=name)
     activity.record(project, activity.REGISTERED, "dashboard", client_id=client.client_id)
+    emit(project, "client.registered", {"client_id": client.client_id, "client_name": name,
+                                        "registration_path": client.registration_path})
     return client, (secret or None)
 
 
@@ -109,6 +114,7 @@ def update_settings(project: Project, changed: list[str], request=None, *, actor
     project.save()
     AuditEvent.record(project, "settings.changed", actor=actor or actor_of(request), request=request,
                       changed=changed)
+    emit(project, "settings.changed", {"changed": changed})
 
 
 @transaction.atomic
@@ -119,6 +125,7 @@ def add_member(project: Project, user: User, role: str, request) -> ProjectMembe
         member.save(update_fields=["role"])
     AuditEvent.record(project, "member.added" if created else "member.role_changed", actor=actor_of(request),
                       request=request, member=user.email, role=role)
+    emit(project, "member.changed", {"member": user.email, "role": role, "change": "added" if created else "role_changed"})
     return member
 
 
@@ -137,8 +144,10 @@ def change_role(project: Project, member: ProjectMember, role: str | None, reque
     if role is None:
         member.delete()
         AuditEvent.record(project, "member.removed", actor=actor_of(request), request=request, member=email)
+        emit(project, "member.changed", {"member": email, "role": None, "change": "removed"})
         return
     member.role = role
     member.save(update_fields=["role"])
     AuditEvent.record(project, "member.role_changed", actor=actor_of(request), request=request,
                       member=email, role=role)
+    emit(project, "member.changed", {"member": email, "role": role, "change": "role_changed"})

@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import api, api_activity, api_enterprise
+from . import api, api_activity, api_enterprise, api_webhooks
 
 P = "api/v1/projects/<slug:slug>"
 
@@ -31,4 +31,11 @@ urlpatterns = [
     path(P + "/grants", api_activity.GrantsView.as_view(), name="api_grants"),
     path(P + "/trusted-issuers", api_enterprise.TrustedIssuersView.as_view(), name="api_trusted_issuers"),
     path(P + "/trusted-issuers/<int:pk>", api_enterprise.TrustedIssuerView.as_view(), name="api_trusted_issuer"),
+    path(P + "/webhooks", api_webhooks.WebhooksView.as_view(), name="api_webhooks"),
+    path(P + "/webhooks/<int:pk>", api_webhooks.WebhookView.as_view(), name="api_webhook"),
+    path(P + "/webhooks/<int:pk>/rotate-secret", api_webhooks.RotateSecretView.as_view(), name="api_webhook_rotate"),
+    path(P + "/webhooks/<int:pk>/test", api_webhooks.TestEventView.as_view(), name="api_webhook_test"),
+    path(P + "/webhooks/<int:pk>/deliveries", api_webhooks.DeliveriesView.as_view(), name="api_webhook_deliveries"),
+    path(P + "/webhooks/<int:pk>/deliveries/<int:delivery>/retry", api_webhooks.RetryDeliveryView.as_view(),
+         name="api_webhook_retry"),
 ]

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import audit, clients, enterprise, mcpcheck, members, people, policy, project_secrets, views
+from . import audit, clients, enterprise, mcpcheck, members, people, policy, project_secrets, project_webhooks, views
 
 app_name = "dashboard"
 
@@ -20,6 +20,13 @@ project_patterns = [
     path(P + "/users/<int:pk>/revoke", people.end_user_revoke, name="end_user_revoke"),
     path(P + "/secrets", project_secrets.secret_list, name="secrets"),
     path(P + "/secrets/<int:pk>/revoke", project_secrets.secret_revoke, name="secret_revoke"),
+    path(P + "/webhooks", project_webhooks.webhook_list, name="webhooks"),
+    path(P + "/webhooks/<int:pk>/events", project_webhooks.webhook_events, name="webhook_events"),
+    path(P + "/webhooks/<int:pk>/toggle", project_webhooks.webhook_toggle, name="webhook_toggle"),
+    path(P + "/webhooks/<int:pk>/rotate", project_webhooks.webhook_rotate, name="webhook_rotate"),
+    path(P + "/webhooks/<int:pk>/delete", project_webhooks.webhook_delete, name="webhook_delete"),
+    path(P + "/webhooks/<int:pk>/test", project_webhooks.webhook_test, name="webhook_test"),
+    path(P + "/webhooks/deliveries/<int:pk>/retry", project_webhooks.delivery_retry, name="webhook_delivery_retry"),
     path(P + "/enterprise", enterprise.issuer_list, name="enterprise"),
     path(P + "/enterprise/<int:pk>/remove", enterprise.issuer_remove, name="enterprise_remove"),
     path(P + "/settings", policy.project_settings, name="settings"),

@@ -1,4 +1,4 @@
-"""The one outbound HTTP client (used for CIMD documents), hardened against SSRF.
+"""The one outbound HTTP client (CIMD documents, JWKS, webhook deliveries), hardened against SSRF.
 
 - The host is resolved once; every address must be public, and the socket's actual peer is
   checked again right after connect, so a DNS answer that changes between checks (rebinding)
@@ -82,6 +82,17 @@ def address_allowed(ip: str) -> bool:
 def get(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float | None = None,
         headers: dict[str, str] | None = None, schemes: tuple[str, ...] = ("https",)) -> OutboundResponse:
     """GET `url` under every guard above; raises `OutboundError` for any refusal or failure."""
+    return _send("GET", url, None, max_bytes=max_bytes, timeout=timeout, headers=headers, schemes=schemes)
+
+
+def post(url: str, body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float | None = None,
+         headers: dict[str, str] | None = None, schemes: tuple[str, ...] = ("https",)) -> OutboundResponse:
+    """POST `body` to `url` under the same guards (webhook deliveries)."""
+    return _send("POST", url, body, max_bytes=max_bytes, timeout=timeout, headers=headers, schemes=schemes)
+
+
+def _send(method: str, url: str, body: bytes | None, *, max_bytes: int, timeout: float | None,
+          headers: dict[str, str] | None, schemes: tuple[str, ...]) -> OutboundResponse:
     parts = _check_url(url, schemes)
     deadline = time.monotonic() + (timeout or getattr(settings, "OUTBOUND_TIMEOUT_SECONDS", DEFAULT_TIMEOUT))
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -89,7 +100,7 @@ def get(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float | None =
     try:
         if parts.scheme == "https":
             sock = _tls_context().wrap_socket(sock, server_hostname=parts.hostname)
-        return _exchange(sock, parts, headers or {}, max_bytes, deadline)
+        return _exchange(sock, parts, method, body, headers or {}, max_bytes, deadline)
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
         raise OutboundError(f"fetch failed: {exc.__class__.__name__}: {exc}", reason=_failure_reason(exc)) from None
     finally:
@@ -182,13 +193,13 @@ class _Connection(http.client.HTTPConnection):
         raise OutboundError("the connection was closed")
 
 
-def _exchange(sock: socket.socket, parts, headers: dict[str, str], max_bytes: int,
-              deadline: float) -> OutboundResponse:
+def _exchange(sock: socket.socket, parts, method: str, body: bytes | None, headers: dict[str, str],
+              max_bytes: int, deadline: float) -> OutboundResponse:
     connection = _Connection(sock, parts.netloc)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     sock.settimeout(_remaining(deadline))
-    connection.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity",
-                                             "Connection": "close", **headers})
+    connection.request(method, path, body=body, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity",
+                                                         "Connection": "close", **headers})
     response = connection.getresponse()
     body = b""
     while len(body) <= max_bytes:

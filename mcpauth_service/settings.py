@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "enterprise",
     "activity",
     "dashboard",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -330,6 +331,9 @@ BENCH_HELLO = env_bool("BENCH_HELLO", False)
 # Extra CA certificates (a PEM file) trusted for outbound TLS; tests trust their local server this way.
 OUTBOUND_CA_BUNDLE = env_str("OUTBOUND_CA_BUNDLE", "")
 OUTBOUND_TIMEOUT_SECONDS = env_int("OUTBOUND_TIMEOUT_SECONDS", 5)
+# Webhook deliveries: how often due ones are swept, how long one receiver may take (docs/operations.md).
+WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 5)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 
 # RATE_LIMITS=off turns every rate limit off (load tests only; system check mcpauth.W010 says so).
 # Otherwise the defaults of infra/ratelimit.py apply, overridable per project (docs/configuration.md).
@@ -343,6 +347,9 @@ CELERY_BEAT_SCHEDULE = {
     "rotate-signing-keys": {"task": "projects.tasks.rotate_due_signing_keys", "schedule": 3600},
     # Closed minutes of the activity counters (Redis) into PostgreSQL (activity/rollup.py); a no-op without Redis.
     "roll-up-activity": {"task": "activity.tasks.rollup", "schedule": env_int("ACTIVITY_ROLLUP_SECONDS", 60)},
+    # Due webhook deliveries are sent (webhooks/delivery.py); in the embedded default a thread of each
+    # web process sweeps instead (webhooks/dispatcher.py). The first retry waits 10 s: sweep well within.
+    "deliver-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": env_int("WEBHOOK_SWEEP_SECONDS", 5)},
 }
 
 # Logs (infra/logs.py): LOG_FORMAT=text (default) or json, one line per event; docs/operations.md.

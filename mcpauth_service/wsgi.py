@@ -15,3 +15,8 @@ for _warning in (m for m in _messages if not m.is_serious() and not m.is_silence
     logging.getLogger("mcpauth.checks").warning("%s", _warning)  # e.g. RATE_LIMITS=off, at every start
 if _errors:
     raise SystemExit("refusing to start:\n" + "\n".join(str(m) for m in _errors))
+
+# The embedded default has no Celery worker: this process sends its webhooks from a thread.
+from webhooks import dispatcher  # noqa: E402
+
+dispatcher.start()

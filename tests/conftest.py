@@ -14,6 +14,9 @@ def pytest_configure(config):
     """Each pytest-xdist worker (gw0, gw1, ...) has its own test database (pytest-django adds the
     suffix) and its own Redis keyspace: its cache prefix carries the worker's name, set before the
     first cache call builds the backend. In a single process nothing changes."""
+    # No webhook dispatcher thread in the test process (importing mcpauth_service.wsgi starts one in
+    # the embedded default): tests/webhooks drive the dispatcher themselves.
+    settings.WEBHOOK_SWEEP_SECONDS = 0
     worker = getattr(config, "workerinput", {}).get("workerid")
     if worker and settings.REDIS_URL:
         settings.CACHES["default"]["KEY_PREFIX"] = f"{settings.CACHES['default'].get('KEY_PREFIX', '')}-{worker}"

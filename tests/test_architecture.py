@@ -20,7 +20,7 @@ from tests import architecture_grant
 from tests.token_support import basic, post_form, token_url
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCTION = ("infra", "mcpauth_service", "projects", "activity", "oauth", "dashboard", "mcpauth_rs")
+PRODUCTION = ("infra", "mcpauth_service", "projects", "activity", "oauth", "dashboard", "mcpauth_rs", "webhooks")
 LIBRARIES = ("django", "oauth2_provider", "oauthlib", "redis")
 
 
@@ -119,9 +119,10 @@ def test_the_cycle_finder_finds_a_circle():
 
 
 @pytest.mark.parametrize("lower,forbidden", [
-    ("projects", ("oauth", "dashboard", "activity")),
+    ("projects", ("oauth", "dashboard", "activity", "webhooks")),
     ("activity", ("oauth", "dashboard")),
-    ("infra", ("oauth", "dashboard", "projects", "activity")),
+    ("infra", ("oauth", "dashboard", "projects", "activity", "webhooks")),
+    ("webhooks", ("oauth", "dashboard")),  # oauth and dashboard call webhooks.emit, never the reverse
 ])
 def test_lower_floors_import_nothing_of_upper_ones(lower, forbidden):
     wrong = sorted(f"{name} imports {target}" for name, path in MODULES.items() if name.split(".")[0] == lower

@@ -336,10 +336,13 @@ def _upsert(project, client_id: str, document: Document, existing: Application |
             client.save()
             if existing is None:
                 from projects.models import AuditEvent
+                from webhooks import emit
 
                 AuditEvent.record(project, "client.registered", client_id=client_id, path="cimd",
                                   **({"dropped": cleaned.narrowed} if cleaned.narrowed else {}))
                 activity.record(project, activity.REGISTERED, "cimd", client_id=client_id)
+                emit(project, "client.registered", {"client_id": client_id, "client_name": client.name,
+                                                    "registration_path": client.registration_path})
     except IntegrityError:
         # Two first sights of one URL at once: the other request's row wins.
         winner = Application.objects.filter(project=project, client_id=client_id).first()

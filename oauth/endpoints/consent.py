@@ -35,6 +35,7 @@ from oauth.endpoints.signin import client_name
 from oauth.errors import OAuthError
 from oauth.models import Application, Consent
 from projects.models import AuditEvent, Project
+from webhooks import emit
 
 EXPIRED = "This link has expired or was already used. Go back to the application and try again."
 
@@ -71,11 +72,15 @@ def _identify(request: HttpRequest, pending: AuthorizationRequest) -> bool:
 def _decide(request: HttpRequest, pending: AuthorizationRequest, decision: str | None) -> HttpResponse:
     actor = pending.user.subject
     if decision == "allow":
+        first = not Consent.objects.filter(user=pending.user, client=pending.client).exists()
         Consent.remember(pending.user, pending.client, pending.scopes)
         url = finish(request, pending)
         AuditEvent.record(request.project, "consent.allowed", actor=actor, client_id=pending.client.client_id,
                           request=request, scopes=pending.scopes)
         activity.record(request.project, activity.CONSENT, "allowed", client_id=pending.client.client_id)
+        if first:  # a grant is the end user's first "Allow" for the client
+            emit(request.project, "grant.created", {"client_id": pending.client.client_id, "subject": actor,
+                                                    "scopes": pending.scopes})
         return redirect_browser(pending, url)
     if decision == "deny":
         url = deny(pending)

@@ -29,6 +29,7 @@ from oauth.errors import InvalidClientMetadata, InvalidToken, OAuthError, TooMan
 from oauth.models import Application, RegistrationNote, new_client_id
 from projects import secrets as tokens
 from projects.models import AuditEvent
+from webhooks import emit
 
 # RFC 7591 §3.2.2: a body that is not a JSON object is refused as `invalid_client_metadata`.
 REGISTRATION_BODY = Body((JSON,), max_bytes=64 * 1024, malformed=InvalidClientMetadata)
@@ -52,6 +53,7 @@ def register(request: HttpRequest) -> HttpResponse:
     except OAuthError as exc:
         note_refusal(request, exc, data)
         raise
+    emit(request.project, "client.registered", client_event(client))
     return JsonResponse(client_information(request, client, secret=secret, token=token), status=201)
 
 
@@ -177,8 +179,15 @@ def delete(request: HttpRequest, client: Application) -> HttpResponse:
     with transaction.atomic():
         AuditEvent.record(request.project, "client.deleted", actor="registration_access_token",
                           client_id=client.client_id, request=request, path=client.registration_path)
+        emit(request.project, "client.deleted", client_event(client))
         client.delete()
     return HttpResponse(status=204)
+
+
+def client_event(client: Application) -> dict:
+    """A client as webhooks describe it: who it is and how it came, never a credential."""
+    return {"client_id": client.client_id, "client_name": client.name,
+            "registration_path": client.registration_path}
 
 
 def note_refusal(request: HttpRequest, exc: OAuthError, data: object) -> None:

@@ -47,7 +47,7 @@ class AuthorizationCodeHooks:
 
     def _code_replayed(self, grant: Grant, request) -> None:
         with transaction.atomic():
-            revoke.family(grant.token_family)
+            revoke.family(grant.token_family, reason="code_replay")
             AuditEvent.record(project_of(request), "token.code_replayed", client_id=grant.application.client_id,
                               request=django_request(request), grant=grant.pk, family=str(grant.token_family or ""))
         activity.record(project_of(request), activity.DETECTED, "code_replay", client_id=grant.application.client_id)

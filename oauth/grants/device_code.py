@@ -175,7 +175,7 @@ class DeviceCodeHooks:
     def _device_code_replayed(self, row: DeviceGrant, request) -> None:
         """Like a replayed code (RFC 6749 §4.1.2): what the device code issued is revoked."""
         with transaction.atomic():
-            revoke.family(row.token_family)
+            revoke.family(row.token_family, reason="device_code_replay")
             AuditEvent.record(project_of(request), "token.device_code_replayed", client_id=row.client_id,
                               request=django_request(request), device_grant=row.pk)
 

@@ -18,6 +18,7 @@ from oauth.models import AccessToken, RefreshToken
 from oauth.tokens import dpop, id_token, revoke
 from oauth.tokens import issue as tokens
 from projects.models import AuditEvent
+from webhooks import emit
 
 
 def factory(request_validator):
@@ -60,10 +61,12 @@ class RefreshTokenHooks:
 
     def _refresh_reused(self, row: RefreshToken, request) -> None:
         with transaction.atomic():
-            revoke.family(row.token_family)
+            revoke.family(row.token_family, reason="refresh_reuse")
             AuditEvent.record(project_of(request), "token.refresh_reuse_detected",
                               client_id=row.application.client_id, request=django_request(request),
                               family=str(row.token_family))
+            emit(project_of(request), "token.reuse_detected",
+                 {"client_id": row.application.client_id, "subject": row.user.subject if row.user_id else None})
         activity.record(project_of(request), activity.DETECTED, "refresh_reuse", client_id=row.application.client_id)
 
     def _refreshed(self, previous: RefreshToken, request) -> None:

@@ -24,6 +24,7 @@ from oauth.models import AccessToken, Application, Grant, RefreshToken
 from oauth.tokens import feed
 from oauth.tokens import issue as tokens
 from projects.models import AuditEvent
+from webhooks import emit
 
 BATCH = 5_000  # rows per DELETE: well within PostgreSQL's 65,535 bound parameters
 # What ending access tokens needs of them: the cache key, and the revocation feed's entry.
@@ -36,10 +37,15 @@ def _listed(found: list[tuple]) -> list[str]:
     return [checksum for checksum, *_ in found]
 
 
-def family(family_id: uuid.UUID | None) -> None:
+def family(family_id: uuid.UUID | None, reason: str = "revoked") -> None:
     """End a whole grant: every refresh token of the family and every access token they carry."""
     if not family_id:
         return
+    grant = (RefreshToken.objects.filter(token_family=family_id)
+             .values_list("application__project_id", "application__client_id", "user__subject").first())
+    if grant:
+        project_id, client_id, subject = grant
+        emit(project_id, "grant.revoked", {"client_id": client_id, "subject": subject, "reason": reason})
     members = RefreshToken.objects.filter(token_family=family_id).values("access_token_id")
     with transaction.atomic(savepoint=False):
         doomed = _listed(list(AccessToken.objects.filter(pk__in=members).values_list(*ENDING)))
@@ -136,6 +142,7 @@ def _end(access: QuerySet, refresh: QuerySet, codes: QuerySet) -> int:
 def client_tokens(client: Application) -> int:
     """Every token and pending code of one client (revoked from the dashboard or the API, or the
     client disabled); returns how many access tokens were live."""
+    emit(client.project_id, "grant.revoked", {"client_id": client.client_id, "subject": None, "reason": "client"})
     return _end(AccessToken.objects.filter(application=client), RefreshToken.objects.filter(application=client),
                 Grant.objects.filter(application=client))
 
@@ -143,6 +150,7 @@ def client_tokens(client: Application) -> int:
 def end_user_grants(project, person) -> int:
     """Every token and pending code an end user holds in `project`; returns how many were live."""
     mine = {"user": person, "application__project": project}
+    emit(project, "grant.revoked", {"client_id": None, "subject": person.subject, "reason": "end_user"})
     return _end(AccessToken.objects.filter(**mine), RefreshToken.objects.filter(**mine), Grant.objects.filter(**mine))
 
 
@@ -150,6 +158,7 @@ def issuer_tokens(project, issuer: str) -> int:
     """Every token a project issued from an enterprise issuer's assertions (ID-JAG), refreshed or
     not: the issuer is no longer trusted. Call inside the caller's transaction."""
     mine = {"application__project": project}
+    emit(project, "grant.revoked", {"client_id": None, "subject": None, "reason": "issuer_untrusted", "issuer": issuer})
     return _end(AccessToken.objects.filter(claims__assertion_iss=issuer, **mine),
                 RefreshToken.objects.filter(assertion_iss=issuer, **mine), Grant.objects.none())
 

@@ -1,0 +1,1 @@
+from tests.webhooks.support import receiver  # noqa: F401 - the fixture
