@@ -16,6 +16,7 @@ from oauth.endpoints import (
     signin,
     token,
     userinfo,
+    verification,
 )
 
 app_name = "oauth"
@@ -38,6 +39,8 @@ urlpatterns = [
     path("oauth/signin", signin.signin, name="signin"),
     path("oauth/signup", signin.signup, name="signup"),
     path("oauth/consent", consent.consent, name="consent"),
+    path("oauth/check-email", verification.check_email, name="check-email"),
+    path("oauth/verify-email", verification.verify_email, name="verify-email"),
     # Device authorization grant (RFC 8628)
     path("oauth/device_authorization", device.device_authorization, name="device-authorization"),
     path("device", device.verify, name="device"),

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods
 from infra import ratelimit
 from infra.ratelimit import RateLimited
 from infra.security import client_ip
+from oauth.endpoints import verification
 from oauth.endpoints.authorize import (
     AuthorizationRequest,
     ErrorPage,
@@ -130,6 +131,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         user, error = create_account(request.project, email, request.POST.get("password", ""))
         if user is None:
             return _form(request, pending, "oauth/signup.html", error=error, email=email, status=400)
+        verification.send_verification(request, user, pending)
         return _signed_in(request, pending, user)
     except ErrorPage as page:
         return error_page(request, page)

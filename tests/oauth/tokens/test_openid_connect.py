@@ -227,6 +227,7 @@ def signed_in_ago(client, project, user, seconds: int) -> None:
     """What the hosted sign-in leaves in the session, as if it happened `seconds` ago."""
     session = client.session
     session[f"enduser:{project.pk}"] = user.pk
+    session[f"enduser-hash:{project.pk}"] = user.get_session_auth_hash()
     session[f"enduser-at:{project.pk}"] = int(time.time()) - seconds
     session.save()
 
