@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import audit, clients, enterprise, mcpcheck, members, people, policy, project_secrets, views
+from . import audit, clients, enterprise, mcpcheck, members, password_reset, people, policy, project_secrets, views
 
 app_name = "dashboard"
 
@@ -33,6 +33,8 @@ urlpatterns = [
     path("login", views.login_view, name="login"),
     path("signup", views.signup_view, name="signup"),
     path("logout", views.logout_view, name="logout"),
+    path("forgot-password", password_reset.forgot_password, name="forgot_password"),
+    path("reset-password", password_reset.reset_password, name="reset_password"),
     path("account", views.account, name="account"),
     path("account/tokens/<int:pk>/revoke", views.token_revoke, name="token_revoke"),
     path("projects/new", views.project_new, name="project_new"),

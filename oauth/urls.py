@@ -11,6 +11,7 @@ from oauth.endpoints import (
     handoff,
     introspection,
     jwks,
+    password_reset,
     registration,
     revocation,
     signin,
@@ -41,6 +42,8 @@ urlpatterns = [
     path("oauth/consent", consent.consent, name="consent"),
     path("oauth/check-email", verification.check_email, name="check-email"),
     path("oauth/verify-email", verification.verify_email, name="verify-email"),
+    path("oauth/forgot-password", password_reset.forgot_password, name="forgot-password"),
+    path("oauth/reset-password", password_reset.reset_password, name="reset-password"),
     # Device authorization grant (RFC 8628)
     path("oauth/device_authorization", device.device_authorization, name="device-authorization"),
     path("device", device.verify, name="device"),

@@ -61,6 +61,7 @@ def _form(request: HttpRequest, pending: AuthorizationRequest, template: str, *,
         **branding(request.project), "pending": pending, "client_name": client_name(pending.client),
         "error": error, "email": email, "signup_enabled": request.project.signup_enabled,
         "signin_url": page_url(pending, "signin"), "signup_url": page_url(pending, "signup"),
+        "forgot_url": page_url(pending, "forgot-password"),
     }
     response = render(request, template, context, status=status)
     for name, value in (headers or {}).items():
