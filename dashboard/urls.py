@@ -17,6 +17,7 @@ project_patterns = [
     path(P + "/clients/<int:pk>/delete", clients.client_delete, name="client_delete"),
     path(P + "/users", people.end_user_list, name="end_users"),
     path(P + "/users/<int:pk>/revoke", people.end_user_revoke, name="end_user_revoke"),
+    path(P + "/users/<int:pk>/send-verification", people.end_user_send_verification, name="end_user_send_verification"),
     path(P + "/secrets", project_secrets.secret_list, name="secrets"),
     path(P + "/secrets/<int:pk>/revoke", project_secrets.secret_revoke, name="secret_revoke"),
     path(P + "/enterprise", enterprise.issuer_list, name="enterprise"),

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from infra import ratelimit
 from infra.localcache import now_and_at_commit
 
 from .models import AccountToken, AuditEvent, Project, User
@@ -52,6 +53,11 @@ def send_link(user: User, purpose: str, base_url: str, authorization_request: st
                "hours": int(AccountToken.LIFETIMES[purpose].total_seconds() // 3600), "email": user.email}
     body = render_to_string(f"projects/email/{purpose}.txt", context)
     EmailMessage(SUBJECTS[purpose].format(brand=brand), body, sender(brand), [user.email]).send()
+
+
+def resend_check(project: Project, user: User) -> tuple:
+    """Verification links sent again (by the person or the operator), per person: `verify:account`."""
+    return ratelimit.check("verify:account", f"{project.pk}:{user.pk}", project)
 
 
 def send_password_reset(project: Project | None, email: str, base_url: str) -> None:

@@ -8,7 +8,6 @@ open links; only a person's POST spends it) that verifies the address once; in t
 started the authorization it then continues where it stopped.
 """
 
-import hashlib
 from datetime import timedelta
 
 from django.db.models.functions import Greatest
@@ -34,7 +33,7 @@ from oauth.endpoints.authorize import (
 from oauth.endpoints.endusers import current_end_user, owns_request
 from oauth.errors import OAuthError
 from projects import accounts, tasks
-from projects.models import AccountToken, Project, User
+from projects.models import AccountToken, User
 
 KEEP_PENDING = timedelta(minutes=30)  # how long an authorization waits for its end user's email
 SENT = "We sent a new link. It can take a minute to arrive."
@@ -47,10 +46,6 @@ def send_verification(request: HttpRequest, user: User, pending: AuthorizationRe
     if pending is not None:
         keep(pending)
     tasks.send_verification.delay(user.pk, request.issuer, pending.pk if pending else "")
-
-
-def resend_check(project: Project, user: User) -> tuple:
-    return ratelimit.check("verify:account", hashlib.sha256(f"{project.pk}:{user.pk}".encode()).hexdigest(), project)
 
 
 def keep(pending: AuthorizationRequest) -> None:
@@ -74,7 +69,7 @@ def check_email(request: HttpRequest) -> HttpResponse:
         if request.method == "GET":
             return _page(request, "oauth/check_email.html", pending=pending, user=user)
         try:
-            ratelimit.hit(resend_check(request.project, user))
+            ratelimit.hit(accounts.resend_check(request.project, user))
         except RateLimited as refused:
             return _page(request, "oauth/check_email.html", status=429, headers=refused.headers, pending=pending,
                          user=user, error=THROTTLED)
