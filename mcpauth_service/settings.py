@@ -333,6 +333,8 @@ CELERY_BEAT_SCHEDULE = {
     "reap-clients-and-tokens": {"task": "oauth.tasks.reap", "schedule": env_int("REAPER_INTERVAL_SECONDS", 3600)},
     # Signing keys older than their project's key_rotation_days are rotated (projects/tasks.py).
     "rotate-signing-keys": {"task": "projects.tasks.rotate_due_signing_keys", "schedule": 3600},
+    # Email links (verification, password reset) a day past their expiry (projects/tasks.py).
+    "reap-account-tokens": {"task": "projects.tasks.reap_account_tokens", "schedule": 3600},
 }
 
 # Logs (infra/logs.py): LOG_FORMAT=text (default) or json, one line per event; docs/operations.md.

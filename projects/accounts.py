@@ -20,6 +20,7 @@ from django.utils import timezone
 from infra import ratelimit
 from infra.localcache import now_and_at_commit
 
+from . import signals
 from .models import AccountToken, AuditEvent, Project, User
 
 # Where each link lands, under the project's issuer (end users) or PUBLIC_URL (operators).
@@ -47,7 +48,7 @@ def send_link(user: User, purpose: str, base_url: str, authorization_request: st
     if not user.email or not user.is_active:
         return
     project = user.project
-    brand = project.brand_name if project else "mcpauth"
+    brand = " ".join((project.brand_name if project else "mcpauth").split())  # one line: it is in headers
     value = AccountToken.issue(user, purpose, authorization_request)
     context = {"brand": brand, "url": link_url(base_url, purpose, project is None, value),
                "hours": int(AccountToken.LIFETIMES[purpose].total_seconds() // 3600), "email": user.email}
@@ -78,8 +79,6 @@ def mark_verified(user: User, actor: str = "") -> None:
 def changed(user: User) -> None:
     """Something a token may say about `user` (their email, its verification) changed: every place
     that keeps an answer about them forgets it (receivers of `person_changed`)."""
-    from . import signals
-
     now_and_at_commit(lambda: signals.person_changed.send(sender=User, user=user))
 
 

@@ -566,6 +566,10 @@ class AuditEvent(models.Model):
 
 
 class AccountTokenQuerySet(models.QuerySet):
+    def expired(self) -> "AccountTokenQuerySet":
+        """Links a day past their expiry (kept that long to tell "expired" from "unknown" in support)."""
+        return self.filter(expires_at__lte=timezone.now() - timedelta(days=1))
+
     def usable(self, purpose: str, value: str, project: Project | None) -> "AccountTokenQuerySet":
         """The unspent, unexpired link `value` for `purpose`, of an active person of `project`
         (None: an operator): a link of project A finds nothing at project B."""

@@ -27,3 +27,9 @@ def send_password_reset(project_id: int | None, email: str, base_url: str) -> No
     project = Project.objects.filter(pk=project_id).first() if project_id is not None else None
     if project_id is None or project is not None:
         accounts.send_password_reset(project, email, base_url)
+
+
+@shared_task
+def reap_account_tokens() -> int:
+    """Email links a day past their expiry are deleted (spent or not); returns how many."""
+    return AccountToken.objects.expired().delete()[0]

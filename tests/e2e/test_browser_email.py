@@ -9,10 +9,20 @@ from oauth.models import Grant
 from projects.models import Project, User
 from tests.browser import screenshot
 from tests.conftest import PASSWORD
-from tests.e2e.test_browser_authorize import authorize, back_at_client, client_app  # noqa: F401 (fixture)
+from tests.e2e.test_browser_authorize import ClientApp, authorize, back_at_client
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def client_app():
+    """The MCP client's loopback callback (a local web app in a thread)."""
+    app = ClientApp()
+    app.thread.start()
+    yield app
+    app.server.shutdown()
+    app.server.server_close()
 
 
 def test_sign_up_verify_by_email_consent_and_code(live_server, page, settings, client_app, project_a,

@@ -60,3 +60,22 @@ def test_the_embedded_default_writes_mail_to_var(tmp_path):
     [written] = (tmp_path / "mail").iterdir()
     content = written.read_text()
     assert "To: someone@example.com" in content and "Test email from" in content
+
+
+def test_a_deployment_without_email_url_announces_itself(settings):
+    from mcpauth_service import checks
+
+    settings.DATABASE_URL = "postgres://db/mcpauth"
+    settings.EMAIL_BACKEND, settings.EMAIL_FILE_PATH = "django.core.mail.backends.filebased.EmailBackend", "/x"
+    assert [w.id for w in checks.check_email(None)] == ["mcpauth.W020"]
+
+
+def test_plain_smtp_to_another_host_announces_itself(settings, monkeypatch):
+    from mcpauth_service import checks
+
+    for name, value in parsed(monkeypatch, "smtp://mail.example.com:25?tls=off").items():
+        setattr(settings, name, value)
+    assert [w.id for w in checks.check_email(None)] == ["mcpauth.W021"]
+    for name, value in parsed(monkeypatch, "smtp://127.0.0.1:25?tls=off").items():
+        setattr(settings, name, value)
+    assert checks.check_email(None) == []
