@@ -79,3 +79,88 @@ def test_plain_smtp_to_another_host_announces_itself(settings, monkeypatch):
     for name, value in parsed(monkeypatch, "smtp://127.0.0.1:25?tls=off").items():
         setattr(settings, name, value)
     assert checks.check_email(None) == []
+
+
+# --- TLS against a real SMTP server (aiosmtpd with STARTTLS) -------------------------------------
+
+def self_signed(tmp_path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An SMTP server that offers STARTTLS and requires it; `.sessions` says whether each mail came over TLS."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    from tests.mail_support import Inbox, free_port
+
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    class Recorder(Inbox):
+        async def handle_DATA(self, server, session, envelope):
+            self.over_tls = session.ssl is not None
+            return await super().handle_DATA(server, session, envelope)
+
+    inbox = Recorder()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), tls_context=context, require_starttls=True)
+    controller.start()
+    inbox.port, inbox.cert = controller.port, cert
+    yield inbox
+    controller.stop()
+
+
+def send_with(settings, monkeypatch, url: str) -> None:
+    from django.core.mail import EmailMessage
+
+    for name, value in parsed(monkeypatch, url).items():
+        setattr(settings, name, value)
+    EmailMessage("Hello", "Body", "noreply@mcpauth.test", ["someone@example.com"]).send()
+
+
+def test_smtp_urls_send_over_starttls(settings, monkeypatch, tls_server):
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_server.cert))  # trust the test's own certificate
+    send_with(settings, monkeypatch, f"smtp://127.0.0.1:{tls_server.port}")
+    assert len(tls_server.to("someone@example.com")) == 1 and tls_server.over_tls
+
+
+def test_an_untrusted_certificate_stops_the_mail(settings, monkeypatch, tls_server):
+    import ssl
+
+    with pytest.raises(ssl.SSLError):
+        send_with(settings, monkeypatch, f"smtp://127.0.0.1:{tls_server.port}")
+    assert tls_server.messages == []
+
+
+def test_a_server_without_starttls_gets_nothing_in_clear(settings, monkeypatch, inbox):
+    import smtplib
+
+    port = int(settings.EMAIL_PORT)  # the plain test server of tests/mail_support.py
+    with pytest.raises(smtplib.SMTPNotSupportedError):
+        send_with(settings, monkeypatch, f"smtp://127.0.0.1:{port}")
+    assert inbox.messages == []
