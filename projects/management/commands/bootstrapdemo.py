@@ -24,7 +24,9 @@ def mail_destination() -> str:
     """Where verification and reset emails go: the folder (no EMAIL_URL) or the SMTP server."""
     if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend"):
         return f"written to {settings.EMAIL_FILE_PATH} (set EMAIL_URL to send them)"
-    return f"sent through {settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
+    if settings.EMAIL_BACKEND.endswith("smtp.EmailBackend"):
+        return f"sent through {settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
+    return f"handled by {settings.EMAIL_BACKEND}"
 
 
 class Command(JsonCommand):
