@@ -226,6 +226,7 @@ class EndUserSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     subject = serializers.CharField()
     email = serializers.CharField()
+    email_verified_at = serializers.DateTimeField(allow_null=True)  # null: unverified
     date_joined = serializers.DateTimeField()
     last_seen_at = serializers.DateTimeField(allow_null=True)
     live_tokens = serializers.IntegerField()

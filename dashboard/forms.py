@@ -188,7 +188,7 @@ class SettingsForm(forms.ModelForm):
         model = Project
         fields = [
             "cimd_enabled", "open_registration_enabled", "secret_registration_enabled",
-            "login_mode", "login_url", "signup_enabled", "device_grant",
+            "login_mode", "login_url", "signup_enabled", "require_verified_email", "email_in_tokens", "device_grant",
             "token_format", "access_token_ttl", "refresh_token_ttl", "openid", "dpop", "dpop_nonce",
             "display_name", "logo_url", "accent_color",
             "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
@@ -201,6 +201,8 @@ class SettingsForm(forms.ModelForm):
             "login_mode": "Login mode",
             "login_url": "Login URL (handoff mode)",
             "signup_enabled": "End users may sign up (hosted mode)",
+            "require_verified_email": "End users must verify their email to authorize",
+            "email_in_tokens": "Verified email in access tokens and introspection",
             "device_grant": "Device authorization grant (RFC 8628)",
             "token_format": "Access token format",
             "access_token_ttl": "Access token lifetime (seconds)",
@@ -227,6 +229,10 @@ class SettingsForm(forms.ModelForm):
             "key_rotation_days": "0: rotate by hand only.",
             "custom_domain": "A host name such as auth.example.com, pointed at this server (DNS, TLS at your proxy); "
                              "the issuer is then https://{domain}. Blank for none; /p/{slug} always works.",
+            "require_verified_email": "An end user whose email is unverified stops at a “check your email” page "
+                                      "until they open the link we send (hosted mode).",
+            "email_in_tokens": "Introspection answers and JWT access tokens carry email and email_verified, "
+                               "for verified emails only; off, they say nothing about email.",
             "device_grant": "Sign-in by code for clients without a browser of their own (VS Code remote, CLIs), "
                             "for clients that register it.",
             "openid": "Clients that ask for the openid scope get an ID token (RS256, or ES256 if they "

@@ -7,7 +7,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from activity import timeline
+from infra import ratelimit
+from infra.ratelimit import RateLimited
 from oauth.models import Application
+from projects import accounts, tasks
+from projects.models import AuditEvent
 
 from . import actions
 from .decorators import WRITE, project_view
@@ -43,4 +47,21 @@ def end_user_revoke(request, project, pk: int):
     person = get_object_or_404(project.end_users, pk=pk)
     count = actions.revoke_end_user(project, person, request)
     messages.success(request, f"Revoked every grant of {person} ({count} live tokens).")
+    return redirect("dashboard:end_users", project.slug)
+
+
+@project_view(WRITE)
+@require_POST
+def end_user_send_verification(request, project, pk: int):
+    """Send the person a verification link (again), within the same limit as their own resends."""
+    person = get_object_or_404(project.end_users.exclude(email=""), pk=pk, email_verified_at__isnull=True)
+    try:
+        ratelimit.hit(accounts.resend_check(project, person))
+    except RateLimited as refused:
+        messages.error(request, f"Several links were sent to {person} already; try again in {refused.retry_after} s.")
+        return redirect("dashboard:end_users", project.slug)
+    tasks.send_verification.delay(person.pk, project.issuer)
+    AuditEvent.record(project, "end_user.verification_sent", actor=actions.actor_of(request), request=request,
+                      subject=person.subject)
+    messages.success(request, f"Sent a verification link to {person.email}.")
     return redirect("dashboard:end_users", project.slug)

@@ -1,6 +1,18 @@
 from django.urls import include, path
 
-from . import audit, clients, enterprise, mcpcheck, members, people, policy, project_secrets, project_webhooks, views
+from . import (
+               audit,
+               clients,
+               enterprise,
+               mcpcheck,
+               members,
+               password_reset,
+               people,
+               policy,
+               project_secrets,
+               project_webhooks,
+               views,
+)
 
 app_name = "dashboard"
 
@@ -18,6 +30,7 @@ project_patterns = [
     path(P + "/users", people.end_user_list, name="end_users"),
     path(P + "/users/<int:pk>", people.end_user_detail, name="end_user"),
     path(P + "/users/<int:pk>/revoke", people.end_user_revoke, name="end_user_revoke"),
+    path(P + "/users/<int:pk>/send-verification", people.end_user_send_verification, name="end_user_send_verification"),
     path(P + "/secrets", project_secrets.secret_list, name="secrets"),
     path(P + "/secrets/<int:pk>/revoke", project_secrets.secret_revoke, name="secret_revoke"),
     path(P + "/webhooks", project_webhooks.webhook_list, name="webhooks"),
@@ -41,6 +54,8 @@ urlpatterns = [
     path("login", views.login_view, name="login"),
     path("signup", views.signup_view, name="signup"),
     path("logout", views.logout_view, name="logout"),
+    path("forgot-password", password_reset.forgot_password, name="forgot_password"),
+    path("reset-password", password_reset.reset_password, name="reset_password"),
     path("account", views.account, name="account"),
     path("account/tokens/<int:pk>/revoke", views.token_revoke, name="token_revoke"),
     path("projects/new", views.project_new, name="project_new"),

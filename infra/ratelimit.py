@@ -1,4 +1,4 @@
-"""Rate limits: one limiter for every limit (registration, sign-in, operator sign-in and sign-up).
+"""Rate limits: one limiter for every limit (registration, sign-in, emails sent, operator sign-in and sign-up).
 
 A limit is a named list of fixed windows ("60 a minute and 600 an hour"), counted per subject (an
 address, an account, a project) in the store every worker process shares: with Redis, one Lua
@@ -62,9 +62,17 @@ LIMITS: dict[str, Limit] = {limit.name: limit for limit in [
     # RFC 8628 §5.1: user codes are short, so guesses are limited (failures per address, tries per code).
     Limit("device:ip", (Window(20, 900), Window(100, 86400)), "Wrong device codes per client address"),
     Limit("device:code", (Window(10, 900),), "Tries of one device code"),
+    # Emails sent on request (projects.accounts): each one lands in someone's inbox.
+    Limit("verify:account", (Window(3, 900), Window(10, 86400)), "Verification emails resent per account"),
+    Limit("reset:account", (Window(3, 900), Window(10, 86400)), "Password reset emails per address"),
+    Limit("reset:ip", (Window(10, 900),), "Password reset requests per client address"),
     Limit("operator-signin:account", (Window(10, 900),), "Failed operator password checks per account",
           per_project=False),
     Limit("operator-signin:ip", (Window(30, 900),), "Failed operator password checks per client address",
+          per_project=False),
+    Limit("operator-reset:account", (Window(3, 900), Window(10, 86400)), "Operator password reset emails per address",
+          per_project=False),
+    Limit("operator-reset:ip", (Window(10, 900),), "Operator password reset requests per client address",
           per_project=False),
     Limit("operator-signup:ip", (Window(10, 3600),), "Operator sign-ups per client address", per_project=False),
 ]}

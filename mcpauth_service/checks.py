@@ -84,3 +84,22 @@ def check_rate_limits(app_configs, **kwargs):
             )
         ]
     return []
+
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@register()
+def check_email(app_configs, **kwargs):
+    """Deployments send verification and reset links by SMTP; plain SMTP only to a local relay."""
+    if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend"):
+        if settings.DATABASE_URL:
+            return [Warning(f"EMAIL_URL is not set: verification and password-reset emails are written to "
+                            f"{settings.EMAIL_FILE_PATH} instead of being sent.",
+                            hint="Set EMAIL_URL=smtp://user:password@host:587 (docs/configuration.md, \"Email\").",
+                            id="mcpauth.W020")]
+        return []
+    if not (settings.EMAIL_USE_TLS or settings.EMAIL_USE_SSL) and settings.EMAIL_HOST not in LOOPBACK:
+        return [Warning("EMAIL_URL has tls=off for a host that is not this machine: links and SMTP passwords "
+                        "cross the network in clear.", id="mcpauth.W021")]
+    return []

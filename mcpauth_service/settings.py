@@ -9,7 +9,7 @@ import dj_database_url
 
 from infra.logs import logging_config
 
-from .env import env_bool, env_float, env_int, env_list, env_str, env_url
+from .env import env_bool, env_email, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MCPAUTH_VAR_DIR", str(BASE_DIR / "var")))
@@ -350,10 +350,18 @@ CELERY_BEAT_SCHEDULE = {
     # Due webhook deliveries are sent (webhooks/delivery.py); in the embedded default a thread of each
     # web process sweeps instead (webhooks/dispatcher.py). The first retry waits 10 s: sweep well within.
     "deliver-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": env_int("WEBHOOK_SWEEP_SECONDS", 5)},
+    # Email links (verification, password reset) a day past their expiry (projects/tasks.py).
+    "reap-account-tokens": {"task": "projects.tasks.reap_account_tokens", "schedule": 3600},
 }
 
 # Logs (infra/logs.py): LOG_FORMAT=text (default) or json, one line per event; docs/operations.md.
 LOGGING = logging_config(env_str("LOG_FORMAT", "text").strip().lower(), env_str("LOG_LEVEL", "INFO"))
+
+# Email (verification and password-reset links): EMAIL_URL (smtp:// with STARTTLS, smtps://), sent by
+# Celery, never on a request; unset, messages are written as files to var/mail (docs/configuration.md).
+globals().update(env_email("EMAIL_URL", VAR_DIR / "mail"))
+EMAIL_FROM = env_str("EMAIL_FROM", "mcpauth <noreply@localhost>")
+DEFAULT_FROM_EMAIL = SERVER_EMAIL = EMAIL_FROM
 
 # GET /metrics (Prometheus text format) for a Bearer METRICS_TOKEN; 404 while unset (docs/operations.md).
 METRICS_TOKEN = env_str("METRICS_TOKEN")

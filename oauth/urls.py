@@ -11,12 +11,14 @@ from oauth.endpoints import (
     handoff,
     introspection,
     jwks,
+    password_reset,
     registration,
     revocation,
     revocation_feed,
     signin,
     token,
     userinfo,
+    verification,
 )
 
 app_name = "oauth"
@@ -40,6 +42,10 @@ urlpatterns = [
     path("oauth/signin", signin.signin, name="signin"),
     path("oauth/signup", signin.signup, name="signup"),
     path("oauth/consent", consent.consent, name="consent"),
+    path("oauth/check-email", verification.check_email, name="check-email"),
+    path("oauth/verify-email", verification.verify_email, name="verify-email"),
+    path("oauth/forgot-password", password_reset.forgot_password, name="forgot-password"),
+    path("oauth/reset-password", password_reset.reset_password, name="reset-password"),
     # Device authorization grant (RFC 8628)
     path("oauth/device_authorization", device.device_authorization, name="device-authorization"),
     path("device", device.verify, name="device"),

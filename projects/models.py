@@ -568,3 +568,74 @@ class AuditEvent(models.Model):
     def record(cls, project: Project | None, kind: str, **fields) -> "AuditEvent":
         # as event.save(), without the ORM's SQL compiler: events are written on hot paths
         return rows.insert(cls.new(project, kind, **fields))
+
+
+class AccountTokenQuerySet(models.QuerySet):
+    def expired(self) -> "AccountTokenQuerySet":
+        """Links a day past their expiry (kept that long to tell "expired" from "unknown" in support)."""
+        return self.filter(expires_at__lte=timezone.now() - timedelta(days=1))
+
+    def usable(self, purpose: str, value: str, project: Project | None) -> "AccountTokenQuerySet":
+        """The unspent, unexpired link `value` for `purpose`, of an active person of `project`
+        (None: an operator): a link of project A finds nothing at project B."""
+        return self.filter(purpose=purpose, digest=tokens.digest(value), used_at__isnull=True,
+                           expires_at__gt=timezone.now(), user__project=project, user__is_active=True)
+
+
+class AccountToken(models.Model):
+    """A link sent by email (projects.accounts): verify an address, or choose a new password.
+
+    Kept as a keyed digest (projects.secrets), never the value; single use across workers: spending
+    one locks its row and marks it used in the same transaction.
+    """
+
+    class Purpose(models.TextChoices):
+        VERIFY = "verify", "Email verification"
+        RESET = "reset", "Password reset"
+
+    LIFETIMES = {Purpose.VERIFY: timedelta(hours=24), Purpose.RESET: timedelta(hours=1)}
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    digest = models.CharField(max_length=64, unique=True)
+    email = models.EmailField(max_length=254)  # the address the link went to: it proves that one only
+    # The pending authorization the person continues once verified (oauth.models.AuthorizationRequest).
+    authorization_request = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AccountTokenQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "purpose"], name="account_token_user_purpose")]
+
+    @classmethod
+    def issue(cls, user: User, purpose: str, authorization_request: str = "") -> str:
+        """A new link's secret value for `user` (shown once, in the email)."""
+        value = tokens.generate("mcpml_")
+        cls.objects.create(user=user, purpose=purpose, digest=tokens.digest(value), email=user.email,
+                           authorization_request=authorization_request,
+                           expires_at=timezone.now() + cls.LIFETIMES[purpose])
+        return value
+
+    @classmethod
+    def find(cls, purpose: str, value: str, project: Project | None) -> "AccountToken | None":
+        """The usable link `value` (not spent), for showing its page."""
+        if not value or "\x00" in value:
+            return None
+        return cls.objects.usable(purpose, value, project).select_related("user").first()
+
+    @classmethod
+    @transaction.atomic
+    def spend(cls, purpose: str, value: str, project: Project | None) -> "AccountToken | None":
+        """Use the link `value` once: it and every other open link of the same purpose for that
+        person are spent; None if it was not usable (unknown, expired, used, another project's, or
+        its address is no longer the person's)."""
+        if not value or "\x00" in value:
+            return None
+        row = cls.objects.usable(purpose, value, project).select_for_update(of=("self",)).select_related("user").first()
+        if row is None or row.email != row.user.email:
+            return None
+        cls.objects.filter(user=row.user, purpose=purpose, used_at__isnull=True).update(used_at=timezone.now())
+        return row

@@ -37,6 +37,7 @@ def sign_in_as(http_client, user) -> None:
     """What oauth.endpoints.signin does for an end user: their pk under their project's session key."""
     session = http_client.session
     session[f"enduser:{user.project_id}"] = user.pk
+    session[f"enduser-hash:{user.project_id}"] = user.get_session_auth_hash()
     session.save()
 
 

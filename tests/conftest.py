@@ -119,7 +119,7 @@ def end_user_b(project_b):
     return User.objects.create_end_user(project_b, "eve@example.com", PASSWORD)
 
 
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.browser", "tests.mail_support"]  # browser; SMTP server (inbox)
 
 
 # --- Clients of each project (tokens engineer) ---------------------------------------------------

@@ -276,6 +276,12 @@ def proceed(request: HttpRequest, client: Application, params: dict[str, Any]) -
         user = None  # sign in again (OpenID Connect Core §3.1.2.3)
     if user is None and "none" in prompt:
         raise LoginRequired()
+    if user is not None and must_verify_email(request.project, user):
+        if "none" in prompt:
+            raise LoginRequired()
+        pending = AuthorizationRequest.objects.create(project=request.project, client=client, params=params, user=user)
+        bind_request(request, pending.pk)
+        return HttpResponseRedirect(page_url(pending, "check-email"))
     if user is not None and not needs_consent(user, client, params):
         return redirect_to_client(params["redirect_uri"], issue_code(request, client, user, params), params["issuer"])
     if user is not None and "none" in prompt:
@@ -287,6 +293,13 @@ def proceed(request: HttpRequest, client: Application, params: dict[str, Any]) -
     if hosted:
         return HttpResponseRedirect(page_url(pending, "signin"))
     return HttpResponseRedirect(login_url(request.project, pending))
+
+
+def must_verify_email(project: Project, user: User) -> bool:
+    """`Project.require_verified_email`: a hosted end user with an unverified email stops at the
+    "check your email" page (oauth.endpoints.verification) until they open the link."""
+    return (project.require_verified_email and user.email_verified_at is None
+            and project.login_mode == Project.LoginMode.HOSTED)
 
 
 def needs_consent(user: User, client: Application, params: dict[str, Any]) -> bool:
@@ -313,7 +326,10 @@ def login_url(project: Project, pending: AuthorizationRequest) -> str:
 
 
 def continue_url(request: HttpRequest, pending: AuthorizationRequest, *, absolute: bool = False) -> str:
-    """Where the browser goes once `pending.user` is known: consent, or straight back with a code."""
+    """Where the browser goes once `pending.user` is known: the "check your email" page, consent, or
+    straight back with a code."""
+    if must_verify_email(request.project, pending.user):
+        return page_url(pending, "check-email", absolute=absolute)
     if needs_consent(pending.user, pending.client, pending.params):
         return page_url(pending, "consent", absolute=absolute)
     return finish(request, pending)
@@ -321,6 +337,8 @@ def continue_url(request: HttpRequest, pending: AuthorizationRequest, *, absolut
 
 def finish(request: HttpRequest, pending: AuthorizationRequest) -> str:
     """Complete `pending` (once) and return the client's redirect URI carrying the code."""
+    if must_verify_email(request.project, pending.user):
+        raise InvalidRequest("The end user has not verified their email address.")
     with transaction.atomic():
         if not pending.close(AuthorizationRequest.Status.COMPLETED):
             raise InvalidRequest("This authorization request has expired or was already used.")

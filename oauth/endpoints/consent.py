@@ -25,6 +25,7 @@ from oauth.endpoints.authorize import (
     deny,
     error_page,
     finish,
+    must_verify_email,
     needs_consent,
     page_url,
     pending_for_browser,
@@ -47,6 +48,8 @@ def consent(request: HttpRequest) -> HttpResponse:
         pending = pending_for_browser(request, request.GET.get("request"))
         if not _identify(request, pending):
             return redirect_browser(pending, page_url(pending, "signin"))
+        if must_verify_email(request.project, pending.user):
+            return redirect_browser(pending, page_url(pending, "check-email"))
         if request.method == "POST":
             return _decide(request, pending, request.POST.get("decision"))
         if not needs_consent(pending.user, pending.client, pending.params):

@@ -6,6 +6,7 @@ project B or at the dashboard. Pending authorization requests are bound to the b
 that started them, so a leaked request id is useless in another browser.
 """
 
+import hmac
 import time
 
 from django.http import HttpRequest
@@ -23,6 +24,10 @@ def _auth_time_key(project: Project) -> str:
     return f"enduser-at:{project.pk}"
 
 
+def _hash_key(project: Project) -> str:
+    return f"enduser-hash:{project.pk}"
+
+
 def _requests_key(project: Project) -> str:
     return f"authz:{project.pk}"
 
@@ -32,7 +37,12 @@ def current_end_user(request: HttpRequest) -> User | None:
     pk = request.session.get(_user_key(request.project))
     if pk is None:
         return None
-    return User.objects.filter(pk=pk, project=request.project, is_active=True).first()
+    user = User.objects.filter(pk=pk, project=request.project, is_active=True).first()
+    # As Django's own sessions: a changed password (a reset) ends every session made before it.
+    if user is None or not hmac.compare_digest(str(request.session.get(_hash_key(request.project), "")),
+                                               user.get_session_auth_hash()):
+        return None
+    return user
 
 
 def sign_in(request: HttpRequest, user: User) -> None:
@@ -40,6 +50,7 @@ def sign_in(request: HttpRequest, user: User) -> None:
     assert user.project_id == request.project.pk, "an end user signs in to their own project only"
     request.session.cycle_key()
     request.session[_user_key(request.project)] = user.pk
+    request.session[_hash_key(request.project)] = user.get_session_auth_hash()
     request.session[_auth_time_key(request.project)] = int(time.time())  # OpenID Connect `auth_time`
 
 

@@ -20,6 +20,7 @@ from activity import record as activity
 from infra import observe, ratelimit
 from infra.ratelimit import RateLimited
 from infra.security import client_ip
+from oauth.endpoints import verification
 from oauth.endpoints.authorize import (
     AuthorizationRequest,
     ErrorPage,
@@ -61,6 +62,7 @@ def _form(request: HttpRequest, pending: AuthorizationRequest, template: str, *,
         **branding(request.project), "pending": pending, "client_name": client_name(pending.client),
         "error": error, "email": email, "signup_enabled": request.project.signup_enabled,
         "signin_url": page_url(pending, "signin"), "signup_url": page_url(pending, "signup"),
+        "forgot_url": page_url(pending, "forgot-password"),
     }
     response = render(request, template, context, status=status)
     for name, value in (headers or {}).items():
@@ -134,6 +136,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         user, error = create_account(request.project, email, request.POST.get("password", ""))
         if user is None:
             return _form(request, pending, "oauth/signup.html", error=error, email=email, status=400)
+        verification.send_verification(request, user, pending)
         return _signed_in(request, pending, user)
     except ErrorPage as page:
         return error_page(request, page)

@@ -11,9 +11,9 @@ request's project: its issuer, its keys (RS256 by default, ES256 for clients tha
 `id_token_signed_response_alg: ES256`), its end users' stable `sub`. Signing goes through the one
 JOSE helper, `oauth.tokens.jwt_tokens`.
 
-Scope claims: `name` with `profile`, `email` with `email`, each only when the end user has one.
-`email_verified` is never sent: nothing in mcpauth verifies an end user's email address, and a
-claim we cannot vouch for is left out rather than sent false or true.
+Scope claims: `name` with `profile`, `email` with `email`, each only when the end user has one;
+with `email`, `email_verified` (§5.1): true once the end user opened a verification link (or the
+operator vouched for the address, docs/configuration.md "Email"), false until then.
 """
 
 import json
@@ -37,7 +37,8 @@ DEFAULT_ID_TOKEN_ALG = "RS256"  # OpenID Connect Dynamic Client Registration §2
 ID_TOKEN_TYPE = "JWT"
 PROMPT_VALUES = ["none", "login", "consent"]  # OpenID Connect Core §3.1.2.1, as honoured by oauth.authorize
 # What an ID token or userinfo answer may carry (OpenID Connect Discovery §3 `claims_supported`).
-CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "jti", "name", "email"]
+CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "jti", "name", "email",
+          "email_verified"]
 
 
 def enabled(project) -> bool:
@@ -66,6 +67,7 @@ def claims_of(user) -> dict[str, Any]:
         claims["name"] = user.name
     if user.email:
         claims["email"] = user.email
+        claims["email_verified"] = user.email_verified_at is not None
     return claims
 
 

@@ -99,7 +99,14 @@ def new_access_token(project: Project, issuer: str, client: Application, user, *
         body["act"] = claims["act"]
     if claims and claims.get("cnf"):  # RFC 9449 §6.1: DPoP-bound
         body["cnf"] = claims["cnf"]
+    if project.email_in_tokens and user is not None:
+        body.update(email_claims(user.email, user.email_verified_at))
     return jwt_tokens.encode(project, body)
+
+
+def email_claims(email: str, verified_at) -> dict[str, Any]:
+    """`Project.email_in_tokens`: the end user's email, only once verified; else nothing about email."""
+    return {"email": email, "email_verified": True} if email and verified_at is not None else {}
 
 
 # --- audience (RFC 8707) --------------------------------------------------------------------------
@@ -215,8 +222,11 @@ def live_access_token(project: Project, raw: str) -> AccessToken | None:
 
 # --- introspection cache (RFC 7662) ---------------------------------------------------------------
 # One Redis string per token checksum, read on every warm introspection, so it is compact and
-# nearly ready to send: b"<project id> <exp> <the JSON answer without iss>", or the tombstone
+# nearly ready to send: b"<project id>[.<n>] <exp> <the JSON answer without iss>", or the tombstone
 # b"-" for a token that is not live (unknown, expired, revoked, its client disabled or deleted).
+# `.<n>`: the answer ends with n bytes of a verified email's members (`,"email":…,"email_verified":true`),
+# cut off at read time unless the project has `email_in_tokens` on, so turning it on or off needs no
+# cache change; a changed email or verification drops the person's entries (`refill`).
 # It bypasses Django's pickling (infra.cache.get_bytes): keys written here are only
 # read here.
 INACTIVE_JSON = b'{"active": false}'
@@ -266,7 +276,8 @@ def forget_across(checksums: Iterable[str], change: Callable[[], bool]) -> bool:
 
 # What an answer needs, read in one query without building model instances.
 _ANSWER_FIELDS = ("application__project_id", "application__client_id", "application__disabled_at", "user_id",
-                  "user__subject", "scope", "expires", "created", "resource", "claims")
+                  "user__subject", "scope", "expires", "created", "resource", "claims", "user__email",
+                  "user__email_verified_at")
 
 
 def _answer(token_checksum: str) -> QuerySet:
@@ -278,7 +289,8 @@ def _entry(token_checksum: str) -> tuple[bytes, int]:
     found = rows.fetch(AccessToken, _answer, token_checksum)  # compiled once
     if not found:
         return _TOMBSTONE, _cache_seconds()
-    project_id, client_id, disabled_at, user_id, subject, scope, expires, created, resource, claims = found[0]
+    (project_id, client_id, disabled_at, user_id, subject, scope, expires, created, resource, claims, email,
+     verified_at) = found[0]
     if project_id is None or disabled_at is not None or expires is None or timezone.now() >= expires:
         return _TOMBSTONE, _cache_seconds()
     exp = int(expires.timestamp())
@@ -297,8 +309,14 @@ def _entry(token_checksum: str) -> tuple[bytes, int]:
     if claims.get("assertion_iss"):  # issued for an enterprise ID-JAG (oauth.grants.jwt_bearer)
         body["assertion_iss"] = claims["assertion_iss"]
     remaining = exp - int(time.time())
-    entry = b"%d %d " % (project_id, exp) + json.dumps(body, separators=(",", ":")).encode()
-    return entry, max(1, min(_cache_seconds(), remaining))
+    answer = json.dumps(body, separators=(",", ":")).encode()
+    extra = json.dumps(email_claims(email or "", verified_at), separators=(",", ":")).encode()[1:-1]
+    if extra:
+        head = b"%d.%d" % (project_id, len(extra) + 1)
+        answer = answer[:-1] + b"," + extra + b"}"
+    else:
+        head = b"%d" % project_id
+    return head + b" %d " % exp + answer, max(1, min(_cache_seconds(), remaining))
 
 
 def _first_use(project: Project, token_checksum: str, answer: dict, exp: int) -> None:
@@ -319,9 +337,20 @@ def introspection_json(project: Project, issuer: str, raw: str) -> bytes:
         add_bytes(cache, cache_key(token_checksum), entry, seconds)  # add, not set: a concurrent revocation's tombstone wins
     if entry == _TOMBSTONE:
         return INACTIVE_JSON
-    project_id, exp, body = entry.split(b" ", 2)
+    head, exp, body = entry.split(b" ", 2)
+    project_id, _, email_bytes = head.partition(b".")
     if int(project_id) != project.pk or int(exp) <= time.time():
         return INACTIVE_JSON
     if fresh:  # read from the database: perhaps this token's first use (the grant timeline)
         _first_use(project, token_checksum, json.loads(body), int(exp))
-    return body[:-1] + b',"iss":' + json.dumps(issuer).encode() + b"}"
+    end = -1 - int(email_bytes) if email_bytes and not project.email_in_tokens else -1
+    return body[:end] + b',"iss":' + json.dumps(issuer).encode() + b"}"
+
+
+def refill(user_id: int) -> None:
+    """Drop the cached answers of `user_id`'s live tokens (their email or its verification changed):
+    the next introspection reads the row again (called now and at commit, by projects.accounts.changed)."""
+    keys = [cache_key(c) for c in AccessToken.objects.filter(user_id=user_id, expires__gt=timezone.now())
+            .values_list("token_checksum", flat=True) if c]
+    if keys:
+        cache.delete_many(keys)

@@ -43,3 +43,13 @@ def test_it_resets_a_lost_end_user_password(db, tmp_path, settings):
     end_user = User.objects.get(project__slug="demo", email="user@example.com")
     assert end_user.check_password(second["end_user_password"])
     assert not end_user.check_password(first["end_user_password"])
+
+
+def test_it_says_where_emails_go(db, tmp_path, settings):
+    settings.VAR_DIR = tmp_path
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
+    payload, human = bootstrap()
+    assert payload["mail"] == f"written to {tmp_path / 'mail'} (set EMAIL_URL to send them)"
+    assert f"  Emails:               written to {tmp_path / 'mail'}" in human
+    assert User.objects.get(email="user@example.com").email_verified_at is not None  # the operator vouches

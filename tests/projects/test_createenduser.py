@@ -48,3 +48,14 @@ def test_it_refuses_bad_input(project_a, email, password):
     with pytest.raises(CommandError):
         run("--project", "alpha", "--email", email, "--password", password)
     assert not User.objects.filter(project=project_a).exists()
+
+
+def test_the_operator_vouches_for_the_email_by_default(project_a):
+    run("--project", "alpha", "--email", "dana@example.com", "--password", PASSWORD)
+    assert User.objects.get(project=project_a, email="dana@example.com").email_verified_at is not None
+
+
+def test_unverified_leaves_it_unverified_and_sends_a_link(project_a, inbox):
+    run("--project", "alpha", "--email", "dana@example.com", "--password", PASSWORD, "--unverified")
+    assert User.objects.get(project=project_a, email="dana@example.com").email_verified_at is None
+    assert inbox.last_link("dana@example.com").startswith("/p/alpha/oauth/verify-email?token=")

@@ -9,6 +9,7 @@ import secrets
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from projects.models import Project, ProjectSecret, User
 
@@ -17,6 +18,15 @@ from ._base import JsonCommand
 DEMO_EMAIL = "demo@example.com"
 # Someone who signs in on the demo project's hosted sign-in page (an end user, not an operator).
 DEMO_END_USER = "user@example.com"
+
+
+def mail_destination() -> str:
+    """Where verification and reset emails go: the folder (no EMAIL_URL) or the SMTP server."""
+    if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend"):
+        return f"written to {settings.EMAIL_FILE_PATH} (set EMAIL_URL to send them)"
+    if settings.EMAIL_BACKEND.endswith("smtp.EmailBackend"):
+        return f"sent through {settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
+    return f"handled by {settings.EMAIL_BACKEND}"
 
 
 class Command(JsonCommand):
@@ -46,7 +56,8 @@ class Command(JsonCommand):
         if end_user is None or not end_user.check_password(saved.get("end_user_password", "")):
             saved["end_user_password"] = secrets.token_urlsafe(12)
             if end_user is None:
-                User.objects.create_end_user(project, DEMO_END_USER, saved["end_user_password"])
+                end_user = User.objects.create_end_user(project, DEMO_END_USER, saved["end_user_password"])
+                User.objects.filter(pk=end_user.pk).update(email_verified_at=timezone.now())  # vouched for
             else:
                 end_user.set_password(saved["end_user_password"])
                 end_user.save(update_fields=["password"])
@@ -61,6 +72,7 @@ class Command(JsonCommand):
             "registration_secret": saved["registration_secret"],
             "end_user_email": DEMO_END_USER,
             "end_user_password": saved["end_user_password"],
+            "mail": mail_destination(),
         }
         human = "\n".join([
             "",
@@ -72,6 +84,7 @@ class Command(JsonCommand):
             f"  Registration secret:  {saved['registration_secret']}",
             f"  End user sign-in:     {DEMO_END_USER} / {saved['end_user_password']}"
             "  (the demo issuer's hosted sign-in page)",
+            f"  Emails:               {payload['mail']}",
             "",
         ])
         self.emit(options, payload, human)

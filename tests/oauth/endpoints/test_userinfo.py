@@ -45,14 +45,16 @@ def test_it_answers_the_claims_the_tokens_scopes_allow(client, oidc_a, public_cl
     assert bare.status_code == 200 and bare["Content-Type"] == "application/json"
     assert bare["Cache-Control"] == "no-store"
     assert bare.json() == {"sub": eve.subject}
-    assert full.json() == {"sub": eve.subject, "email": "eve@example.com", "name": "Eve Example"}
+    assert full.json() == {"sub": eve.subject, "email": "eve@example.com", "email_verified": False,
+                           "name": "Eve Example"}
 
 
 def test_it_takes_the_token_in_a_form_body(client, oidc_a, public_client_a, eve):
     token = access_token(client, public_client_a, eve, "openid email")
     response = post_form(client, "/p/alpha/oauth/userinfo", {"access_token": token})
 
-    assert response.status_code == 200 and response.json() == {"sub": eve.subject, "email": "eve@example.com"}
+    assert response.status_code == 200 and response.json() == {"sub": eve.subject, "email": "eve@example.com",
+                                                                "email_verified": False}
 
 
 def test_it_answers_for_a_jwt_access_token_too(client, oidc_a, public_client_a, eve):

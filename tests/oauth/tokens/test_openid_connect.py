@@ -9,6 +9,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from oauth.models import Application, Consent, Grant, RefreshToken
 from projects.models import Project, SigningKey, User
@@ -145,8 +146,14 @@ def test_email_and_name_only_with_their_scopes(client, oidc_a, rp, eve):
 
     assert set(bare) == {"iss", "sub", "aud", "exp", "iat", "auth_time", "at_hash", "jti"}
     assert full["email"] == "eve@example.com" and full["name"] == "Eve Example"
-    # Nothing in mcpauth verifies an end user's email address: the claim is never sent.
-    assert "email_verified" not in full
+    assert full["email_verified"] is False  # truthful: eve never opened a verification link
+
+
+def test_email_verified_is_true_once_verified(client, oidc_a, rp, eve):
+    User.objects.filter(pk=eve.pk).update(email_verified_at=timezone.now())
+    eve.refresh_from_db()
+    _, _, claims = id_token_for(client, oidc_a, rp, eve, scope="openid email")
+    assert claims["email"] == "eve@example.com" and claims["email_verified"] is True
 
 
 def test_a_claim_the_end_user_has_no_value_for_is_left_out(client, oidc_a, rp):
@@ -227,6 +234,7 @@ def signed_in_ago(client, project, user, seconds: int) -> None:
     """What the hosted sign-in leaves in the session, as if it happened `seconds` ago."""
     session = client.session
     session[f"enduser:{project.pk}"] = user.pk
+    session[f"enduser-hash:{project.pk}"] = user.get_session_auth_hash()
     session[f"enduser-at:{project.pk}"] = int(time.time()) - seconds
     session.save()
 
@@ -343,7 +351,7 @@ def test_discovery_with_openid_connect_is_truthful(client, oidc_a):
     assert doc["id_token_signing_alg_values_supported"] == ["RS256", "ES256"]
     assert {"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "email"} <= \
         set(doc["claims_supported"])
-    assert "email_verified" not in doc["claims_supported"]
+    assert "email_verified" in doc["claims_supported"]
     assert {"openid", "profile", "email"} <= set(doc["scopes_supported"])
     assert doc["prompt_values_supported"] == ["none", "login", "consent"]
     assert doc["response_types_supported"] == ["code"]
