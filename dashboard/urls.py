@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import audit, clients, enterprise, mcpcheck, members, people, policy, project_secrets, views
+from . import audit, clients, enterprise, mcpcheck, members, people, policy, project_secrets, security, views
 
 app_name = "dashboard"
 
@@ -33,6 +33,13 @@ urlpatterns = [
     path("login", views.login_view, name="login"),
     path("signup", views.signup_view, name="signup"),
     path("logout", views.logout_view, name="logout"),
+    path("login/verify", security.login_verify, name="login_verify"),
+    path("login/verify/passkey/options", security.passkey_login_options, name="passkey_login_options"),
+    path("login/verify/passkey", security.passkey_login, name="passkey_login"),
+    path("account/security", security.security, name="security"),
+    path("account/security/passkeys/options", security.passkey_options, name="passkey_options"),
+    path("account/security/passkeys", security.passkey_add, name="passkey_add"),
+    path("account/security/<str:kind>/<int:pk>/remove", security.factor_remove, name="factor_remove"),
     path("account", views.account, name="account"),
     path("account/tokens/<int:pk>/revoke", views.token_revoke, name="token_revoke"),
     path("projects/new", views.project_new, name="project_new"),
