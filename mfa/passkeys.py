@@ -21,6 +21,7 @@ from webauthn.helpers import bytes_to_base64url, parse_authentication_credential
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
     PublicKeyCredentialDescriptor,
     ResidentKeyRequirement,
     UserVerificationRequirement,
@@ -55,8 +56,12 @@ def available() -> bool:
         return bool(host)
 
 
+TRANSPORTS = {t.value: t for t in AuthenticatorTransport}
+
+
 def _descriptor(passkey: Passkey) -> PublicKeyCredentialDescriptor:
-    return PublicKeyCredentialDescriptor(id=bytes(passkey.credential_id), transports=passkey.transports or None)
+    transports = [TRANSPORTS[t] for t in passkey.transports or [] if t in TRANSPORTS]
+    return PublicKeyCredentialDescriptor(id=bytes(passkey.credential_id), transports=transports or None)
 
 
 # --- challenges ---------------------------------------------------------------------------------
@@ -105,7 +110,7 @@ def register(session, user, name: str, credential: dict) -> Passkey:
     return Passkey.objects.create(
         user=user, name=name, confirmed=True, credential_id=verified.credential_id,
         public_key=verified.credential_public_key, sign_count=verified.sign_count,
-        transports=[t for t in transports or [] if isinstance(t, str)][:8],
+        transports=[t for t in transports or [] if isinstance(t, str) and t in TRANSPORTS],
     )
 
 

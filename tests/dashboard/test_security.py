@@ -251,3 +251,48 @@ def test_the_pages_are_not_framed_and_run_only_own_scripts(client, alice):
     assert response["X-Frame-Options"] == "DENY"
     assert "script-src 'self'" in response["Content-Security-Policy"]
     assert "<script>" not in response.content.decode()
+
+
+# --- passkeys: what a browser cannot send by mistake (the ceremony itself: tests/e2e/test_browser_passkeys.py)
+
+def test_passkeys_are_unavailable_when_public_url_is_an_ip_address(client, alice, settings):
+    settings.PUBLIC_URL = "http://127.0.0.1:8000"  # an IP address is no valid RP ID (WebAuthn §5.1.3)
+    client.force_login(alice)
+    response = client.post("/account/security/passkeys/options")
+    assert response.status_code == 400 and "host name" in response.json()["error"]
+    assert "Add a passkey" not in client.get("/account/security").content.decode()
+
+
+@pytest.mark.parametrize("body", ["not json", "[]", '{"credential": {"id": 1}}', '{"credential": "x"}',
+                                  '{"credential": {"id": "AA", "rawId": "AA", "type": "public-key", "response": {}}}'])
+def test_a_malformed_passkey_answer_is_refused_without_a_500(client, alice, bob, settings, body):
+    settings.PUBLIC_URL = "http://localhost:8000"
+    enrol_totp(alice)
+    password_step(client)
+    assert client.post("/login/verify/passkey/options").status_code == 200
+    response = client.post("/login/verify/passkey", body, content_type="application/json")
+    assert response.status_code == 400 and response.json() == {"error": "That passkey was not accepted. Try again."}
+    assert not signed_in(client)
+
+    enrolling = Client()
+    enrolling.force_login(bob)
+    assert enrolling.post("/account/security/passkeys/options").status_code == 200
+    response = enrolling.post("/account/security/passkeys", body, content_type="application/json")
+    assert response.status_code == 400 and not factors.factors_of(bob).passkeys
+
+
+def test_a_passkey_answer_without_a_pending_sign_in_is_refused(client, alice, settings):
+    settings.PUBLIC_URL = "http://localhost:8000"
+    assert client.post("/login/verify/passkey/options").status_code == 400
+    assert client.post("/login/verify/passkey", "{}", content_type="application/json").status_code == 400
+
+
+def test_passkey_answers_share_the_second_steps_throttle(client, alice, settings):
+    settings.PUBLIC_URL = "http://localhost:8000"
+    totp = enrol_totp(alice)
+    password_step(client)
+    for _ in range(MFA_LIMIT):
+        assert code_step(client, wrong_code(totp)).status_code == 400
+    response = client.post("/login/verify/passkey", "{}", content_type="application/json")
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    assert response.json() == {"error": "Too many attempts. Wait a few minutes and try again."}
