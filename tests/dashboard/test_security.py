@@ -296,3 +296,13 @@ def test_passkey_answers_share_the_second_steps_throttle(client, alice, settings
     response = client.post("/login/verify/passkey", "{}", content_type="application/json")
     assert response.status_code == 429 and int(response["Retry-After"]) >= 1
     assert response.json() == {"error": "Too many attempts. Wait a few minutes and try again."}
+
+
+def test_an_account_with_a_factor_answers_a_wrong_password_as_an_unknown_account_does(alice):
+    enrol_totp(alice)
+    pages = []
+    for email in ("alice@example.com", "nobody@example.com"):
+        response = password_step(Client(), email=email, password="wrong password")
+        html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())
+        pages.append((response.status_code, html.replace(email, "E")))
+    assert pages[0] == pages[1] and pages[0][0] == 400
