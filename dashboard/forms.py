@@ -203,7 +203,7 @@ class SettingsForm(forms.ModelForm):
             "dpop": "Turn on only once your MCP servers check DPoP proofs (mcpauth_rs does); see docs/dpop.md.",
             "dpop_nonce": "RFC 9449 §8: limits how long a stolen proof is worth; costs clients one extra round trip.",
             "require_mfa": "A member without a second factor is sent to add one before opening the project, and "
-                           "their API tokens are refused for it. Only an owner changes this (docs/operators.md).",
+                           "their API tokens are refused for it. Only an owner changes this; the Members page shows who has one (docs/operators.md).",
         }
 
     def __init__(self, *args, **kwargs):

@@ -17,7 +17,7 @@ import django_otp
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -201,7 +201,7 @@ def security(request):
     action = request.POST.get("action", "")
     if factors.has_factor(request.user) and not recently_verified(request):
         return confirm_first(request)
-    if action == "totp_start":
+    if action == "totp_start" and not factors.factors_of(request.user).totp:  # one app per operator
         factors.start_totp(request.user)
         return _security_page(request)
     if action == "totp_confirm":
@@ -237,7 +237,9 @@ def _new_recovery_codes(request):
 def factor_remove(request, kind: str, pk: int):
     if not recently_verified(request):
         return confirm_first(request)
-    model = {"totp": TOTPDevice, "passkey": Passkey}[kind]
+    model = {"totp": TOTPDevice, "passkey": Passkey}.get(kind)
+    if model is None:
+        raise Http404("no such kind of factor")
     device = get_object_or_404(model, pk=pk, user=request.user)
     device.delete()
     if not factors.has_factor(request.user):  # recovery codes stand in for a factor; none is left

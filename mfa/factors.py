@@ -58,6 +58,13 @@ def has_factor(user) -> bool:
             or Passkey.objects.filter(user=user, confirmed=True).exists())
 
 
+def users_with_factor(user_ids) -> set[int]:
+    """Which of `user_ids` have an app or a passkey (the Members page shows it)."""
+    ids = list(user_ids)
+    return {*TOTPDevice.objects.filter(user_id__in=ids, confirmed=True).values_list("user_id", flat=True),
+            *Passkey.objects.filter(user_id__in=ids, confirmed=True).values_list("user_id", flat=True)}
+
+
 # --- TOTP ----------------------------------------------------------------------------------------
 
 def start_totp(user) -> TOTPDevice:

@@ -146,3 +146,12 @@ def test_the_command_line_sets_it(project_a):
     assert json.loads(out.getvalue())["require_mfa"] is True
     assert Project.objects.get(pk=project_a.pk).require_mfa
     assert AuditEvent.objects.get(project=project_a, kind="project.mfa_required").actor == "manage.py setproject"
+
+
+def test_the_members_page_shows_who_has_a_second_factor(client, project_a, bob_in_alpha, alice, bob):
+    enrol_totp(bob)
+    client.force_login(alice)
+    page = client.get("/projects/alpha/members")
+    rows = {m.user.email: m.has_mfa for m in page.context["members"]}
+    assert rows == {"alice@example.com": False, "bob@example.com": True}
+    assert '<td data-label="Two-factor">on</td>' in page.content.decode()

@@ -306,3 +306,18 @@ def test_an_account_with_a_factor_answers_a_wrong_password_as_an_unknown_account
         html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())
         pages.append((response.status_code, html.replace(email, "E")))
     assert pages[0] == pages[1] and pages[0][0] == 400
+
+
+def test_removing_an_unknown_kind_of_factor_is_a_404(client, alice):
+    totp = enrol_totp(alice)
+    password_step(client)
+    code_step(client, totp.now())
+    assert client.post("/account/security/sms/1/remove").status_code == 404
+
+
+def test_an_operator_has_one_authenticator_app(client, alice):
+    totp = enrol_totp(alice)
+    password_step(client)
+    code_step(client, totp.now())
+    client.post("/account/security", {"action": "totp_start"})
+    assert TOTPDevice.objects.filter(user=alice).count() == 1
