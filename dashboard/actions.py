@@ -115,6 +115,9 @@ def update_settings(project: Project, changed: list[str], request=None, *, actor
     AuditEvent.record(project, "settings.changed", actor=actor or actor_of(request), request=request,
                       changed=changed)
     emit(project, "settings.changed", {"changed": changed})
+    if "require_mfa" in changed:
+        AuditEvent.record(project, "project.mfa_required" if project.require_mfa else "project.mfa_not_required",
+                          actor=actor or actor_of(request), request=request)
 
 
 @transaction.atomic

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from infra.ratelimit import format_windows
+from mfa import factors
 from oauth import grants
 from oauth.endpoints.parsing import JSON, NO_BODY, Body, check_request
 from oauth.errors import OAuthError
@@ -110,6 +111,9 @@ class ManagementView(APIView):
     def project(self, slug: str, roles: tuple[str, ...] = READ) -> Project:
         """`slug` if the operator is a member (else 404) with one of `roles` (else 403)."""
         project = get_object_or_404(Project.objects.visible_to(self.request.user), slug=slug)
+        if project.require_mfa and not factors.has_factor(self.request.user):
+            raise exceptions.PermissionDenied("This project requires two-factor authentication: add a second "
+                                              "factor to your account (dashboard, Account page) to use it.")
         if project.role_of(self.request.user) not in roles:
             raise exceptions.PermissionDenied("Your role in this project cannot do this.")
         return project
@@ -309,7 +313,8 @@ class ProjectView(ManagementView):
         if unknown:
             raise exceptions.ValidationError(unknown)
         try:
-            policy.change_settings(project, {k: v for k, v in patch.items() if k in policy.SETTINGS}, request)
+            policy.change_settings(project, {k: v for k, v in patch.items() if k in policy.SETTINGS}, request,
+                                   role=project.role_of(request.user))
         except policy.InvalidSettings as exc:
             raise exceptions.ValidationError(exc.errors) from None
         return Response(ProjectSerializer(project).data)

@@ -193,6 +193,7 @@ class SettingsForm(forms.ModelForm):
             "display_name", "logo_url", "accent_color",
             "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
             "custom_domain",
+            "require_mfa",
         ]
         labels = {
             "cimd_enabled": "Client ID Metadata Documents (CIMD)",
@@ -218,6 +219,7 @@ class SettingsForm(forms.ModelForm):
             "idle_client_days": "Remove idle open and CIMD clients after (days)",
             "key_rotation_days": "Rotate the signing key every (days)",
             "custom_domain": "Custom domain",
+            "require_mfa": "Members must use two-factor authentication",
         }
         widgets = {"accent_color": forms.TextInput(attrs={"type": "color"})}
         help_texts = {
@@ -239,6 +241,8 @@ class SettingsForm(forms.ModelForm):
                       "registered it) and may call /oauth/userinfo; adds openid, profile and email to the scopes.",
             "dpop": "Turn on only once your MCP servers check DPoP proofs (mcpauth_rs does); see docs/dpop.md.",
             "dpop_nonce": "RFC 9449 §8: limits how long a stolen proof is worth; costs clients one extra round trip.",
+            "require_mfa": "A member without a second factor is sent to add one before opening the project, and "
+                           "their API tokens are refused for it. Only an owner changes this; the Members page shows who has one (docs/operators.md).",
         }
 
     def __init__(self, *args, **kwargs):

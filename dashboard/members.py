@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from mfa import factors
 from projects.models import ProjectMember
 
 from . import actions
@@ -25,7 +26,10 @@ def member_list(request, project):
             return redirect("dashboard:members", project.slug)
         else:
             status = 400
-    members = project.memberships.select_related("user").order_by("role", "user__email")
+    members = list(project.memberships.select_related("user").order_by("role", "user__email"))
+    with_mfa = factors.users_with_factor(m.user_id for m in members)
+    for member in members:
+        member.has_mfa = member.user_id in with_mfa
     context = {"project": project, "tab": "members", "form": form, "members": members,
                "roles": ProjectMember.Role.choices, "is_owner": request.role in OWNER}
     return render(request, "dashboard/members.html", context, status=status)

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from infra import ratelimit
+from mfa import factors
 from projects.models import Project, SigningKey
 
 from . import actions
@@ -46,11 +47,15 @@ def unknown_keys(patch: dict, current: dict) -> dict[str, list[str]]:
     return errors
 
 
-def change_settings(project: Project, patch: dict, request=None, *, actor: str = "") -> list[str]:
+def change_settings(project: Project, patch: dict, request=None, *, actor: str = "",
+                    role: str | None = None) -> list[str]:
     """Apply `patch` ({key: JSON value}, keys from SETTINGS) to `project`, validated as the
-    dashboard validates, saved and audited; the names of what changed. InvalidSettings otherwise."""
+    dashboard validates, saved and audited; the names of what changed. InvalidSettings otherwise.
+    `role`: the acting member's (None: the command line, which may change everything)."""
     errors: dict[str, list[str]] = {}
     form = SettingsForm(as_form_data(form_values(project, patch, errors)), instance=project)
+    if form.is_valid() and request is not None:
+        check_require_mfa(form, role, request.user)
     if not form.is_valid() or errors:
         raise InvalidSettings({name: [str(e) for e in errs] for name, errs in form.errors.items()} | errors)
     changed = form.apply()
@@ -103,16 +108,40 @@ def rate_limit_values(project: Project, patch, errors: dict) -> dict[str, str]:
     return {rate_limit_key(name): text for name, text in texts.items() if name in names}
 
 
+OWNER_ONLY = "Only a project owner may change this."
+OWN_FACTOR_FIRST = "Add a second factor to your own account first (Account → Two-factor authentication)."
+
+
+def check_require_mfa(form: SettingsForm, role: str | None, user) -> None:
+    """Only an owner turns `require_mfa` on or off, and turns it on only with a second factor of their
+    own (they would be sent to enrol at once otherwise). Errors go on the form."""
+    wanted = form.cleaned_data.get("require_mfa")
+    if wanted == form.original["require_mfa"]:
+        return
+    if role is not None and role != "owner":
+        form.add_error("require_mfa", OWNER_ONLY)
+    elif wanted and user is not None and user.is_authenticated and not factors.has_factor(user):
+        form.add_error("require_mfa", OWN_FACTOR_FIRST)
+
+
+def settings_form(request, project, data=None) -> SettingsForm:
+    form = SettingsForm(data, instance=project)
+    form.fields["require_mfa"].disabled = request.role != "owner"  # shown, not editable
+    return form
+
+
 @project_view()
 @require_http_methods(["GET", "POST"])
 def project_settings(request, project):
     status = 200
-    form = SettingsForm(instance=project)
+    form = settings_form(request, project)
     if request.method == "POST":
         if not request.can_write:
             return _page(request, project, form, status=403)
         # A fresh copy: a failed form must not leave half-applied values on `project`.
-        form = SettingsForm(request.POST, instance=Project.objects.get(pk=project.pk))
+        form = settings_form(request, Project.objects.get(pk=project.pk), request.POST)
+        if form.is_valid():
+            check_require_mfa(form, request.role, request.user)
         if form.is_valid():
             changed = form.apply()
             if changed:

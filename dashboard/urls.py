@@ -1,17 +1,18 @@
 from django.urls import include, path
 
 from . import (
-               audit,
-               clients,
-               enterprise,
-               mcpcheck,
-               members,
-               password_reset,
-               people,
-               policy,
-               project_secrets,
-               project_webhooks,
-               views,
+    audit,
+    clients,
+    enterprise,
+    mcpcheck,
+    members,
+    password_reset,
+    people,
+    policy,
+    project_secrets,
+    project_webhooks,
+    security,
+    views,
 )
 
 app_name = "dashboard"
@@ -56,6 +57,13 @@ urlpatterns = [
     path("logout", views.logout_view, name="logout"),
     path("forgot-password", password_reset.forgot_password, name="forgot_password"),
     path("reset-password", password_reset.reset_password, name="reset_password"),
+    path("login/verify", security.login_verify, name="login_verify"),
+    path("login/verify/passkey/options", security.passkey_login_options, name="passkey_login_options"),
+    path("login/verify/passkey", security.passkey_login, name="passkey_login"),
+    path("account/security", security.security, name="security"),
+    path("account/security/passkeys/options", security.passkey_options, name="passkey_options"),
+    path("account/security/passkeys", security.passkey_add, name="passkey_add"),
+    path("account/security/<str:kind>/<int:pk>/remove", security.factor_remove, name="factor_remove"),
     path("account", views.account, name="account"),
     path("account/tokens/<int:pk>/revoke", views.token_revoke, name="token_revoke"),
     path("projects/new", views.project_new, name="project_new"),

@@ -19,9 +19,10 @@ from oauth2_provider.models import get_access_token_model
 from infra import ratelimit
 from infra.ratelimit import RateLimited
 from infra.security import client_ip
+from mfa import factors
 from projects.models import AuditEvent, Project, SlugTaken, User
 
-from . import activity
+from . import activity, security
 from .decorators import operator_required, project_view
 from .forms import TAKEN, ProjectForm, SignUpForm, TokenForm
 from .models import OperatorToken
@@ -65,6 +66,8 @@ def login_view(request):
             user = authenticate(request, email=email, password=request.POST.get("password", ""))
             if user is not None:
                 attempt.forgive()
+                if factors.has_factor(user):  # not signed in until the second step (dashboard.security)
+                    return security.start_second_step(request, user, request.GET.get("next", ""))
                 login(request, user)
                 return redirect(_safe_next(request))
             error, status = "That email and password do not match an operator account.", 400
@@ -205,7 +208,8 @@ def account(request):
         else:
             status = 400
     tokens = request.user.api_tokens.filter(revoked_at__isnull=True).order_by("-created_at")
-    context = {"password_form": password_form, "token_form": token_form, "new_token": new_token, "tokens": tokens}
+    context = {"password_form": password_form, "token_form": token_form, "new_token": new_token, "tokens": tokens,
+               "factors": factors.factors_of(request.user)}
     return render(request, "dashboard/account.html", context, status=status)
 
 

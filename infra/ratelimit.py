@@ -1,4 +1,5 @@
-"""Rate limits: one limiter for every limit (registration, sign-in, emails sent, operator sign-in and sign-up).
+"""Rate limits: one limiter for every limit (registration, sign-in, emails sent, operator sign-in, second step
+and sign-up).
 
 A limit is a named list of fixed windows ("60 a minute and 600 an hour"), counted per subject (an
 address, an account, a project) in the store every worker process shares: with Redis, one Lua
@@ -75,6 +76,11 @@ LIMITS: dict[str, Limit] = {limit.name: limit for limit in [
     Limit("operator-reset:ip", (Window(10, 900),), "Operator password reset requests per client address",
           per_project=False),
     Limit("operator-signup:ip", (Window(10, 3600),), "Operator sign-ups per client address", per_project=False),
+    # A TOTP code has 10^6 values and 3 are valid at a time (±1 step): 5 guesses in 15 minutes and 20 a
+    # day keep the odds of a guess under 1 in 10,000 a day.
+    Limit("operator-mfa:account", (Window(5, 900), Window(20, 86400)),
+          "Wrong second-factor codes per operator account", per_project=False),
+    Limit("operator-mfa:ip", (Window(30, 900),), "Wrong second-factor codes per client address", per_project=False),
 ]}
 PROJECT_LIMITS = [limit for limit in LIMITS.values() if limit.per_project]
 

@@ -77,6 +77,10 @@ INSTALLED_APPS = [
     "oauth",
     "enterprise",
     "activity",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "mfa",
     "dashboard",
     "webhooks",
 ]
@@ -98,6 +102,7 @@ BROWSER_MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): a second factor in this session
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "infra.security.ContentSecurityPolicyMiddleware",
@@ -201,6 +206,11 @@ CELERY_TASK_IGNORE_RESULT = True
 AUTH_USER_MODEL = "projects.User"
 AUTHENTICATION_BACKENDS = ["projects.auth.OperatorBackend"]
 LOGIN_URL = "dashboard:login"
+# Second factors (mfa/, docs/operators.md). infra.ratelimit is the one throttle of second-step codes
+# (shared by every worker, 429 with Retry-After), so django-otp's own per-device delay is off.
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+OTP_TOTP_ISSUER = "mcpauth"
 LOGIN_REDIRECT_URL = "dashboard:home"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},

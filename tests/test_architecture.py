@@ -1,8 +1,8 @@
 """The house's shape, as tests (issue 16; docs/architecture.md).
 
 - no import circle between production modules (every import counts, deferred ones too);
-- the ground floor (`infra/`) and the tenants (`projects/`) import nothing of `oauth/` or
-  `dashboard/`, and `infra/` nothing of `projects/` either;
+- the ground floor (`infra/`), the tenants (`projects/`) and second factors (`mfa/`) import nothing
+  of `oauth/` or `dashboard/`, and `infra/` nothing of `projects/` either;
 - no production module imports a private name (`_name`) of Django, the toolkit, oauthlib or redis;
 - adding a grant is one module plus one entry in `oauth.grants.GRANTS`: discovery, client
   metadata validation and the token endpoint all follow the list.
@@ -20,8 +20,8 @@ from tests import architecture_grant
 from tests.token_support import basic, post_form, token_url
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCTION = ("infra", "mcpauth_service", "projects", "activity", "oauth", "dashboard", "mcpauth_rs", "webhooks")
-LIBRARIES = ("django", "oauth2_provider", "oauthlib", "redis")
+PRODUCTION = ("infra", "mcpauth_service", "projects", "activity", "oauth", "mfa", "dashboard", "mcpauth_rs", "webhooks")
+LIBRARIES = ("django", "oauth2_provider", "oauthlib", "redis", "django_otp", "webauthn")
 
 
 # -- the import graph -------------------------------------------------------------------------------
@@ -123,6 +123,7 @@ def test_the_cycle_finder_finds_a_circle():
     ("activity", ("oauth", "dashboard")),
     ("infra", ("oauth", "dashboard", "projects", "activity", "webhooks")),
     ("webhooks", ("oauth", "dashboard")),  # oauth and dashboard call webhooks.emit, never the reverse
+    ("mfa", ("oauth", "dashboard")),
 ])
 def test_lower_floors_import_nothing_of_upper_ones(lower, forbidden):
     wrong = sorted(f"{name} imports {target}" for name, path in MODULES.items() if name.split(".")[0] == lower
