@@ -1,4 +1,4 @@
-"""The one outbound HTTP client (used for CIMD documents), hardened against SSRF.
+"""The one outbound HTTP client (CIMD documents, JWKS, upstream identity providers), hardened against SSRF.
 
 - The host is resolved once; every address must be public, and the socket's actual peer is
   checked again right after connect, so a DNS answer that changes between checks (rebinding)
@@ -82,6 +82,18 @@ def address_allowed(ip: str) -> bool:
 def get(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float | None = None,
         headers: dict[str, str] | None = None, schemes: tuple[str, ...] = ("https",)) -> OutboundResponse:
     """GET `url` under every guard above; raises `OutboundError` for any refusal or failure."""
+    return request("GET", url, max_bytes=max_bytes, timeout=timeout, headers=headers, schemes=schemes)
+
+
+def post(url: str, body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float | None = None,
+         headers: dict[str, str] | None = None, schemes: tuple[str, ...] = ("https",)) -> OutboundResponse:
+    """POST `body` to `url` (an upstream token endpoint) under the same guards as `get`."""
+    return request("POST", url, body, max_bytes=max_bytes, timeout=timeout, headers=headers, schemes=schemes)
+
+
+def request(method: str, url: str, body: bytes | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES,
+            timeout: float | None = None, headers: dict[str, str] | None = None,
+            schemes: tuple[str, ...] = ("https",)) -> OutboundResponse:
     parts = _check_url(url, schemes)
     deadline = time.monotonic() + (timeout or getattr(settings, "OUTBOUND_TIMEOUT_SECONDS", DEFAULT_TIMEOUT))
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -89,7 +101,7 @@ def get(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float | None =
     try:
         if parts.scheme == "https":
             sock = _tls_context().wrap_socket(sock, server_hostname=parts.hostname)
-        return _exchange(sock, parts, headers or {}, max_bytes, deadline)
+        return _exchange(sock, parts, method, body, headers or {}, max_bytes, deadline)
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
         raise OutboundError(f"fetch failed: {exc.__class__.__name__}: {exc}", reason=_failure_reason(exc)) from None
     finally:
@@ -182,21 +194,21 @@ class _Connection(http.client.HTTPConnection):
         raise OutboundError("the connection was closed")
 
 
-def _exchange(sock: socket.socket, parts, headers: dict[str, str], max_bytes: int,
-              deadline: float) -> OutboundResponse:
+def _exchange(sock: socket.socket, parts, method: str, body: bytes | None, headers: dict[str, str],
+              max_bytes: int, deadline: float) -> OutboundResponse:
     connection = _Connection(sock, parts.netloc)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     sock.settimeout(_remaining(deadline))
-    connection.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity",
-                                             "Connection": "close", **headers})
+    connection.request(method, path, body=body, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity",
+                                                         "Connection": "close", **headers})
     response = connection.getresponse()
-    body = b""
-    while len(body) <= max_bytes:
+    received = b""
+    while len(received) <= max_bytes:
         sock.settimeout(_remaining(deadline))  # one deadline for the whole body, not per read
-        chunk = response.read1(max_bytes + 1 - len(body)) if hasattr(response, "read1") else b""
+        chunk = response.read1(max_bytes + 1 - len(received)) if hasattr(response, "read1") else b""
         if not chunk:
             break
-        body += chunk
-    if len(body) > max_bytes:
+        received += chunk
+    if len(received) > max_bytes:
         raise OutboundError(f"response larger than {max_bytes} bytes", reason=f"the response is larger than {max_bytes} bytes")
-    return OutboundResponse(status=response.status, headers=response.msg, body=body)
+    return OutboundResponse(status=response.status, headers=response.msg, body=received)

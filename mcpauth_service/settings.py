@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "projects",
     "oauth",
     "enterprise",
+    "identity",
     "dashboard",
 ]
 
@@ -321,6 +322,17 @@ OUTBOUND_ALLOW_PRIVATE_ADDRESSES = env_bool("OUTBOUND_ALLOW_PRIVATE_ADDRESSES", 
 BENCH_HELLO = env_bool("BENCH_HELLO", False)
 # Extra CA certificates (a PEM file) trusted for outbound TLS; tests trust their local server this way.
 OUTBOUND_CA_BUNDLE = env_str("OUTBOUND_CA_BUNDLE", "")
+
+# Upstream identity providers' fixed endpoints (docs/identity.md); tests point them at local stand-ins.
+# Microsoft's `{tenant}` is the provider's tenant (`common` unless set); generic OpenID Connect
+# providers are found by their own issuer's discovery document.
+IDENTITY_UPSTREAMS = {
+    "github": {"authorize": "https://github.com/login/oauth/authorize",
+               "token": "https://github.com/login/oauth/access_token",
+               "api": "https://api.github.com"},
+    "google": {"issuer": "https://accounts.google.com"},
+    "microsoft": {"issuer": "https://login.microsoftonline.com/{tenant}/v2.0"},
+}
 OUTBOUND_TIMEOUT_SECONDS = env_int("OUTBOUND_TIMEOUT_SECONDS", 5)
 
 # RATE_LIMITS=off turns every rate limit off (load tests only; system check mcpauth.W010 says so).

@@ -15,6 +15,7 @@ from oauth.endpoints import (
     revocation,
     signin,
     token,
+    upstream,
     userinfo,
 )
 
@@ -38,6 +39,9 @@ urlpatterns = [
     path("oauth/signin", signin.signin, name="signin"),
     path("oauth/signup", signin.signup, name="signup"),
     path("oauth/consent", consent.consent, name="consent"),
+    # Upstream identity providers (docs/identity.md)
+    path("oauth/upstream/start", upstream.start, name="upstream-start"),
+    path("oauth/upstream/callback", upstream.callback, name="upstream-callback"),
     # Device authorization grant (RFC 8628)
     path("oauth/device_authorization", device.device_authorization, name="device-authorization"),
     path("device", device.verify, name="device"),

@@ -20,7 +20,7 @@ from tests import architecture_grant
 from tests.token_support import basic, post_form, token_url
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCTION = ("infra", "mcpauth_service", "projects", "oauth", "dashboard", "mcpauth_rs")
+PRODUCTION = ("infra", "mcpauth_service", "projects", "oauth", "identity", "dashboard", "mcpauth_rs")
 LIBRARIES = ("django", "oauth2_provider", "oauthlib", "redis")
 
 
