@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import api, api_enterprise
+from . import api, api_enterprise, api_identity
 
 P = "api/v1/projects/<slug:slug>"
 
@@ -29,4 +29,10 @@ urlpatterns = [
     path(P + "/audit-events", api.AuditEventsView.as_view(), name="api_audit_events"),
     path(P + "/trusted-issuers", api_enterprise.TrustedIssuersView.as_view(), name="api_trusted_issuers"),
     path(P + "/trusted-issuers/<int:pk>", api_enterprise.TrustedIssuerView.as_view(), name="api_trusted_issuer"),
+    path(P + "/identity-providers", api_identity.IdentityProvidersView.as_view(), name="api_identity_providers"),
+    path(P + "/identity-providers/<int:pk>", api_identity.IdentityProviderView.as_view(), name="api_identity_provider"),
+    path(P + "/end-users/<int:pk>/identities", api_identity.EndUserIdentitiesView.as_view(),
+         name="api_end_user_identities"),
+    path(P + "/end-users/<int:pk>/identities/<int:identity_pk>", api_identity.EndUserIdentityView.as_view(),
+         name="api_end_user_identity"),
 ]

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import audit, clients, enterprise, mcpcheck, members, people, policy, project_secrets, views
+from . import audit, clients, enterprise, identity, mcpcheck, members, people, policy, project_secrets, views
 
 app_name = "dashboard"
 
@@ -21,6 +21,14 @@ project_patterns = [
     path(P + "/secrets/<int:pk>/revoke", project_secrets.secret_revoke, name="secret_revoke"),
     path(P + "/enterprise", enterprise.issuer_list, name="enterprise"),
     path(P + "/enterprise/<int:pk>/remove", enterprise.issuer_remove, name="enterprise_remove"),
+    path(P + "/identity-providers", identity.provider_list, name="identity_providers"),
+    path(P + "/identity-providers/<int:pk>", identity.provider_edit, name="identity_provider_edit"),
+    path(P + "/identity-providers/<int:pk>/toggle", identity.provider_toggle, name="identity_provider_toggle"),
+    path(P + "/identity-providers/<int:pk>/delete", identity.provider_delete, name="identity_provider_delete"),
+    path(P + "/identity-providers/<int:pk>/test", identity.provider_test, name="identity_provider_test"),
+    path(P + "/identity-providers/<int:pk>/tested", identity.provider_tested, name="identity_provider_tested"),
+    path(P + "/users/<int:pk>/identities/<int:identity_pk>/unlink", identity.identity_unlink,
+         name="end_user_identity_unlink"),
     path(P + "/settings", policy.project_settings, name="settings"),
     path(P + "/settings/rotate-key", policy.rotate_key, name="rotate_key"),
     path(P + "/members", members.member_list, name="members"),

@@ -54,3 +54,20 @@ def take(state: str | None) -> Round | None:
     if kept is None or not cache.delete(key):  # delete says whether this caller removed it
         return None
     return Round(**kept)
+
+
+def keep_test_result(kept: Round, result: dict) -> str:
+    """An operator's test sign-in's outcome, for the dashboard to show them (and nobody else) once."""
+    key = secrets.token_urlsafe(24)
+    cache.set("identity:tested:" + key, {"tester_id": kept.tester_id, "provider_id": kept.provider_id, **result},
+              LIFETIME_SECONDS)
+    return key
+
+
+def test_result(key: str, *, tester_id: int, provider_id: int) -> dict | None:
+    if not key or len(key) > 100:
+        return None
+    result = cache.get("identity:tested:" + key)
+    if not result or result["tester_id"] != tester_id or result["provider_id"] != provider_id:
+        return None
+    return result

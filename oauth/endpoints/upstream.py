@@ -9,11 +9,14 @@ pending authorization request kept; never a 500.
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from identity import accounts
+from identity import state as states
 from identity import upstream as leg
 from identity.models import IdentityProvider
 from oauth.endpoints.authorize import (
@@ -26,7 +29,7 @@ from oauth.endpoints.authorize import (
 from oauth.endpoints.endusers import bind_request, latest_request
 from oauth.endpoints.signin import hosted_request, signed_in
 from oauth.errors import logger
-from projects.models import AuditEvent
+from projects.models import AuditEvent, Project
 
 EXPIRED = "This sign-in took too long or was already used. Go back to the application and try again."
 
@@ -66,6 +69,8 @@ def callback(request: HttpRequest) -> HttpResponse:
             outcome = leg.finish(request.project, request.GET)
         except leg.UpstreamFailed as failed:
             logger.info("upstream sign-in failed (%s): %s", failed.code, failed)
+            if failed.round is not None and failed.round.tester_id:
+                return to_dashboard(failed.round, {"ok": False, "code": failed.code})
             return returned(request, failed.round.authorization_id if failed.round else None, failed.code,
                             failed.round.provider_id if failed.round else None)
         if outcome.round.tester_id:
@@ -112,4 +117,14 @@ def back_to_signin(pending: AuthorizationRequest, code: str, provider_id: int | 
 
 def tested(request: HttpRequest, outcome: leg.Outcome) -> HttpResponse:
     """An operator's "Test sign-in" (dashboard): show what came back; nobody is signed in or made."""
-    raise ErrorPage("Test sign-in is not available.", status=404, title="Not found")
+    profile = outcome.profile
+    return to_dashboard(outcome.round, {"ok": True, "subject": profile.subject, "email": profile.email,
+                                        "email_verified": profile.email_verified, "name": profile.name,
+                                        "claims": profile.claims})
+
+
+def to_dashboard(kept: states.Round, result: dict) -> HttpResponse:
+    key = states.keep_test_result(kept, result)
+    slug = Project.objects.filter(pk=kept.project_id).values_list("slug", flat=True).get()
+    page = reverse("dashboard:identity_provider_tested", args=[slug, kept.provider_id])
+    return HttpResponseRedirect(f"{settings.PUBLIC_URL}{page}?{urlencode({'result': key})}")

@@ -141,3 +141,44 @@ def test_a_project_can_turn_the_email_form_off(client, project_a, public_client_
     assert "Continue with Acme SSO" in page and 'name="password"' not in page
     refused = client.post(signin, {"email": "eve@example.com", "password": PASSWORD})
     assert refused.status_code == 400 and AuthorizationRequest.objects.get().user is None
+
+
+def test_the_callback_goes_on_in_a_webview_that_lost_its_cookies(client, project_a, public_client_a, provider_a,
+                                                                 standin):
+    from django.test import Client
+
+    pending, upstream = begin(client, project_a, public_client_a, provider_a)
+    webview = Client()  # the same person, back without the session cookie
+    response = come_back(webview, project_a, standin.approve(upstream))
+    assert response["Location"] == f"/p/alpha/oauth/consent?request={pending.pk}"
+    assert webview.get(response["Location"]).status_code == 200
+
+
+# -- domain routing --------------------------------------------------------------------------------------
+
+def test_an_email_of_a_providers_domain_goes_to_that_provider(client, project_a, public_client_a, standin):
+    provider = make_provider(project_a, standin, domains=["acme.example"])
+    signin = client.get(_authorize(project_a, public_client_a))["Location"]
+    pending_id = signin.split("request=")[1]
+    response = client.post(signin, {"email": "Ada@ACME.example", "password": ""})
+    assert response.status_code == 302
+    assert response["Location"] == f"/p/alpha/oauth/upstream/start?request={pending_id}&provider={provider.pk}"
+    assert client.get(response["Location"])["Location"].startswith(standin.base)
+
+
+def test_other_emails_still_sign_in_with_their_password(client, project_a, public_client_a, standin, end_user_a):
+    make_provider(project_a, standin, domains=["acme.example"])
+    signin = client.get(_authorize(project_a, public_client_a))["Location"]
+    response = client.post(signin, {"email": "eve@example.com", "password": PASSWORD})
+    assert response.status_code == 302 and "/oauth/consent?request=" in response["Location"]
+
+
+def test_with_the_email_form_off_a_work_email_still_finds_its_provider(client, project_a, public_client_a, standin):
+    project_a.email_signin_enabled = False
+    project_a.save()
+    provider = make_provider(project_a, standin, domains=["acme.example"])
+    signin = client.get(_authorize(project_a, public_client_a))["Location"]
+    page = client.get(signin).content.decode()
+    assert "Work email" in page and 'name="password"' not in page
+    response = client.post(signin, {"email": "ada@acme.example"})
+    assert response["Location"].endswith(f"&provider={provider.pk}")
