@@ -32,12 +32,12 @@ class Oidc(Provider):
     def metadata(self) -> dict:
         """The issuer's discovery document; its `issuer` must be the one configured (Discovery §4.3)."""
         document = cached_json(self.issuer() + "/.well-known/openid-configuration")
-        if document.get("issuer") != self.expected_discovery_issuer():
+        if not isinstance(document.get("issuer"), str) or not self.discovered_issuer_ok(document["issuer"]):
             raise UpstreamRefused(f"discovery issuer {document.get('issuer')!r} is not {self.issuer()!r}")
         return document
 
-    def expected_discovery_issuer(self) -> str:
-        return self.issuer()
+    def discovered_issuer_ok(self, issuer: str) -> bool:
+        return issuer == self.issuer()
 
     def authorization_endpoint(self) -> str:
         return self._endpoint("authorization_endpoint")
@@ -118,9 +118,6 @@ class Google(Oidc):
     def issuer(self) -> str:
         return settings.IDENTITY_UPSTREAMS["google"]["issuer"]
 
-    def issuer_matches(self, iss: str, discovered: str) -> bool:
-        return iss == discovered
-
     def token_issuer(self, claims: dict, metadata: dict) -> str:
         # Google's ID tokens say `accounts.google.com` or `https://accounts.google.com` (its docs).
         if claims.get("iss") == "accounts.google.com" and metadata["issuer"] == "https://accounts.google.com":
@@ -141,12 +138,11 @@ class Microsoft(Oidc):
         tenant = self.row.issuer or "common"
         return settings.IDENTITY_UPSTREAMS["microsoft"]["issuer"].format(tenant=tenant)
 
-    def expected_discovery_issuer(self) -> str:
-        # The tenant in the URL may be a domain name; its document names the tenant by id.
-        document = cached_json(self.issuer() + "/.well-known/openid-configuration")
-        issuer = document.get("issuer")
+    def discovered_issuer_ok(self, issuer: str) -> bool:
+        # The tenant in the URL may be a domain name or `common`; the document names the tenant by
+        # its id (or the `{tenantid}` template), under the same base.
         base = settings.IDENTITY_UPSTREAMS["microsoft"]["issuer"].split("{tenant}")[0]
-        return issuer if isinstance(issuer, str) and issuer.startswith(base) else self.issuer()
+        return issuer.startswith(base)
 
     def token_issuer(self, claims: dict, metadata: dict) -> str:
         issuer = metadata["issuer"]
