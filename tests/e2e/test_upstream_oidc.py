@@ -129,3 +129,31 @@ def test_cancelling_at_the_upstream_returns_to_our_sign_in_page(live_server, chr
     assert page.get_by_role("alert").inner_text() == "You cancelled signing in with Acme SSO. Choose a way to sign in."
     assert page.get_by_role("link", name="Continue with Acme SSO").is_visible()
     assert not User.objects.filter(project=project_a).exists()
+
+
+def test_an_operator_adds_the_provider_and_tests_the_sign_in(live_server, chromium, upstream, project_a):
+    from tests.e2e.test_browser_dashboard import sign_in
+
+    page = chromium
+    sign_in(page, live_server.url, "alice@example.com")
+    page.goto(f"{live_server.url}/projects/alpha/identity-providers")
+    assert page.locator("#callback-url").inner_text() == f"{live_server.url}/p/alpha/oauth/upstream/callback"
+    page.get_by_label("Kind").select_option("oidc")
+    page.get_by_label("Name").fill("Acme SSO")
+    page.get_by_label("Client ID").fill("mcpauth-alpha")
+    page.get_by_label("Client secret").fill("upstream-secret")
+    page.get_by_label("Issuer or tenant").fill(upstream)
+    page.get_by_role("button", name="Add").click()
+    page.get_by_role("button", name="Test sign-in with Acme SSO").wait_for()
+    shot(page, "identity-4-dashboard-providers")
+    page.get_by_role("button", name="Test sign-in with Acme SSO").click()
+
+    page.locator("input[name=login]").fill("operator-check@example.com")  # oidc-provider's sign-in page
+    page.locator("input[name=password]").fill("any password")
+    page.get_by_role("button", name="Sign-in").click()
+    page.get_by_role("button", name="Continue").click()
+    page.locator("#test-result").wait_for()
+    shot(page, "identity-5-test-sign-in")
+    result = page.locator("#test-result").inner_text()
+    assert "It works" in result and "operator-check@example.com" in result
+    assert not User.objects.filter(project=project_a).exists()
