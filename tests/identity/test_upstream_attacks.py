@@ -128,3 +128,21 @@ def test_a_provider_of_project_a_cannot_be_started_at_project_b(client, project_
     assert "Acme SSO" not in page
     response = client.get(f"/p/bravo/oauth/upstream/start?request={pending_id}&provider={provider_a.pk}")
     assert response.status_code == 404
+
+
+def test_a_refused_code_at_the_upstream_token_endpoint_comes_back_with_a_message(client, project_a, public_client_a,
+                                                                                  provider_a, standin):
+    pending, upstream = begin(client, project_a, public_client_a, provider_a)
+    provider_a.client_secret = "not-the-secret"  # the upstream answers invalid_client
+    provider_a.save()
+    refused(client, project_a, pending, standin.approve(upstream))
+    assert "/token" in standin.hits
+
+
+def test_a_code_from_another_round_fails_pkce_at_the_upstream(client, project_a, public_client_a, provider_a,
+                                                              standin):
+    """The code is bound (PKCE) to the verifier of the round it was issued for, not of this state."""
+    pending, first = begin(client, project_a, public_client_a, provider_a)
+    _, second = begin(client, project_a, public_client_a, provider_a)
+    stolen = standin.approve(second)
+    refused(client, project_a, pending, {**standin.approve(first), "code": stolen["code"]})
