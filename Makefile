@@ -40,6 +40,8 @@ E2E_TS := tests/e2e/ts
 E2E_TS_XAA := tests/e2e/ts-xaa
 # panva oauth4webapi as a DPoP client (tests/e2e/test_dpop_oauth4webapi.py), with its own lockfile.
 E2E_DPOP := tests/e2e/dpop_js
+# node oidc-provider as an upstream identity provider (tests/e2e/test_upstream_oidc.py), with its own lockfile.
+E2E_IDP := tests/e2e/idp_js
 
 lint: install
 	$(BIN)/ruff check .
@@ -52,7 +54,7 @@ lint: install
 TEST_WORKERS ?= 4
 
 test: install lint $(E2E_TS)/node_modules/.installed $(E2E_TS_XAA)/node_modules/.installed \
-		$(E2E_DPOP)/node_modules/.installed
+		$(E2E_DPOP)/node_modules/.installed $(E2E_IDP)/node_modules/.installed
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The fuzz suite at length (docs/requests.md): `make test` runs it with a few examples per endpoint;
@@ -70,6 +72,10 @@ $(E2E_TS_XAA)/node_modules/.installed: $(E2E_TS_XAA)/package-lock.json
 
 $(E2E_DPOP)/node_modules/.installed: $(E2E_DPOP)/package-lock.json
 	npm ci --prefix $(E2E_DPOP) --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(E2E_IDP)/node_modules/.installed: $(E2E_IDP)/package-lock.json
+	npm ci --prefix $(E2E_IDP) --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The issuer plus examples/mcp_server.py (port 8001), printing how to connect MCP Inspector or Claude.

@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import api, api_activity, api_enterprise, api_webhooks
+from . import api, api_activity, api_enterprise, api_identity, api_webhooks
 
 P = "api/v1/projects/<slug:slug>"
 
@@ -38,4 +38,10 @@ urlpatterns = [
     path(P + "/webhooks/<int:pk>/deliveries", api_webhooks.DeliveriesView.as_view(), name="api_webhook_deliveries"),
     path(P + "/webhooks/<int:pk>/deliveries/<int:delivery>/retry", api_webhooks.RetryDeliveryView.as_view(),
          name="api_webhook_retry"),
+    path(P + "/identity-providers", api_identity.IdentityProvidersView.as_view(), name="api_identity_providers"),
+    path(P + "/identity-providers/<int:pk>", api_identity.IdentityProviderView.as_view(), name="api_identity_provider"),
+    path(P + "/end-users/<int:pk>/identities", api_identity.EndUserIdentitiesView.as_view(),
+         name="api_end_user_identities"),
+    path(P + "/end-users/<int:pk>/identities/<int:identity_pk>", api_identity.EndUserIdentityView.as_view(),
+         name="api_end_user_identity"),
 ]

@@ -188,7 +188,8 @@ class SettingsForm(forms.ModelForm):
         model = Project
         fields = [
             "cimd_enabled", "open_registration_enabled", "secret_registration_enabled",
-            "login_mode", "login_url", "signup_enabled", "require_verified_email", "email_in_tokens", "device_grant",
+            "login_mode", "login_url", "signup_enabled", "email_signin_enabled", "require_verified_email", "email_in_tokens",
+            "device_grant",
             "token_format", "access_token_ttl", "refresh_token_ttl", "openid", "dpop", "dpop_nonce",
             "display_name", "logo_url", "accent_color",
             "open_client_cap", "unused_client_days", "idle_client_days", "key_rotation_days",
@@ -202,6 +203,7 @@ class SettingsForm(forms.ModelForm):
             "login_mode": "Login mode",
             "login_url": "Login URL (handoff mode)",
             "signup_enabled": "End users may sign up (hosted mode)",
+            "email_signin_enabled": "Sign-in with email and password (hosted mode)",
             "require_verified_email": "End users must verify their email to authorize",
             "email_in_tokens": "Verified email in access tokens and introspection",
             "device_grant": "Device authorization grant (RFC 8628)",
@@ -226,6 +228,8 @@ class SettingsForm(forms.ModelForm):
             "access_token_ttl": "60 seconds to 24 hours (3600 = one hour).",
             "refresh_token_ttl": "5 minutes to 365 days (2592000 = 30 days).",
             "open_client_cap": "Registrations beyond it get 429 until the reaper frees room.",
+            "email_signin_enabled": "Off: the sign-in page shows only the identity providers' buttons "
+                                    "(Identity providers tab).",
             "unused_client_days": "0 keeps them.",
             "idle_client_days": "0 keeps them.",
             "key_rotation_days": "0: rotate by hand only.",

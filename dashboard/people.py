@@ -23,7 +23,8 @@ def end_user_list(request, project):
     q = request.GET.get("q", "").strip()
     if q:
         people = people.filter(Q(email__icontains=q) | Q(subject__icontains=q) | Q(name__icontains=q))
-    people = people.order_by(F("last_seen_at").desc(nulls_last=True), "-date_joined")
+    people = people.order_by(F("last_seen_at").desc(nulls_last=True), "-date_joined").prefetch_related(
+        "upstream_identities__provider")
     page = Paginator(people, 50).get_page(request.GET.get("page"))
     return render(request, "dashboard/end_users.html", {"project": project, "tab": "users", "page": page, "q": q})
 

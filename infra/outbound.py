@@ -1,4 +1,5 @@
-"""The one outbound HTTP client (CIMD documents, JWKS, webhook deliveries), hardened against SSRF.
+"""The one outbound HTTP client (CIMD documents, JWKS, upstream identity providers, webhook deliveries),
+hardened against SSRF.
 
 - The host is resolved once; every address must be public, and the socket's actual peer is
   checked again right after connect, so a DNS answer that changes between checks (rebinding)
@@ -82,17 +83,18 @@ def address_allowed(ip: str) -> bool:
 def get(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float | None = None,
         headers: dict[str, str] | None = None, schemes: tuple[str, ...] = ("https",)) -> OutboundResponse:
     """GET `url` under every guard above; raises `OutboundError` for any refusal or failure."""
-    return _send("GET", url, None, max_bytes=max_bytes, timeout=timeout, headers=headers, schemes=schemes)
+    return request("GET", url, max_bytes=max_bytes, timeout=timeout, headers=headers, schemes=schemes)
 
 
 def post(url: str, body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float | None = None,
          headers: dict[str, str] | None = None, schemes: tuple[str, ...] = ("https",)) -> OutboundResponse:
-    """POST `body` to `url` under the same guards (webhook deliveries)."""
-    return _send("POST", url, body, max_bytes=max_bytes, timeout=timeout, headers=headers, schemes=schemes)
+    """POST `body` to `url` (an upstream token endpoint, a webhook delivery) under the same guards as `get`."""
+    return request("POST", url, body, max_bytes=max_bytes, timeout=timeout, headers=headers, schemes=schemes)
 
 
-def _send(method: str, url: str, body: bytes | None, *, max_bytes: int, timeout: float | None,
-          headers: dict[str, str] | None, schemes: tuple[str, ...]) -> OutboundResponse:
+def request(method: str, url: str, body: bytes | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES,
+            timeout: float | None = None, headers: dict[str, str] | None = None,
+            schemes: tuple[str, ...] = ("https",)) -> OutboundResponse:
     parts = _check_url(url, schemes)
     deadline = time.monotonic() + (timeout or getattr(settings, "OUTBOUND_TIMEOUT_SECONDS", DEFAULT_TIMEOUT))
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -201,13 +203,13 @@ def _exchange(sock: socket.socket, parts, method: str, body: bytes | None, heade
     connection.request(method, path, body=body, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity",
                                                          "Connection": "close", **headers})
     response = connection.getresponse()
-    body = b""
-    while len(body) <= max_bytes:
+    received = b""
+    while len(received) <= max_bytes:
         sock.settimeout(_remaining(deadline))  # one deadline for the whole body, not per read
-        chunk = response.read1(max_bytes + 1 - len(body)) if hasattr(response, "read1") else b""
+        chunk = response.read1(max_bytes + 1 - len(received)) if hasattr(response, "read1") else b""
         if not chunk:
             break
-        body += chunk
-    if len(body) > max_bytes:
+        received += chunk
+    if len(received) > max_bytes:
         raise OutboundError(f"response larger than {max_bytes} bytes", reason=f"the response is larger than {max_bytes} bytes")
-    return OutboundResponse(status=response.status, headers=response.msg, body=body)
+    return OutboundResponse(status=response.status, headers=response.msg, body=received)

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "mfa",
+    "identity",
     "dashboard",
     "webhooks",
 ]
@@ -340,6 +341,17 @@ OUTBOUND_ALLOW_PRIVATE_ADDRESSES = env_bool("OUTBOUND_ALLOW_PRIVATE_ADDRESSES", 
 BENCH_HELLO = env_bool("BENCH_HELLO", False)
 # Extra CA certificates (a PEM file) trusted for outbound TLS; tests trust their local server this way.
 OUTBOUND_CA_BUNDLE = env_str("OUTBOUND_CA_BUNDLE", "")
+
+# Upstream identity providers' fixed endpoints (docs/identity.md); tests point them at local stand-ins.
+# Microsoft's `{tenant}` is the provider's tenant (`common` unless set); generic OpenID Connect
+# providers are found by their own issuer's discovery document.
+IDENTITY_UPSTREAMS = {
+    "github": {"authorize": "https://github.com/login/oauth/authorize",
+               "token": "https://github.com/login/oauth/access_token",
+               "api": "https://api.github.com"},
+    "google": {"issuer": "https://accounts.google.com"},
+    "microsoft": {"issuer": "https://login.microsoftonline.com/{tenant}/v2.0"},
+}
 OUTBOUND_TIMEOUT_SECONDS = env_int("OUTBOUND_TIMEOUT_SECONDS", 5)
 # Webhook deliveries: how often due ones are swept, how long one receiver may take (docs/operations.md).
 WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 5)

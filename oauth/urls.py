@@ -17,6 +17,7 @@ from oauth.endpoints import (
     revocation_feed,
     signin,
     token,
+    upstream,
     userinfo,
     verification,
 )
@@ -46,6 +47,9 @@ urlpatterns = [
     path("oauth/verify-email", verification.verify_email, name="verify-email"),
     path("oauth/forgot-password", password_reset.forgot_password, name="forgot-password"),
     path("oauth/reset-password", password_reset.reset_password, name="reset-password"),
+    # Upstream identity providers (docs/identity.md)
+    path("oauth/upstream/start", upstream.start, name="upstream-start"),
+    path("oauth/upstream/callback", upstream.callback, name="upstream-callback"),
     # Device authorization grant (RFC 8628)
     path("oauth/device_authorization", device.device_authorization, name="device-authorization"),
     path("device", device.verify, name="device"),

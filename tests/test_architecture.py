@@ -20,7 +20,8 @@ from tests import architecture_grant
 from tests.token_support import basic, post_form, token_url
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCTION = ("infra", "mcpauth_service", "projects", "activity", "oauth", "mfa", "dashboard", "mcpauth_rs", "webhooks")
+PRODUCTION = ("infra", "mcpauth_service", "projects", "activity", "oauth", "identity", "mfa", "dashboard", "mcpauth_rs",
+              "webhooks")
 LIBRARIES = ("django", "oauth2_provider", "oauthlib", "redis", "django_otp", "webauthn")
 
 
@@ -119,11 +120,12 @@ def test_the_cycle_finder_finds_a_circle():
 
 
 @pytest.mark.parametrize("lower,forbidden", [
-    ("projects", ("oauth", "dashboard", "activity", "webhooks")),
+    ("projects", ("oauth", "dashboard", "activity", "webhooks", "identity")),
     ("activity", ("oauth", "dashboard")),
-    ("infra", ("oauth", "dashboard", "projects", "activity", "webhooks")),
+    ("infra", ("oauth", "dashboard", "projects", "activity", "webhooks", "identity")),
     ("webhooks", ("oauth", "dashboard")),  # oauth and dashboard call webhooks.emit, never the reverse
     ("mfa", ("oauth", "dashboard")),
+    ("identity", ("oauth", "dashboard")),  # beside oauth/: oauth.endpoints.signin and .upstream call it
 ])
 def test_lower_floors_import_nothing_of_upper_ones(lower, forbidden):
     wrong = sorted(f"{name} imports {target}" for name, path in MODULES.items() if name.split(".")[0] == lower

@@ -67,5 +67,11 @@ def bind_request(request: HttpRequest, authorization_id: str) -> None:
     request.session[key] = [*ids, authorization_id][-REMEMBERED_REQUESTS:]
 
 
+def latest_request(request: HttpRequest) -> str | None:
+    """The pending authorization this browser started last at `request.project`, if any."""
+    ids = request.session.get(_requests_key(request.project), [])
+    return ids[-1] if ids else None
+
+
 def owns_request(request: HttpRequest, authorization_id: str) -> bool:
     return authorization_id in request.session.get(_requests_key(request.project), [])

@@ -363,6 +363,7 @@ def _settings(project, **changes):
             "resources_text": "\n".join(project.resources),
             "scopes_text": "\n".join(f"{s['name']} — {s['description']}" for s in project.scopes)}
     for flag in ("cimd_enabled", "open_registration_enabled", "secret_registration_enabled", "signup_enabled",
+                 "email_signin_enabled",
                  "device_grant"):
         if getattr(project, flag):
             data[flag] = "on"
