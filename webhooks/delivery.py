@@ -41,7 +41,7 @@ def headers(delivery: Delivery, now: datetime) -> dict[str, str]:
     """Standard Webhooks headers; during a rotation overlap, one signature per secret (space-separated)."""
     body = delivery.payload.encode()
     signatures = [Signer(secret).sign(delivery.event_id, now, body) for secret in delivery.webhook.signing_secrets(now)]
-    return {"Content-Type": "application/json", "webhook-id": delivery.event_id,
+    return {"Content-Type": "application/json", "User-Agent": "mcpauth-webhooks", "webhook-id": delivery.event_id,
             "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": " ".join(signatures)}
 
 

@@ -43,14 +43,14 @@ def family(family_id: uuid.UUID | None, reason: str = "revoked") -> None:
         return
     grant = (RefreshToken.objects.filter(token_family=family_id)
              .values_list("application__project_id", "application__client_id", "user__subject").first())
-    if grant:
-        project_id, client_id, subject = grant
-        emit(project_id, "grant.revoked", {"client_id": client_id, "subject": subject, "reason": reason})
     members = RefreshToken.objects.filter(token_family=family_id).values("access_token_id")
     with transaction.atomic(savepoint=False):
         doomed = _listed(list(AccessToken.objects.filter(pk__in=members).values_list(*ENDING)))
         RefreshToken.revoke_family(family_id)  # the toolkit's set-based sweep: revokes the rows, deletes their access tokens
     tokens.forget(doomed)
+    if grant:
+        project_id, client_id, subject = grant
+        emit(project_id, "grant.revoked", {"client_id": client_id, "subject": subject, "reason": reason})
 
 
 def refresh_token(row: RefreshToken) -> None:
@@ -142,16 +142,18 @@ def _end(access: QuerySet, refresh: QuerySet, codes: QuerySet) -> int:
 def client_tokens(client: Application) -> int:
     """Every token and pending code of one client (revoked from the dashboard or the API, or the
     client disabled); returns how many access tokens were live."""
-    emit(client.project_id, "grant.revoked", {"client_id": client.client_id, "subject": None, "reason": "client"})
-    return _end(AccessToken.objects.filter(application=client), RefreshToken.objects.filter(application=client),
+    live = _end(AccessToken.objects.filter(application=client), RefreshToken.objects.filter(application=client),
                 Grant.objects.filter(application=client))
+    emit(client.project_id, "grant.revoked", {"client_id": client.client_id, "subject": None, "reason": "client"})
+    return live
 
 
 def end_user_grants(project, person) -> int:
     """Every token and pending code an end user holds in `project`; returns how many were live."""
     mine = {"user": person, "application__project": project}
+    live = _end(AccessToken.objects.filter(**mine), RefreshToken.objects.filter(**mine), Grant.objects.filter(**mine))
     emit(project, "grant.revoked", {"client_id": None, "subject": person.subject, "reason": "end_user"})
-    return _end(AccessToken.objects.filter(**mine), RefreshToken.objects.filter(**mine), Grant.objects.filter(**mine))
+    return live
 
 
 def issuer_tokens(project, issuer: str) -> int:

@@ -61,7 +61,7 @@ def test_a_delivery_is_signed_the_standard_webhooks_way(project_a, receiver):
     assert payload["timestamp"].endswith("Z")
     row = only(project_a, "grant.revoked")
     assert got.headers["webhook-id"] == row.event_id and row.event_id.startswith("msg_")
-    assert got.headers["content-type"] == "application/json"
+    assert got.headers["content-type"] == "application/json" and got.headers["user-agent"] == "mcpauth-webhooks"
     assert (row.state, row.attempts, row.last_status, row.next_attempt_at) == ("delivered", 1, 204, None)
     assert row.delivered_at is not None and row.webhook == webhook
 
