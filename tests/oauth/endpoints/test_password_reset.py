@@ -11,7 +11,7 @@ from django.utils import timezone
 from infra import ratelimit
 from oauth.endpoints import password_reset
 from oauth.models import AccessToken
-from projects.models import AccountToken
+from projects.models import AccountToken, User
 from tests.authz import authorize_path, sign_in_as
 from tests.conftest import PASSWORD
 from tests.token_support import make_code, redeem
@@ -166,3 +166,9 @@ def test_handoff_projects_have_no_reset_page(client, project_a):
     project_a.login_url = "https://app.example/login"
     project_a.save()
     assert client.get(FORGOT).status_code == 404
+
+
+def test_an_account_without_a_password_gets_no_link(client, project_a, inbox):
+    User.objects.create_end_user(project_a, "sso@example.com")  # e.g. made by an identity provider
+    assert ask(client, "sso@example.com").status_code == 200
+    assert inbox.messages == []
