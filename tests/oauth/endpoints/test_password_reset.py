@@ -172,3 +172,12 @@ def test_an_account_without_a_password_gets_no_link(client, project_a, inbox):
     User.objects.create_end_user(project_a, "sso@example.com")  # e.g. made by an identity provider
     assert ask(client, "sso@example.com").status_code == 200
     assert inbox.messages == []
+
+
+@pytest.mark.parametrize("query", ["", "?token=", "?token=%00", "?token=mcpml_x&token=y", "?token=" + "a" * 5000,
+                                   "?request=%00", "?request=nope"])
+def test_odd_links_are_a_page_never_a_500(client, project_a, query):
+    for page in ("reset-password", "verify-email", "check-email", "forgot-password"):
+        for response in (client.get(f"/p/alpha/oauth/{page}{query}"),
+                         client.post(f"/p/alpha/oauth/{page}{query}", {"password": "\x00", "email": "a\x00@b"})):
+            assert response.status_code in (200, 302, 400, 404), (page, query, response.status_code)
