@@ -168,6 +168,14 @@ def test_handoff_projects_have_no_reset_page(client, project_a):
     assert client.get(FORGOT).status_code == 404
 
 
+def test_a_project_without_the_email_form_has_no_reset_page(client, project_a, end_user_a, inbox):
+    project_a.email_signin_enabled = False
+    project_a.save()
+    assert client.get(FORGOT).status_code == 404
+    assert ask(client, "eve@example.com").status_code == 404
+    assert inbox.messages == []
+
+
 def test_an_account_without_a_password_gets_no_link(client, project_a, inbox):
     User.objects.create_end_user(project_a, "sso@example.com")  # e.g. made by an identity provider
     assert ask(client, "sso@example.com").status_code == 200
