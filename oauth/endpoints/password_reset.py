@@ -39,8 +39,9 @@ def reset_checks(request: HttpRequest, email: str) -> list:
 
 
 def _hosted(request: HttpRequest) -> None:
-    if request.project.login_mode != Project.LoginMode.HOSTED:
-        raise ErrorPage("This project signs people in on its own site.", status=404, title="Not found")
+    """Passwords exist here only with hosted sign-in and its email form on."""
+    if request.project.login_mode != Project.LoginMode.HOSTED or not request.project.email_signin_enabled:
+        raise ErrorPage("This project does not sign people in with a password here.", status=404, title="Not found")
 
 
 def _signin_url(request: HttpRequest) -> str:
@@ -75,6 +76,10 @@ def forgot_password(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def reset_password(request: HttpRequest) -> HttpResponse:
+    try:
+        _hosted(request)
+    except ErrorPage as page:
+        return error_page(request, page)
     value = request.GET.get("token", "")
     token = AccountToken.find(AccountToken.Purpose.RESET, value, request.project)
     if token is None:

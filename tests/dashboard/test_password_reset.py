@@ -84,3 +84,12 @@ def test_requests_are_throttled_with_429_and_retry_after(client, alice, inbox):
     assert 1 <= int(response["Retry-After"]) <= 901
     assert password_reset.THROTTLED in response.content.decode()
     assert len(inbox.to("alice@example.com")) == limit
+
+
+def test_requests_are_throttled_per_client_address(client, inbox):
+    limit = ratelimit.LIMITS["operator-reset:ip"].default[0].limit
+    for n in range(limit):
+        assert ask(client, f"someone{n}@example.com").status_code == 200
+    response = ask(client, "someone-else@example.com")
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    assert response["RateLimit"].startswith('"operator-reset:ip/15m";r=0;')

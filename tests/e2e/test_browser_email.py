@@ -48,3 +48,27 @@ def test_sign_up_verify_by_email_consent_and_code(live_server, page, settings, c
     user = User.objects.get(project=project_a, email="new@example.com")
     assert user.email_verified_at is not None
     assert Grant.objects.get(application=public_client_a).user == user
+
+
+def test_forgot_password_by_email_then_sign_in_with_the_new_one(live_server, page, settings, client_app, project_a,
+                                                                public_client_a, end_user_a, inbox):
+    settings.PUBLIC_URL = live_server.url
+    page.goto(authorize(live_server, project_a, public_client_a, client_app, state="reset-state"))
+    page.get_by_role("link", name="Forgot password?").click()
+    page.get_by_label("Email").fill("eve@example.com")
+    page.get_by_role("button", name="Send the link").click()
+    page.get_by_text("we sent it a link").wait_for()
+    screenshot(page, "forgot-password-sent")
+
+    page.goto(live_server.url + inbox.last_link("eve@example.com"))
+    page.get_by_label("New password").fill("a brand new passphrase")
+    screenshot(page, "choose-new-password")
+    page.get_by_role("button", name="Set the new password").click()
+    page.get_by_role("heading", name="Password changed").wait_for()
+
+    page.goto(authorize(live_server, project_a, public_client_a, client_app, state="reset-state"))
+    page.get_by_label("Email").fill("eve@example.com")
+    page.get_by_label("Password").fill("a brand new passphrase")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Allow").click()
+    assert back_at_client(page, client_app)["state"] == "reset-state"

@@ -11,7 +11,7 @@ from django.utils import timezone
 from infra import ratelimit
 from oauth.endpoints import password_reset
 from oauth.models import AccessToken
-from projects.models import AccountToken
+from projects.models import AccountToken, User
 from tests.authz import authorize_path, sign_in_as
 from tests.conftest import PASSWORD
 from tests.token_support import make_code, redeem
@@ -166,3 +166,26 @@ def test_handoff_projects_have_no_reset_page(client, project_a):
     project_a.login_url = "https://app.example/login"
     project_a.save()
     assert client.get(FORGOT).status_code == 404
+
+
+def test_a_project_without_the_email_form_has_no_reset_page(client, project_a, end_user_a, inbox):
+    project_a.email_signin_enabled = False
+    project_a.save()
+    assert client.get(FORGOT).status_code == 404
+    assert ask(client, "eve@example.com").status_code == 404
+    assert inbox.messages == []
+
+
+def test_an_account_without_a_password_gets_no_link(client, project_a, inbox):
+    User.objects.create_end_user(project_a, "sso@example.com")  # e.g. made by an identity provider
+    assert ask(client, "sso@example.com").status_code == 200
+    assert inbox.messages == []
+
+
+@pytest.mark.parametrize("query", ["", "?token=", "?token=%00", "?token=mcpml_x&token=y", "?token=" + "a" * 5000,
+                                   "?request=%00", "?request=nope"])
+def test_odd_links_are_a_page_never_a_500(client, project_a, query):
+    for page in ("reset-password", "verify-email", "check-email", "forgot-password"):
+        for response in (client.get(f"/p/alpha/oauth/{page}{query}"),
+                         client.post(f"/p/alpha/oauth/{page}{query}", {"password": "\x00", "email": "a\x00@b"})):
+            assert response.status_code in (200, 302, 400, 404), (page, query, response.status_code)
