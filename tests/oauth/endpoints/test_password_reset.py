@@ -166,3 +166,4 @@ def test_handoff_projects_have_no_reset_page(client, project_a):
     project_a.login_url = "https://app.example/login"
     project_a.save()
     assert client.get(FORGOT).status_code == 404
+
