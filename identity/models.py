@@ -69,6 +69,9 @@ class IdentityProvider(models.Model):
         return bool(domain) and domain in self.domains
 
 
+keys.encrypted_columns("identity.IdentityProvider", "client_secret_encrypted")
+
+
 def callback_url(project: Project) -> str:
     return f"{project.issuer}/oauth/upstream/callback"
 

@@ -13,6 +13,7 @@ from django.db import OperationalError as DatabaseOperationalError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
+from kombu.exceptions import OperationalError as BrokerOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -21,8 +22,10 @@ from infra.middleware import is_machine_route
 logger = logging.getLogger("mcpauth.outage")
 
 _API_PREFIXES = ("/p/", "/.well-known/", "/api/")
-# The driver's "could not reach it" errors: connection refused, dropped, timed out, terminated.
-OUTAGES = (DatabaseOperationalError, DatabaseInterfaceError, RedisConnectionError, RedisTimeoutError)
+# The driver's "could not reach it" errors: connection refused, dropped, timed out, terminated; and
+# Celery's broker unreachable when a request queues a task (an email to send).
+OUTAGES = (DatabaseOperationalError, DatabaseInterfaceError, RedisConnectionError, RedisTimeoutError,
+           BrokerOperationalError)
 RETRY_AFTER_SECONDS = 5
 UNAVAILABLE_DESCRIPTION = "The service is temporarily unavailable; retry later."
 

@@ -22,6 +22,17 @@ def _cipher(materials: str) -> MultiFernet:
     return MultiFernet([_fernet_for(m.strip()) for m in materials.split(",") if m.strip()])
 
 
+# Every column encrypted with KEY_ENCRYPTION_KEY, {"app_label.Model": (field, ...)}: each app lists
+# its own next to the model (`encrypted_columns`), and `manage.py reencryptkeys` re-encrypts them all
+# when the key is rotated, so no secret is left readable only under the old key.
+ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {}
+
+
+def encrypted_columns(model_label: str, *fields: str) -> None:
+    """Declare `fields` of `model_label` as encrypted with `encrypt` (for `reencryptkeys`)."""
+    ENCRYPTED_COLUMNS[model_label] = fields
+
+
 def encrypt(plaintext: bytes) -> str:
     return _cipher(settings.KEY_ENCRYPTION_KEY).encrypt(plaintext).decode()
 

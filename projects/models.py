@@ -535,6 +535,9 @@ class SigningKey(models.Model):
         SigningKey.objects.filter(pk=self.pk).update(private_key_encrypted=self.private_key_encrypted)
 
 
+keys.encrypted_columns("projects.SigningKey", "private_key_encrypted")
+
+
 class AuditEvent(models.Model):
     """One security-relevant event: who did what to which client, from where, when."""
 

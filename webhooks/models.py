@@ -91,6 +91,9 @@ class Webhook(models.Model):
         return found
 
 
+keys.encrypted_columns("webhooks.Webhook", "secret_encrypted", "previous_secret_encrypted")
+
+
 class DeliveryQuerySet(models.QuerySet):
     def due(self, now: datetime) -> "DeliveryQuerySet":
         return self.filter(state=Delivery.State.PENDING, next_attempt_at__lte=now, webhook__enabled=True)

@@ -162,3 +162,21 @@ def test_the_management_api_answers_503_in_json(alice, project_a, redis_down):
     response = api.post(f"/api/v1/projects/{project_a.slug}/rotate-key", HTTP_AUTHORIZATION=f"Bearer {token}")
 
     assert_unavailable(response)
+
+
+def test_a_broker_that_cannot_be_reached_counts_as_an_outage():
+    """A request that queues a task (an email) while the broker is down answers 503, not 500: what
+    Celery raises then is one of the outages `mcpauth_service.errors` renders."""
+    from celery import Celery
+
+    from mcpauth_service.errors import is_outage
+
+    app = Celery("outage-probe", broker=f"redis://127.0.0.1:{closed_port()}/0")
+    app.conf.broker_connection_retry = False
+    app.conf.task_publish_retry = False
+    try:
+        with pytest.raises(Exception) as raised:
+            app.send_task("projects.tasks.send_password_reset", args=(1, "a@b.example", "http://issuer"))
+        assert is_outage(raised.value)
+    finally:
+        app.close()

@@ -8,13 +8,16 @@ from io import StringIO
 import pytest
 from cryptography.fernet import InvalidToken
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from dashboard.models import OperatorToken
+from identity.models import IdentityProvider
 from oauth.tokens import issue as tokens
 from oauth.tokens import jwt_tokens
 from projects import keys, secrets
 from projects.models import Project, ProjectSecret, SigningKey
 from tests.token_support import basic, post_form, token_url
+from webhooks.models import Webhook
 
 OLD, NEW = "old-digest-key-" + "o" * 40, "new-digest-key-" + "n" * 40
 REGISTER = {"client_name": "Inspector", "redirect_uris": ["http://localhost:6274/oauth/callback"],
@@ -113,12 +116,33 @@ def test_reencryptkeys_moves_every_signing_key_to_the_new_key_encryption_key(set
     kids = set(SigningKey.objects.values_list("kid", flat=True))
     settings.KEY_ENCRYPTION_KEY = "new-kek-" + "n" * 40 + ",old-kek-" + "o" * 40
 
-    assert reencryptkeys() == {"reencrypted": SigningKey.objects.count()}
+    assert reencryptkeys()["by_model"]["projects.SigningKey"] == SigningKey.objects.count()
 
     settings.KEY_ENCRYPTION_KEY = "new-kek-" + "n" * 40
     sign_and_verify(jwt_a)
     assert set(SigningKey.objects.values_list("kid", flat=True)) == kids  # same keys, same JWKS
-    assert reencryptkeys() == {"reencrypted": SigningKey.objects.count()}  # idempotent
+    assert reencryptkeys()["by_model"]["projects.SigningKey"] == SigningKey.objects.count()  # idempotent
+
+
+def test_reencryptkeys_moves_webhook_secrets_and_identity_provider_secrets_too(settings, jwt_a):
+    """Everything encrypted with KEY_ENCRYPTION_KEY stays readable once the old key is dropped."""
+    webhook, secret = Webhook.create(jwt_a, "https://hooks.acme.example/mcpauth", ["grant.revoked"])
+    previous = webhook.rotate_secret()  # the rotated secret becomes the previous one, also encrypted
+    provider = IdentityProvider(project=jwt_a, kind="github", name="GitHub", client_id="Iv1.abc")
+    provider.client_secret = "upstream-client-secret"
+    provider.save()
+    settings.KEY_ENCRYPTION_KEY = "new-kek-" + "n" * 40 + ",old-kek-" + "o" * 40
+
+    result = reencryptkeys()
+
+    assert result["by_model"]["webhooks.Webhook"] == 1
+    assert result["by_model"]["identity.IdentityProvider"] == 1
+    assert result["reencrypted"] == sum(result["by_model"].values())
+    settings.KEY_ENCRYPTION_KEY = "new-kek-" + "n" * 40
+    webhook.refresh_from_db()
+    assert webhook.signing_secrets(timezone.now()) == [previous, secret]
+    provider.refresh_from_db()
+    assert provider.client_secret == "upstream-client-secret"
 
 
 def test_without_reencrypting_the_old_signing_keys_cannot_be_read(settings, jwt_a):
@@ -131,12 +155,15 @@ def test_without_reencrypting_the_old_signing_keys_cannot_be_read(settings, jwt_
 
 def test_reencryptkeys_refuses_keys_it_cannot_read_and_changes_nothing(settings, jwt_a):
     before = dict(SigningKey.objects.values_list("pk", "private_key_encrypted"))
+    Webhook.create(jwt_a, "https://hooks.acme.example/mcpauth", ["grant.revoked"])
+    hooks_before = list(Webhook.objects.values_list("secret_encrypted", flat=True))
     settings.KEY_ENCRYPTION_KEY = "new-kek-" + "n" * 40  # the old key not listed
 
     with pytest.raises(CommandError, match="not encrypted under any key"):
         reencryptkeys()
 
     assert dict(SigningKey.objects.values_list("pk", "private_key_encrypted")) == before
+    assert list(Webhook.objects.values_list("secret_encrypted", flat=True)) == hooks_before
 
 
 # --- SECRET_KEY ----------------------------------------------------------------------------------
