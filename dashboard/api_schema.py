@@ -76,6 +76,13 @@ ENDPOINTS = {
                               "400": _json(ERROR, "unauthorized_client, invalid_scope, ..."),
                               "401": _json(ERROR, "invalid_client")})},
     "/p/{slug}/oauth/revoke": {"post": _op("Revoke a token", "RFC 7009.", body=FORM)},
+    "/p/{slug}/oauth/revocations": {"get": _op(
+        "Revocation feed", "The `jti`s of revoked JWT access tokens after `since`, oldest first (at most 1000; "
+        "continue with `next`): `{\"revoked\": [{\"jti\", \"revoked_at\", \"exp\"}], \"next\"}`. "
+        "Project secret with `introspect`.", tag="mcpauth", security=SECRET,
+        params=[_query("since", description="the `next` of the previous answer; omitted: from the oldest entry kept")],
+        responses={"200": _json(JSON_OBJECT, "Revoked JWTs and the next cursor"),
+                   "400": _json(ERROR, "invalid_request (a bad cursor)"), "401": _json(ERROR, "invalid_token")})},
     "/p/{slug}/oauth/introspect": {"post": _op(
         "Introspect a token", "RFC 7662. Client authentication or a project secret holding `introspect`.",
         body=FORM, security=[{"clientBasic": []}, *SECRET])},
