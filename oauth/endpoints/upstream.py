@@ -29,10 +29,9 @@ from oauth.endpoints.authorize import (
 from oauth.endpoints.endusers import bind_request, latest_request
 from oauth.endpoints.signin import hosted_request, signed_in
 from oauth.errors import logger
-from projects.models import AuditEvent, Project
+from projects.models import AuditEvent
 
 EXPIRED = "This sign-in took too long or was already used. Go back to the application and try again."
-
 
 
 @never_cache
@@ -53,7 +52,7 @@ def start(request: HttpRequest) -> HttpResponse:
 
 def enabled_provider(request: HttpRequest, provider_id: str | None) -> IdentityProvider:
     provider = None
-    if provider_id and provider_id.isascii() and provider_id.isdigit():
+    if provider_id and provider_id.isascii() and provider_id.isdigit() and len(provider_id) <= 18:  # a bigint
         provider = IdentityProvider.objects.enabled(request.project).filter(pk=int(provider_id)).first()
     if provider is None:
         raise ErrorPage("This sign-in option is not available.", status=404, title="Not found")
@@ -68,11 +67,7 @@ def callback(request: HttpRequest) -> HttpResponse:
         try:
             outcome = leg.finish(request.project, request.GET)
         except leg.UpstreamFailed as failed:
-            logger.info("upstream sign-in failed (%s): %s", failed.code, failed)
-            if failed.round is not None and failed.round.tester_id:
-                return to_dashboard(failed.round, {"ok": False, "code": failed.code})
-            return returned(request, failed.round.authorization_id if failed.round else None, failed.code,
-                            failed.round.provider_id if failed.round else None)
+            return came_back_without(request, failed)
         if outcome.round.tester_id:
             return tested(request, outcome)
         pending = live_request(request, outcome.round.authorization_id)
@@ -87,6 +82,17 @@ def callback(request: HttpRequest) -> HttpResponse:
         return signed_in(request, pending, user)
     except ErrorPage as page:
         return error_page(request, page)
+
+
+def came_back_without(request: HttpRequest, failed: leg.UpstreamFailed) -> HttpResponse:
+    """The round failed: the operator's test sees why; a person is back on our sign-in page."""
+    logger.info("upstream sign-in failed (%s): %s", failed.code, failed)
+    kept = failed.round
+    if kept is None:
+        return returned(request, None, failed.code, None)
+    if kept.tester_id:
+        return to_dashboard(request, kept, {"ok": False, "code": failed.code})
+    return returned(request, kept.authorization_id, failed.code, kept.provider_id)
 
 
 def live_request(request: HttpRequest, authorization_id: str | None) -> AuthorizationRequest:
@@ -118,13 +124,12 @@ def back_to_signin(pending: AuthorizationRequest, code: str, provider_id: int | 
 def tested(request: HttpRequest, outcome: leg.Outcome) -> HttpResponse:
     """An operator's "Test sign-in" (dashboard): show what came back; nobody is signed in or made."""
     profile = outcome.profile
-    return to_dashboard(outcome.round, {"ok": True, "subject": profile.subject, "email": profile.email,
-                                        "email_verified": profile.email_verified, "name": profile.name,
-                                        "claims": profile.claims})
+    result = {"ok": True, "subject": profile.subject, "email": profile.email,
+              "email_verified": profile.email_verified, "name": profile.name, "claims": profile.claims}
+    return to_dashboard(request, outcome.round, result)
 
 
-def to_dashboard(kept: states.Round, result: dict) -> HttpResponse:
+def to_dashboard(request: HttpRequest, kept: states.Round, result: dict) -> HttpResponse:
     key = states.keep_test_result(kept, result)
-    slug = Project.objects.filter(pk=kept.project_id).values_list("slug", flat=True).get()
-    page = reverse("dashboard:identity_provider_tested", args=[slug, kept.provider_id])
+    page = reverse("dashboard:identity_provider_tested", args=[request.project.slug, kept.provider_id])
     return HttpResponseRedirect(f"{settings.PUBLIC_URL}{page}?{urlencode({'result': key})}")
