@@ -67,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     run.flush_redis(cfg.redis_url)
     run.setup_django()
 
-    from django.core.wsgi import get_wsgi_application
     from django.db import connection
+
+    from mcpauth_service.wsgi import application as app  # what the server runs (infra.documents in front)
 
     from . import seed
 
-    app = get_wsgi_application()
     world = seed.create_world()
     seed.background_tokens(world, 1000, [c.pk for c in world.cc_clients])
     warm = seed.access_tokens(world, 50, world.cc_clients[0])

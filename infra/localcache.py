@@ -62,6 +62,12 @@ request_started.connect(request_began, dispatch_uid="mcpauth.localcache.request_
 request_finished.connect(request_ended, dispatch_uid="mcpauth.localcache.request_finished")
 
 
+def shared_generation() -> int | None:
+    """The shared generation as stored now (one read, whatever this thread's request read); None when
+    it is unknown. For answers kept outside a request (`infra.documents`)."""
+    return _read_generation()
+
+
 def _read_generation() -> int | None:
     stored = get_bytes(cache, GENERATION_KEY)  # an integer: stored as digits by Redis, pickled elsewhere
     if stored is None:  # never set, or lost (a flushed Redis): a random start never revives an old number

@@ -30,7 +30,12 @@ logger = structlog.get_logger("mcpauth.request")
 
 
 def request_id_for(request: HttpRequest) -> str:
-    offered = request.headers.get("X-Request-Id", "")
+    # META, not request.headers: the latter builds a dict of every header for this one read.
+    return request_id_from(request.META.get("HTTP_X_REQUEST_ID", ""))
+
+
+def request_id_from(offered: str) -> str:
+    """The caller's `X-Request-Id` when it is a short plain token, else a new one."""
     return offered if REQUEST_ID.match(offered) else secrets.token_hex(16)
 
 
@@ -100,14 +105,22 @@ class RequestObservation:
 
     @staticmethod
     def record(request: HttpRequest, response: HttpResponse, seconds: float) -> None:
-        endpoint = endpoint_of(request)
-        metrics.observe_request(endpoint, response.status_code, seconds)
-        context = logs.bound()
         project = getattr(request, "project", None)
+        endpoint = endpoint_of(request)
+        context = logs.bound()
         if context.get("error"):
             for hook in _refusal_hooks:
                 hook(project, endpoint, context["error"], context.get("client_id") or "")
-        logger.info("request", method=request.method, path=loggable_path(request), endpoint=endpoint,
-                    status=response.status_code,
-                    duration_ms=round(seconds * 1000, 2), project=getattr(project, "slug", None),
-                    client_id=context.get("client_id"), error=context.get("error"))
+        finished(request.method, loggable_path(request), endpoint, response.status_code, seconds,
+                 getattr(project, "slug", None))
+
+
+def finished(method: str, path: str, endpoint: str, status: int, seconds: float, project: str | None) -> None:
+    """A request answered: counted, timed and logged (one line, with the request's bound context).
+    Also called for the answers `infra.documents` serves without Django (public documents: their
+    paths carry no credential)."""
+    metrics.observe_request(endpoint, status, seconds)
+    context = logs.bound()
+    logger.info("request", method=method, path=path, endpoint=endpoint, status=status,
+                duration_ms=round(seconds * 1000, 2), project=project, client_id=context.get("client_id"),
+                error=context.get("error"))

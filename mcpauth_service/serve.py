@@ -7,7 +7,10 @@ all start the service through this module, so what is measured and tested is wha
 
 It replaces itself (exec) with the server, so signals reach the server directly. The default is
 granian's WSGI server (docs/performance.md, "Process model"): HTTP/1.1 keep-alive, request headers
-and bodies read in Rust before a Python thread is involved, so slow clients cost no worker thread.
+read in Rust before a Python thread is involved, so a client slow to send its headers costs no worker
+thread. A request's body is read by the thread that runs it: a client that stalls in its body holds
+that thread until it finishes or the connection drops, so a deployment that faces the Internet puts a
+proxy that buffers bodies in front (docs/deployment.md; tests/e2e/test_slow_clients.py).
 
 Environment (all optional):
 
@@ -30,6 +33,11 @@ APP = "mcpauth_service.wsgi:application"
 SERVERS = ("granian", "gthread", "sync")
 DEFAULT_SERVER = "granian"
 DEFAULT_THREADS = 8
+# granian's --backpressure is left at its default (1024 / workers): it bounds the *connections* a
+# worker serves, not its queued requests. At a few per thread, keep-alive connections beyond it
+# are never answered (measured: with 2, a third keep-alive client times out), and one slowloris
+# connection per thread stalls the worker; under wrk that shows as a fine p99 of the connections
+# that are served (docs/performance.md, "Process model").
 # How long a client may take to send its request headers (granian: milliseconds; gunicorn: its
 # worker timeout covers a whole request). Slow clients wait without holding a Python thread.
 HEADER_READ_TIMEOUT_MS = 30_000

@@ -4,7 +4,12 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mcpauth_service.settings")
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from infra.documents import DocumentCache  # noqa: E402  (after Django is set up)
+
+# Discovery and JWKS answered again from their finished bytes while nothing changed (infra/documents.py).
+application = DocumentCache(django_application)
 
 # Refuse to serve a deployment that fails a system check (weak SECRET_KEY with DEBUG off, ...).
 from django.core import checks  # noqa: E402

@@ -502,8 +502,12 @@ class SigningKey(models.Model):
     @classmethod
     def generate(cls, project: Project, alg: str = "ES256") -> "SigningKey":
         public, encrypted = keys.new_key(alg)
-        return cls.objects.create(project=project, kid=public["kid"], alg=alg, public_jwk=public,
-                                  private_key_encrypted=encrypted)
+        key = cls.objects.create(project=project, kid=public["kid"], alg=alg, public_jwk=public,
+                                 private_key_encrypted=encrypted)
+        # A key made on first use of an algorithm changes the published key set: every worker's
+        # JWKS answer is retired at once (infra.localcache's generation), not after a memo's TTL.
+        now_and_at_commit(local_cache.forget)
+        return key
 
     @classmethod
     def current(cls, project: Project, alg: str = "ES256") -> "SigningKey":

@@ -10,6 +10,7 @@ import json
 
 from django.http import HttpResponse
 
+from infra import documents
 from oauth import grants
 from oauth.clients import auth as client_auth
 from oauth.endpoints.decorator import oauth_endpoint
@@ -62,8 +63,12 @@ def _rendered(project_id: int, generation: float, issuer: str, project) -> bytes
     return json.dumps(build_metadata(project, issuer)).encode()
 
 
+KEEP_SECONDS = 60  # kept in front of Django while nothing changes (infra.documents), at most this long
+
+
 @oauth_endpoint(methods=("GET",), cache="public, max-age=60")
 def metadata(request):
+    documents.keep(request, KEEP_SECONDS)
     project = request.project
     body = _rendered(project.pk, project.updated_at.timestamp(), request.issuer, project)
     return HttpResponse(body, content_type="application/json")

@@ -15,7 +15,7 @@ either ended and tombstoned, or left live in the database and in the cache alike
 
 import uuid
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -73,14 +73,31 @@ def _carrier_or_source(access_id: int, source_id: int) -> QuerySet:
             .values_list("token_family", "access_token_id"))
 
 
+def _uncarried_removal(access_id: int) -> rows.Guard:
+    """`DELETE` the access token unless a refresh token carries it (refresh tokens are the only rows
+    that refer to an access token)."""
+    removal = rows.removal(AccessToken, access_id)
+    refresh = RefreshToken._meta
+    table, column = (connection.ops.quote_name(n) for n in (refresh.db_table, refresh.get_field("access_token").column))
+    return rows.Guard(f"{removal.sql} AND NOT EXISTS (SELECT 1 FROM {table} WHERE {column} = %s)",
+                      (*removal.params, *removal.params))
+
+
 def access_token(row: AccessToken, event: AuditEvent | None = None) -> None:
     """End one access token and, when it came with a refresh token, the grant it belongs to.
 
     With `event` (RFC 7009 revocation), the event is written with the revocation: a token nothing
-    refers to goes with one statement, its `DELETE` and the event's `INSERT` (`rows.removal`),
-    outside any transaction (a JWT's, with its feed entry, in one); a grant's tokens go in one
-    transaction with the event.
+    refers to goes with one statement, its `DELETE` (guarded: no refresh token carries it) and the
+    event's `INSERT`, outside any transaction (a JWT's, with its feed entry, in one); a grant's tokens
+    go in one transaction with the event.
     """
+    if event is not None and not row.source_refresh_token_id:
+        # Not refreshed from a grant (client_credentials, token exchange, a code's first token): its
+        # DELETE, unless a refresh token carries it, and the event's INSERT are one statement.
+        if tokens.forget_across([row.token_checksum],
+                                lambda: _remove_with_event(row, event, _uncarried_removal(row.pk))):
+            return
+        # Carried (a code's grant: it ends with its family below), or removed first by another revocation.
     # The refresh token carrying it, and the one it was refreshed from: both of the same grant.
     if row.source_refresh_token_id:
         found = rows.fetch(RefreshToken, _carrier_or_source, row.pk, row.source_refresh_token_id)
@@ -96,16 +113,18 @@ def access_token(row: AccessToken, event: AuditEvent | None = None) -> None:
             _end_access_token(row, family_id, carried, event.project_id)
             rows.insert(event)
     else:  # a concurrent revocation that removed it first wrote the event
-        tokens.forget_across([row.token_checksum], lambda: _remove_with_event(row, event))
+        tokens.forget_across([row.token_checksum],
+                             lambda: _remove_with_event(row, event, rows.removal(AccessToken, row.pk)))
 
 
-def _remove_with_event(row: AccessToken, event: AuditEvent) -> bool:
-    """One statement removes the token and writes the event; a JWT also enters the feed with them."""
+def _remove_with_event(row: AccessToken, event: AuditEvent, guard: rows.Guard) -> bool:
+    """One statement removes the token (where `guard` holds) and writes the event; a JWT also enters
+    the feed with them."""
     if not row.claims.get("jti"):
-        return rows.write(event, guard=rows.removal(AccessToken, row.pk))
+        return rows.write(event, guard=guard)
     with transaction.atomic(savepoint=False):
         feed.lock([event.project_id])  # before the DELETE's row lock, as every feed writer
-        done = rows.write(event, guard=rows.removal(AccessToken, row.pk))
+        done = rows.write(event, guard=guard)
         if done:
             feed.record([(event.project_id, row.claims["jti"], row.expires)])
         return done

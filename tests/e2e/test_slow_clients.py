@@ -5,6 +5,14 @@ with one worker of four threads, in the embedded default on its own var/ folder.
 send their headers one byte a second (three times the threads there are) and two send a body
 shorter than their Content-Length; a normal client meanwhile asks for the demo issuer's metadata.
 The only bound is generous: every probe must be answered within ten seconds.
+
+What it shows: headers are read by granian without a Python thread (twelve slowloris connections on
+four threads cost nothing), and fewer stalled bodies than threads leave threads to answer. It does
+not claim more: a body is read by the thread that runs the request, so as many stalled bodies as a
+worker has threads stall that worker (measured: ten of them here, and no probe was answered) until
+the clients give up; the reverse proxy's body buffering is what protects against that
+(docs/deployment.md). granian's --backpressure, which bounds the connections a worker serves, stays
+at its default: at one per thread the slowloris connections alone stalled this server.
 """
 
 from __future__ import annotations
