@@ -31,9 +31,16 @@ def bound(request: HttpRequest) -> Iterator[HttpRequest]:
 
 
 def django_request(oauthlib_request=None) -> HttpRequest | None:
-    """The Django request behind an oauthlib request (or the one bound right now)."""
-    found = getattr(oauthlib_request, "django_request", None) if oauthlib_request is not None else None
-    return found or _current.get()
+    """The Django request behind an oauthlib request (or the one bound right now).
+
+    The bound one first: it is the same request, and asking an oauthlib request for an attribute it
+    lacks raises (and catches) an AttributeError inside oauthlib, several times per token request.
+    Only `oauth.endpoints.authorize.issue_code`, outside any bound block, sets the attribute.
+    """
+    found = _current.get()
+    if found is None and oauthlib_request is not None:
+        found = getattr(oauthlib_request, "django_request", None)
+    return found
 
 
 def project_of(oauthlib_request=None):
