@@ -29,8 +29,14 @@ class AuthorizationCodeHooks:
     """The validator's authorization-code hooks (a mixin of `oauth.validator.Validator`)."""
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
-        """A redeemed code is a replay (RFC 6749 §4.1.2: revoke what it issued)."""
-        grant = rows.select_one(Grant, deferred=("user",), code=code, application_id=client.pk)
+        """A redeemed code is a replay (RFC 6749 §4.1.2: revoke what it issued).
+
+        In a project with OpenID Connect on, the dispatcher has just read the code's row
+        (`get_authorization_code_scopes`, `request.code_row`): it is used when it is this client's.
+        """
+        grant = vars(request).get("code_row")
+        if grant is None or grant.code != code or grant.application_id != client.pk:
+            grant = rows.select_one(Grant, deferred=("user",), code=code, application_id=client.pk)
         if grant is None:
             return False
         grant.application = client
