@@ -113,6 +113,9 @@ class Grant(AbstractGrant):
     # OpenID Connect Core §2 `auth_time`: when the end user last authenticated (signed in, or was
     # vouched for by the operator); carried to the refresh tokens the code starts (§12.2).
     auth_time = models.DateTimeField(null=True, blank=True)
+    # RFC 9449 §10: the `dpop_jkt` of the authorization request; the code is then redeemed only
+    # with a DPoP proof by that key.
+    dpop_jkt = models.CharField(max_length=64, blank=True, default="")
 
     class Meta(AbstractGrant.Meta):
         swappable = "OAUTH2_PROVIDER_GRANT_MODEL"

@@ -126,7 +126,8 @@ def validate(data: Any, project, path: str) -> ClientMetadata:
     out["token_endpoint_auth_method"] = method
     check_grants_fit_client(out)
     keys = check_client_keys(data, out["token_endpoint_auth_method"])
-    out["application_type"] = check_application_type(data.get("application_type"), out["redirect_uris"])
+    out["application_type"] = check_application_type(data.get("application_type"), out["redirect_uris"],
+                                                     out["grant_types"])
     scope = check_scope(data.get("scope"), project)
     if scope is not None:
         out["scope"] = scope
@@ -292,13 +293,16 @@ def check_client_keys(data: dict, method: str) -> dict[str, Any]:
         raise InvalidClientMetadata(f"jwks {exc}.") from None
 
 
-def check_application_type(value: Any, redirect_uris: list[str]) -> str:
-    """web or native (OpenID DCR §2); when omitted, inferred from the redirect URIs.
+def check_application_type(value: Any, redirect_uris: list[str], grant_types: list[str]) -> str:
+    """web or native (OpenID DCR §2); when omitted, inferred from the redirect URIs, or, with none,
+    from the grants: a client that only polls for device codes runs on the person's device.
 
     A `web` client registering a private-use scheme keeps it (Cursor sends exactly that): the
     URI is matched exactly, so the label changes nothing about where a code may go.
     """
     native = any(redirects.private_use_scheme(u) or redirects.is_loopback(u) for u in redirect_uris)
+    if not redirect_uris and grants.DEVICE_CODE in grant_types:
+        native = True
     if value is None:
         return "native" if native else "web"
     if value not in ("web", "native"):

@@ -41,6 +41,7 @@ from oauth.errors import (
 )
 from oauth.grants import device_code as device_grant
 from oauth.models import Application, AuthorizationRequest, Consent, DeviceGrant
+from oauth.tokens import dpop
 from projects.models import Project, User
 
 # RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is 43 characters of the unreserved set.
@@ -106,6 +107,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
             "prompt": check_prompt(request),
             "nonce": check_nonce(request),
             "max_age": check_max_age(request),
+            "dpop_jkt": dpop.check_jkt_parameter(request.project, single(request, "dpop_jkt")),
         }
         return proceed(request, client, params)
     except OAuthError as exc:
@@ -353,6 +355,7 @@ def issue_code(request: HttpRequest, client: Application, user: User, params: di
     oauth_request.code_challenge = params["code_challenge"]
     oauth_request.code_challenge_method = params["code_challenge_method"]
     oauth_request.resource = [params["resource"]] if params["resource"] else []
+    oauth_request.dpop_jkt = params.get("dpop_jkt")
     code = {"code": generate_token(43)}
     oauth2_settings.OAUTH2_VALIDATOR_CLASS().save_authorization_code(client.client_id, code, oauth_request)
     return {"code": code["code"], "state": params["state"]}

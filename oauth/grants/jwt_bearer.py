@@ -49,6 +49,7 @@ from oauth.clients.scopes import allowed_scopes
 from oauth.errors import InvalidGrant, InvalidRequest, InvalidScope, UnauthorizedClient
 from oauth.grants import TOKEN_RESPONSE_HEADERS, issuer_keys
 from oauth.models import Application
+from oauth.tokens import dpop
 from oauth.tokens import issue as tokens
 from projects.models import AuditEvent, User
 
@@ -311,7 +312,8 @@ class JwtBearerGrant(GrantTypeBase):
             headers.update(e.headers)
             return headers, e.json, e.status_code
         trusted = self.validate_token_request(request)
-        token = token_handler.create_token(request, refresh_token=trusted.refresh_tokens)
+        dpop.bind(request)  # RFC 9449 §5: a proof binds the new token to the client's key
+        token = dpop.token_type(token_handler.create_token(request, refresh_token=trusted.refresh_tokens))
         self.request_validator.save_token(token, request)
         AuditEvent.record(trusted.project, "token.issued_for_assertion", client_id=request.client.client_id,
                           request=django_request(request), assertion_iss=trusted.issuer,

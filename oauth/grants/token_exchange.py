@@ -18,6 +18,7 @@ from oauth import grants
 from oauth.backend import project_of
 from oauth.errors import InvalidRequest, InvalidScope, UnauthorizedClient
 from oauth.models import AccessToken, Application
+from oauth.tokens import dpop
 from oauth.tokens import issue as tokens
 
 GRANT_TYPE = grants.TOKEN_EXCHANGE
@@ -84,7 +85,8 @@ class TokenExchangeGrant(GrantTypeBase):
             headers.update(e.headers)
             return headers, e.json, e.status_code
         self.validate_token_request(request)
-        token = token_handler.create_token(request, refresh_token=False)
+        dpop.bind(request)  # RFC 9449 §5: a proof binds the new token to the client's key
+        token = dpop.token_type(token_handler.create_token(request, refresh_token=False))
         token["issued_token_type"] = ACCESS_TOKEN_TYPE
         self.request_validator.save_token(token, request)
         return headers, json.dumps(token), 200

@@ -16,6 +16,7 @@ every proof carry a nonce we issued (§8). The steps, in order:
 
 import hmac
 import logging
+import re
 import urllib.parse
 
 from django.conf import settings
@@ -44,6 +45,20 @@ def metadata(project: Project) -> dict:
 def nonces(project: Project) -> NonceSigner:
     """The project's nonces: stateless, so every worker issues and accepts the same ones."""
     return NonceSigner(settings.SECRET_KEY.encode(), scope=f"dpop-nonce:{project.pk}")
+
+
+JKT = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 JWK thumbprint (RFC 7638), unpadded
+
+
+def check_jkt_parameter(project: Project, value: str | None) -> str | None:
+    """§10: the authorization request's `dpop_jkt`, the thumbprint of the key the client will redeem
+    the code with; ignored where the project takes no proofs (as the proofs themselves are)."""
+    if not value or not enabled(project):
+        return None
+    if not JKT.fullmatch(value):
+        raise InvalidRequest("dpop_jkt must be the base64url SHA-256 JWK thumbprint of the client's DPoP key "
+                             "(RFC 7638, 43 characters).")
+    return value
 
 
 def target_uri(request: HttpRequest) -> str:
@@ -80,6 +95,11 @@ def bind(request) -> None:
     if proof is None and public and project.dpop == Project.Dpop.REQUIRED:
         raise InvalidRequest("This project requires DPoP for public clients: send a DPoP proof (RFC 9449).",
                              reason="public client without a DPoP proof")
+    code = getattr(request, "grant_instance", None) if request.grant_type == "authorization_code" else None
+    # §10: a code whose authorization request named a key (`dpop_jkt`) is redeemed only with that key.
+    if code is not None and code.dpop_jkt and (proof is None or not hmac.compare_digest(code.dpop_jkt, proof.jkt)):
+        raise InvalidGrant("The authorization code is bound to the DPoP key named by dpop_jkt; "
+                           "sign the proof with that key.", reason="code redeemed with another key")
     previous = getattr(request, "refresh_token_instance", None) if request.grant_type == "refresh_token" else None
     bound_to = previous.dpop_jkt if previous is not None else ""
     # §5: a refresh token bound to a key is only good with a proof by that same key.

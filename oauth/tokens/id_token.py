@@ -113,6 +113,7 @@ class OpenIDConnectValidator:
             code_challenge=request.code_challenge or "", code_challenge_method=request.code_challenge_method or "",
             nonce=request.nonce or "", claims=json.dumps(request.claims or {}),
             resource=getattr(request, "resource", []), auth_time=getattr(request, "auth_time", None),
+            dpop_jkt=getattr(request, "dpop_jkt", None) or "",
         )
 
     def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):

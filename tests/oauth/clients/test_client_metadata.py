@@ -295,6 +295,15 @@ def test_it_infers_native_for_private_use_schemes(client, project_a):
     assert response.json()["application_type"] == "native"
 
 
+def test_it_infers_native_for_a_device_only_client(client, project_a):
+    # No redirect URI to go by: a client that only polls for device codes runs on the person's device.
+    body = {"client_name": "TV app", "grant_types": [DEVICE_CODE], "token_endpoint_auth_method": "none"}
+    response = register(client, body)
+    assert response.status_code == 201
+    assert response.json()["application_type"] == "native"
+    assert Application.objects.get(project=project_a).metadata["application_type"] == "native"
+
+
 def test_it_keeps_a_private_use_scheme_of_a_web_application(client, project_a):
     # Cursor registers application_type "web" with its cursor:// URI; matching is exact either way.
     body = {**BASE, "application_type": "web", "redirect_uris": ["com.example.app:/cb"]}

@@ -20,6 +20,7 @@ from oauth.models import AccessToken, Application, RefreshToken
 from oauth.trusted_issuers import IssuerSettings, remove, trust
 from projects import secrets as project_secrets
 from projects.models import AuditEvent, User
+from tests.dpop_support import DpopKey
 from tests.oauth.clients.test_cimd import DocumentServer
 from tests.token_support import basic, introspect, make_code, post_form, redeem, refresh
 
@@ -66,9 +67,10 @@ def grant_client(project, name="Enterprise agent") -> Application:
     return client
 
 
-def present(http, project, client, assertion: str | None, **params):
+def present(http, project, client, assertion: str | None, *, dpop: str | None = None, **params):
     data = {"grant_type": GRANT, **({"assertion": assertion} if assertion is not None else {}), **params}
-    return post_form(http, f"/p/{project.slug}/oauth/token", data, HTTP_AUTHORIZATION=basic(client))
+    headers = {"HTTP_DPOP": dpop} if dpop else {}
+    return post_form(http, f"/p/{project.slug}/oauth/token", data, HTTP_AUTHORIZATION=basic(client), **headers)
 
 
 def assert_refused(response, error: str = "invalid_grant", status: int = 400, says: str = "") -> None:
@@ -121,6 +123,20 @@ def test_it_issues_an_access_token_for_an_id_jag(client, project_a, agent, trust
     assert row.resource == [project_a.default_resource] and row.claims == {"assertion_iss": IDP}
     assert EnterpriseIdentity.objects.get().user == alice_a  # linked by the verified email
     assert not RefreshToken.objects.exists()
+
+
+def test_a_proof_binds_the_token_to_its_key(client, project_a, agent, trusted, idp_key, alice_a):
+    """RFC 9449 §5: in a project that takes DPoP proofs, an ID-JAG grant with a proof is a DPoP token."""
+    project_a.dpop = "allowed"
+    project_a.save()
+    key = DpopKey()
+
+    response = present(client, project_a, agent, sign(idp_key, claims_for(project_a, agent)),
+                       dpop=key.proof("POST", f"{project_a.issuer}/oauth/token"))
+
+    assert response.status_code == 200, response.content
+    assert response.json()["token_type"] == "DPoP"
+    assert AccessToken.objects.get().claims == {"assertion_iss": IDP, "cnf": {"jkt": key.jkt}}
 
 
 def test_it_uses_the_link_once_made_whatever_the_email_says(client, project_a, agent, trusted, idp_key, alice_a):

@@ -8,6 +8,7 @@ from oauth.models import AccessToken, RefreshToken
 from oauth.tokens import jwt_tokens
 from projects.models import AuditEvent, Project, ProjectSecret, User
 from tests.conftest import _public_client
+from tests.dpop_support import DpopKey
 from tests.token_support import basic, introspect, make_code, post_form, redeem, token_url
 
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -20,9 +21,9 @@ def subject(client, public_client_a, end_user_a):
     return redeem(client, public_client_a, code, verifier).json()["access_token"]
 
 
-def exchange(http, caller, token, **params):
+def exchange(http, caller, token, HTTP_DPOP=None, **params):
     data = {"grant_type": EXCHANGE, "subject_token": token, "subject_token_type": ACCESS, **params}
-    headers = {}
+    headers = {"HTTP_DPOP": HTTP_DPOP} if HTTP_DPOP else {}
     if caller.client_type == "confidential":
         headers["HTTP_AUTHORIZATION"] = basic(caller)
     else:
@@ -246,3 +247,17 @@ def test_it_refuses_malformed_requests(client, public_client_a, project_a, body)
     assert response.status_code in (400, 401)
     assert response.json()["error"] == ("invalid_client" if body == json.dumps({"client_id": "x"}) else "invalid_request")
     assert not AccessToken.objects.exists()
+
+
+def test_a_proof_binds_the_exchanged_token_to_its_key(client, subject, confidential_client_a, project_a):
+    """RFC 9449 §5: in a project that takes DPoP proofs, an exchange with a proof is a DPoP token."""
+    project_a.dpop = Project.Dpop.ALLOWED
+    project_a.save()
+    key = DpopKey()
+    proof = key.proof("POST", f"{project_a.issuer}/oauth/token")
+
+    response = exchange(client, confidential_client_a, subject, HTTP_DPOP=proof)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["token_type"] == "DPoP"
+    assert describe(client, project_a, response.json()["access_token"])["cnf"] == {"jkt": key.jkt}

@@ -16,11 +16,12 @@ from jwcrypto import jwk, jwt
 from dashboard import policy
 from dashboard.forms import as_form_data
 from dashboard.models import OperatorToken
-from oauth.models import AccessToken, RefreshToken
+from oauth.models import AccessToken, Grant, RefreshToken
 from oauth.tokens import dpop, jwt_tokens
 from oauth.tokens import issue as tokens
 from projects.models import Project, ProjectSecret
 from tests import fuzz_support  # noqa: F401 - loads the hypothesis profile (ci or fuzz)
+from tests.authz import LOOPBACK_REDIRECT, VERIFIER, authorize_path, first_party_client, query_of, sign_in_as
 from tests.dpop_support import DpopKey
 from tests.oidc_support import turn_on_openid
 from tests.token_support import basic, introspect, make_code, post_form, token_url
@@ -396,3 +397,64 @@ def test_no_generated_proof_gets_a_5xx_or_a_token(client, project_a, confidentia
 
     check()
     assert not AccessToken.objects.filter(application=confidential_client_a).exists()
+
+
+# --- dpop_jkt: the authorization code bound to a key (§10) ------------------------------------------
+
+def authorized_code(http, project, client, user, **params):
+    """A code from the real authorize endpoint for a signed-in end user (first-party: no consent)."""
+    sign_in_as(http, user)
+    response = http.get(authorize_path(project, client, **params))
+    assert response.status_code == 302, response.content
+    return query_of(response["Location"]), VERIFIER
+
+
+@pytest.fixture
+def first_party_a(project_a):
+    return first_party_client(project_a)
+
+
+def redeem_loopback(http, client, code, verifier, proof=None):
+    return with_proof(http, client, {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+                                     "redirect_uri": LOOPBACK_REDIRECT}, proof)
+
+
+def test_a_code_requested_with_dpop_jkt_is_redeemed_with_that_key(client, project_a, first_party_a, end_user_a, key):
+    allow(project_a)
+    query, verifier = authorized_code(client, project_a, first_party_a, end_user_a, dpop_jkt=key.jkt)
+    assert Grant.objects.get(code=query["code"]).dpop_jkt == key.jkt
+
+    response = redeem_loopback(client, first_party_a, query["code"], verifier, key.proof("POST", endpoint(project_a)))
+
+    assert response.status_code == 200, response.content
+    assert response.json()["token_type"] == "DPoP"
+    assert AccessToken.objects.get(application=first_party_a).claims["cnf"] == {"jkt": key.jkt}
+
+
+@pytest.mark.parametrize("proof_key", ["other", "none"])
+def test_a_code_bound_by_dpop_jkt_is_refused_without_a_proof_by_that_key(client, project_a, first_party_a,
+                                                                          end_user_a, key, proof_key):
+    allow(project_a)
+    query, verifier = authorized_code(client, project_a, first_party_a, end_user_a, dpop_jkt=key.jkt)
+    proof = DpopKey().proof("POST", endpoint(project_a)) if proof_key == "other" else None
+
+    refused(redeem_loopback(client, first_party_a, query["code"], verifier, proof), 400, "invalid_grant")
+    assert not AccessToken.objects.filter(application=first_party_a).exists()
+
+
+def test_a_malformed_dpop_jkt_is_an_invalid_request_at_the_client(client, project_a, first_party_a, end_user_a):
+    allow(project_a)
+    query, _ = authorized_code(client, project_a, first_party_a, end_user_a, dpop_jkt="not-a-thumbprint")
+
+    assert query["error"] == "invalid_request"
+    assert "dpop_jkt" in query["error_description"]
+    assert not Grant.objects.filter(application=first_party_a).exists()
+
+
+def test_dpop_jkt_is_ignored_where_the_project_takes_no_proofs(client, project_a, first_party_a, end_user_a, key):
+    query, verifier = authorized_code(client, project_a, first_party_a, end_user_a, dpop_jkt=key.jkt)
+
+    assert Grant.objects.get(code=query["code"]).dpop_jkt == ""
+    response = redeem_loopback(client, first_party_a, query["code"], verifier)
+    assert response.status_code == 200 and response.json()["token_type"] == "Bearer"
+
