@@ -77,17 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     run.recreate_database(cfg.database_url)
     run.flush_redis(cfg.redis_url)
     run.setup_django()
+    code_ttl = 60
+    if args.callgrind:  # see the module docstring
+        from projects.models import local_cache
+
+        local_cache.ttl, code_ttl = 1e9, 3600
 
     from django.core.wsgi import get_wsgi_application
     from django.db import connection
 
-    from projects.models import local_cache
-
     from . import seed
-
-    code_ttl = 60
-    if args.callgrind:
-        local_cache.ttl, code_ttl = 1e9, 3600
 
     app = get_wsgi_application()
     world = seed.create_world()
