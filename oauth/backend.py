@@ -39,8 +39,18 @@ def django_request(oauthlib_request=None) -> HttpRequest | None:
     """
     found = _current.get()
     if found is None and oauthlib_request is not None:
-        found = getattr(oauthlib_request, "django_request", None)
+        found = own(oauthlib_request, "django_request")
     return found
+
+
+def own(request, name: str, default=None):
+    """An attribute our hooks set on an oauthlib request (`request.grant_instance = …`), else `default`.
+
+    Not `getattr`: oauthlib's Request answers a name it lacks from the request's parameters, so a
+    form field called `token_claims` or `refresh_token_instance` would stand in for one our hooks
+    never set (a 500, or worse); and for any other name it raises an AttributeError inside oauthlib
+    that getattr then catches, several times per token request."""
+    return vars(request).get(name, default)
 
 
 def project_of(oauthlib_request=None):

@@ -9,7 +9,7 @@ from oauthlib.oauth2 import AuthorizationCodeGrant
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
 from infra import rows
-from oauth.backend import django_request, project_of
+from oauth.backend import django_request, own, project_of
 from oauth.models import Grant
 from oauth.tokens import dpop, id_token, revoke
 from oauth.tokens import issue as tokens
@@ -34,7 +34,7 @@ class AuthorizationCodeHooks:
         In a project with OpenID Connect on, the dispatcher has just read the code's row
         (`get_authorization_code_scopes`, `request.code_row`): it is used when it is this client's.
         """
-        grant = vars(request).get("code_row")
+        grant = own(request, "code_row")
         if grant is None or grant.code != code or grant.application_id != client.pk:
             grant = rows.select_one(Grant, deferred=("user",), code=code, application_id=client.pk)
         if grant is None:
@@ -57,7 +57,7 @@ class AuthorizationCodeHooks:
                               request=django_request(request), grant=grant.pk)
 
     def _grant(self, code, request) -> Grant:
-        grant = getattr(request, "grant_instance", None)
+        grant = own(request, "grant_instance", None)
         return grant if grant is not None and grant.code == code else Grant.objects.get(code=code, application=request.client)
 
     def get_code_challenge(self, code, request):
@@ -68,7 +68,7 @@ class AuthorizationCodeHooks:
 
     def get_default_redirect_uri(self, client_id, request, *args, **kwargs):
         """OAuth 2.1 §4.1.3: with PKCE a client may omit redirect_uri; it is then the code's own."""
-        grant = getattr(request, "grant_instance", None)
+        grant = own(request, "grant_instance", None)
         return grant.redirect_uri if grant is not None else super().get_default_redirect_uri(client_id, request)
 
     def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs):

@@ -27,7 +27,7 @@ from oauthlib.openid.connect.core.grant_types import RefreshTokenGrant as OpenID
 from oauthlib.openid.connect.core.grant_types.dispatchers import AuthorizationTokenGrantDispatcher
 
 from infra import rows
-from oauth.backend import issuer_of, project_of
+from oauth.backend import issuer_of, own, project_of
 from oauth.clients.metadata import ID_TOKEN_ALGS
 from oauth.errors import InvalidToken
 from oauth.models import Grant
@@ -80,9 +80,9 @@ def id_token_alg(client) -> str:
 def auth_time_of(request) -> datetime | None:
     """When the end user authenticated, as the code or refresh token being redeemed recorded it."""
     if request.grant_type == "authorization_code":
-        source = getattr(request, "grant_instance", None)
+        source = own(request, "grant_instance", None)
     else:
-        source = getattr(request, "refresh_token_instance", None)
+        source = own(request, "refresh_token_instance", None)
     return getattr(source, "auth_time", None)
 
 
