@@ -31,9 +31,26 @@ def bound(request: HttpRequest) -> Iterator[HttpRequest]:
 
 
 def django_request(oauthlib_request=None) -> HttpRequest | None:
-    """The Django request behind an oauthlib request (or the one bound right now)."""
-    found = getattr(oauthlib_request, "django_request", None) if oauthlib_request is not None else None
-    return found or _current.get()
+    """The Django request behind an oauthlib request (or the one bound right now).
+
+    The bound one first: it is the same request, and asking an oauthlib request for an attribute it
+    lacks raises (and catches) an AttributeError inside oauthlib, several times per token request.
+    Only `oauth.endpoints.authorize.issue_code`, outside any bound block, sets the attribute.
+    """
+    found = _current.get()
+    if found is None and oauthlib_request is not None:
+        found = own(oauthlib_request, "django_request")
+    return found
+
+
+def own(request, name: str, default=None):
+    """An attribute our hooks set on an oauthlib request (`request.grant_instance = …`), else `default`.
+
+    Not `getattr`: oauthlib's Request answers a name it lacks from the request's parameters, so a
+    form field called `token_claims` or `refresh_token_instance` would stand in for one our hooks
+    never set (a 500, or worse); and for any other name it raises an AttributeError inside oauthlib
+    that getattr then catches, several times per token request."""
+    return vars(request).get(name, default)
 
 
 def project_of(oauthlib_request=None):

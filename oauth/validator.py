@@ -43,7 +43,7 @@ from oauth.tokens import revoke
 from oauth.tokens.id_token import OpenIDConnectValidator, auth_time_of
 from projects.models import AuditEvent
 
-from .backend import django_request, project_of
+from .backend import django_request, own, project_of
 from .errors import InvalidGrant
 from .models import AccessToken, Application, Grant, RefreshToken
 
@@ -122,18 +122,18 @@ class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validat
         """Store what oauthlib generated (checksums only, the project's lifetimes, the bound audience)
         and spend the code or refresh token it came from, in one statement (`rows.write`)."""
         now = timezone.now()
-        previous = getattr(request, "refresh_token_instance", None)
-        grant = getattr(request, "grant_instance", None) if request.grant_type == "authorization_code" else None
+        previous = own(request, "refresh_token_instance", None)
+        grant = own(request, "grant_instance", None) if request.grant_type == "authorization_code" else None
         rotating = previous is not None and previous.revoked is None  # else a grace-window sibling
         user = None if request.grant_type == "client_credentials" else request.user
         scope = token.get("scope", " ".join(request.scopes or []))
-        audience = getattr(request, "audience", [])
+        audience = own(request, "audience", [])
         if token.get("refresh_token"):
             request.token_family = previous.token_family if previous is not None else uuid.uuid4()
         guard = None
         if grant is not None:
             guard = rows.spend(Grant, grant.pk, "redeemed_at", redeemed_at=now,
-                               token_family=getattr(request, "token_family", None))
+                               token_family=own(request, "token_family", None))
         elif rotating:
             guard = rows.spend(RefreshToken, previous.pk, "revoked", revoked=now, updated=now)
         else:
@@ -142,14 +142,14 @@ class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validat
         def rows_for(source):
             access = tokens.access_token_row(
                 token["access_token"], client=request.client, user=user, scope=scope, audience=audience,
-                expires=now + timedelta(seconds=token["expires_in"]), claims=getattr(request, "token_claims", {}),
+                expires=now + timedelta(seconds=token["expires_in"]), claims=own(request, "token_claims", {}),
                 source_refresh_token=source)
             refresh = None
             if token.get("refresh_token"):
                 refresh = tokens.refresh_token_row(token["refresh_token"], client=request.client, user=user,
                                                    scope=scope, audience=audience, family=request.token_family,
-                                                   assertion_iss=getattr(request, "token_claims", {}).get("assertion_iss"),
-                                                   dpop_jkt=getattr(request, "refresh_token_jkt", ""))
+                                                   assertion_iss=own(request, "token_claims", {}).get("assertion_iss"),
+                                                   dpop_jkt=own(request, "refresh_token_jkt", ""))
                 refresh.auth_time = auth_time_of(request)  # OpenID Connect Core §12.2
             return access, refresh
 

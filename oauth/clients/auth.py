@@ -22,10 +22,12 @@ from urllib.parse import unquote_plus
 from django.contrib.auth.hashers import check_password, identify_hasher
 from django.utils.crypto import constant_time_compare
 
+from oauth.clients.hashers import HmacSecretHasher
 from oauth.clients.private_key_jwt import PrivateKeyJwt
 from oauth.errors import InvalidClient
 
 SHARED_SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+SECRET_HASHER = HmacSecretHasher()  # stateless: one per process
 
 
 class ClientAuthMethod(Protocol):
@@ -63,7 +65,14 @@ class NoneMethod(ClientAuthMethod):
 
 
 def secret_matches(presented: str, stored: str) -> bool:
-    """The presented secret against the stored digest (or a secret stored in clear by the toolkit)."""
+    """The presented secret against the stored digest (or a secret stored in clear by the toolkit).
+
+    Our own format (`oauth.clients.hashers`, every secret this server stores) is verified by its
+    hasher directly: Django's `check_password` would identify the hasher twice and ask whether the
+    digest must be upgraded, for the same answer.
+    """
+    if stored.startswith(SECRET_HASHER.algorithm + "$"):
+        return SECRET_HASHER.verify(presented, stored)
     try:
         identify_hasher(stored)
     except ValueError:  # hash_client_secret=False: the toolkit keeps it as is
@@ -72,8 +81,25 @@ def secret_matches(presented: str, stored: str) -> bool:
 
 
 def basic_credentials(request) -> tuple[str, str] | None:
-    """RFC 6749 §2.3.1: `Authorization: Basic` of form-urlencoded client_id:client_secret, or None."""
-    scheme, _, encoded = (request.headers.get("Authorization") or "").partition(" ")
+    """RFC 6749 §2.3.1: `Authorization: Basic` of form-urlencoded client_id:client_secret, or None.
+
+    Read once per request (dispatch asks three times: presented, claimed client_id, secret): the
+    answer is kept on the request, with the header it was read from.
+    """
+    header = request.headers.get("Authorization") or ""
+    kept = vars(request).get(_BASIC_KEPT)
+    if kept is not None and kept[0] == header:
+        return kept[1]
+    credentials = _parse_basic(header)
+    vars(request)[_BASIC_KEPT] = (header, credentials)
+    return credentials
+
+
+_BASIC_KEPT = "mcpauth_basic_credentials"  # an attribute of the request, so it dies with it
+
+
+def _parse_basic(header: str) -> tuple[str, str] | None:
+    scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
         return None
     try:

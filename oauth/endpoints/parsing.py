@@ -121,7 +121,10 @@ def content_length(request: HttpRequest) -> int:
 
 def check_media_type(request: HttpRequest, body: Body) -> str:
     """RFC 9110 §15.5.16: a body of a media type the endpoint does not take is a 415."""
-    media_type, params = parse_header_parameters(request.META.get("CONTENT_TYPE", ""))
+    header = request.META.get("CONTENT_TYPE", "")
+    if header in body.media_types:  # the usual case, bare (no parameter): nothing to parse
+        return header
+    media_type, params = parse_header_parameters(header)
     media_type = media_type.lower()
     expected = " or ".join(body.media_types)
     if media_type not in body.media_types:

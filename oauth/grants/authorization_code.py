@@ -10,7 +10,7 @@ from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
 from activity import record as activity
 from infra import rows
-from oauth.backend import django_request, project_of
+from oauth.backend import django_request, own, project_of
 from oauth.models import Grant
 from oauth.tokens import dpop, id_token, revoke
 from oauth.tokens import issue as tokens
@@ -30,8 +30,14 @@ class AuthorizationCodeHooks:
     """The validator's authorization-code hooks (a mixin of `oauth.validator.Validator`)."""
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
-        """A redeemed code is a replay (RFC 6749 §4.1.2: revoke what it issued)."""
-        grant = rows.select_one(Grant, deferred=("user",), code=code, application_id=client.pk)
+        """A redeemed code is a replay (RFC 6749 §4.1.2: revoke what it issued).
+
+        In a project with OpenID Connect on, the dispatcher has just read the code's row
+        (`get_authorization_code_scopes`, `request.code_row`): it is used when it is this client's.
+        """
+        grant = own(request, "code_row")
+        if grant is None or grant.code != code or grant.application_id != client.pk:
+            grant = rows.select_one(Grant, deferred=("user",), code=code, application_id=client.pk)
         if grant is None:
             return False
         grant.application = client
@@ -53,7 +59,7 @@ class AuthorizationCodeHooks:
         activity.record(project_of(request), activity.DETECTED, "code_replay", client_id=grant.application.client_id)
 
     def _grant(self, code, request) -> Grant:
-        grant = getattr(request, "grant_instance", None)
+        grant = own(request, "grant_instance", None)
         return grant if grant is not None and grant.code == code else Grant.objects.get(code=code, application=request.client)
 
     def get_code_challenge(self, code, request):
@@ -64,7 +70,7 @@ class AuthorizationCodeHooks:
 
     def get_default_redirect_uri(self, client_id, request, *args, **kwargs):
         """OAuth 2.1 §4.1.3: with PKCE a client may omit redirect_uri; it is then the code's own."""
-        grant = getattr(request, "grant_instance", None)
+        grant = own(request, "grant_instance", None)
         return grant.redirect_uri if grant is not None else super().get_default_redirect_uri(client_id, request)
 
     def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs):

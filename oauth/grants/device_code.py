@@ -27,7 +27,7 @@ from oauthlib.oauth2.rfc6749.errors import UnauthorizedClientError
 
 from infra import rows
 from oauth import grants
-from oauth.backend import django_request, project_of
+from oauth.backend import django_request, own, project_of
 from oauth.errors import InvalidGrant, InvalidRequest
 from oauth.models import DeviceGrant
 from oauth.tokens import dpop, revoke
@@ -181,16 +181,16 @@ class DeviceCodeHooks:
 
     def _device_spend(self, request, now) -> rows.Guard | None:
         """The guard that spends the device code in the statement storing its tokens, or None."""
-        row = getattr(request, "device_grant_instance", None)
+        row = own(request, "device_grant_instance", None)
         if row is None:
             return None
         return rows.spend(DeviceGrant, row.pk, "redeemed_at", redeemed_at=now,
-                          token_family=getattr(request, "token_family", None))
+                          token_family=own(request, "token_family", None))
 
     def _device_claim_lost(self, request) -> None:
         """A concurrent poll redeemed the device code first: a replay (see `validate_device_code`).
         Returns when the lost claim was not a device code's."""
-        row = getattr(request, "device_grant_instance", None)
+        row = own(request, "device_grant_instance", None)
         if row is None:
             return
         spent = rows.select_one(DeviceGrant, pk=row.pk)

@@ -24,7 +24,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
 from mcpauth_rs.dpop import ALGORITHMS, NonceSigner, ProofRejected, first_use, verify_proof
-from oauth.backend import django_request, project_of
+from oauth.backend import django_request, own, project_of
 from oauth.errors import InvalidDpopProof, InvalidGrant, InvalidRequest, UseDpopNonce
 from oauth.models import Application
 from projects.models import Project
@@ -95,19 +95,19 @@ def bind(request) -> None:
     if proof is None and public and project.dpop == Project.Dpop.REQUIRED:
         raise InvalidRequest("This project requires DPoP for public clients: send a DPoP proof (RFC 9449).",
                              reason="public client without a DPoP proof")
-    code = getattr(request, "grant_instance", None) if request.grant_type == "authorization_code" else None
+    code = own(request, "grant_instance", None) if request.grant_type == "authorization_code" else None
     # §10: a code whose authorization request named a key (`dpop_jkt`) is redeemed only with that key.
     if code is not None and code.dpop_jkt and (proof is None or not hmac.compare_digest(code.dpop_jkt, proof.jkt)):
         raise InvalidGrant("The authorization code is bound to the DPoP key named by dpop_jkt; "
                            "sign the proof with that key.", reason="code redeemed with another key")
-    previous = getattr(request, "refresh_token_instance", None) if request.grant_type == "refresh_token" else None
+    previous = own(request, "refresh_token_instance", None) if request.grant_type == "refresh_token" else None
     bound_to = previous.dpop_jkt if previous is not None else ""
     # §5: a refresh token bound to a key is only good with a proof by that same key.
     if bound_to and (proof is None or not hmac.compare_digest(bound_to, proof.jkt)):
         raise InvalidGrant("The refresh token is bound to another DPoP key.", reason="refresh with another key")
     if proof is None:
         return
-    request.token_claims = {**getattr(request, "token_claims", {}), "cnf": {"jkt": proof.jkt}}
+    request.token_claims = {**own(request, "token_claims", {}), "cnf": {"jkt": proof.jkt}}
     # Only a public client's refresh token is bound (§5); a confidential client authenticates instead.
     request.refresh_token_jkt = bound_to or (proof.jkt if public else "")
 

@@ -26,7 +26,8 @@ from oauthlib.openid.connect.core.grant_types import AuthorizationCodeGrant as O
 from oauthlib.openid.connect.core.grant_types import RefreshTokenGrant as OpenIDRefreshTokenGrant
 from oauthlib.openid.connect.core.grant_types.dispatchers import AuthorizationTokenGrantDispatcher
 
-from oauth.backend import issuer_of, project_of
+from infra import rows
+from oauth.backend import issuer_of, own, project_of
 from oauth.clients.metadata import ID_TOKEN_ALGS
 from oauth.errors import InvalidToken
 from oauth.models import Grant
@@ -81,9 +82,9 @@ def id_token_alg(client) -> str:
 def auth_time_of(request) -> datetime | None:
     """When the end user authenticated, as the code or refresh token being redeemed recorded it."""
     if request.grant_type == "authorization_code":
-        source = getattr(request, "grant_instance", None)
+        source = own(request, "grant_instance", None)
     else:
-        source = getattr(request, "refresh_token_instance", None)
+        source = own(request, "refresh_token_instance", None)
     return getattr(source, "auth_time", None)
 
 
@@ -119,12 +120,17 @@ class OpenIDConnectValidator:
 
     def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):
         """oauthlib's dispatcher asks whether a code is an OpenID Connect one: only in a project with
-        OpenID Connect on (a project may have an own scope called `openid` and no ID tokens)."""
+        OpenID Connect on (a project may have an own scope called `openid` and no ID tokens).
+
+        The code's whole row is read (one compiled statement) and kept on the request as `code_row`:
+        `AuthorizationCodeHooks.validate_code` uses it when it is the authenticated client's, instead
+        of reading the same row again."""
         project = project_of(request)
         if not enabled(project) or not isinstance(code, str):
             return []
-        scope = Grant.objects.filter(code=code, application__project=project).values_list("scope", flat=True).first()
-        return scope.split() if scope else []
+        grant = rows.select_one(Grant, deferred=("user",), code=code, application__project_id=project.pk)
+        request.code_row = grant
+        return grant.scope.split() if grant is not None and grant.scope else []
 
     def refresh_id_token(self, request):
         """OpenID Connect Core §12.2: a refresh answers with a new ID token when the grant has `openid`."""

@@ -32,7 +32,7 @@ from activity import record as activity
 from infra import metrics, rows
 from infra.cache import add_bytes, get_bytes, set_many_bytes
 from infra.localcache import now_and_at_commit
-from oauth.backend import issuer_of, project_of
+from oauth.backend import issuer_of, own, project_of
 from oauth.clients import lookup as clients
 from oauth.errors import InvalidTarget
 from oauth.grants import TOKEN_EXCHANGE
@@ -54,7 +54,7 @@ def checksum(value: str) -> str:
 def access_token_lifetime(request) -> int:
     """oauthlib `token_expires_in`: the project's TTL, capped for exchanged tokens (never outlive the subject)."""
     ttl = project_of(request).access_token_ttl
-    cap = getattr(request, "expires_in_cap", None)
+    cap = own(request, "expires_in_cap", None)
     return max(1, min(ttl, cap)) if cap is not None else ttl
 
 
@@ -62,8 +62,8 @@ def generate_access_token(request) -> str:
     """ACCESS_TOKEN_GENERATOR: opaque `mcpat_…` or, for a JWT project, a signed RFC 9068 token."""
     return new_access_token(
         project_of(request), issuer_of(request), request.client, getattr(request, "user", None),
-        scope=" ".join(request.scopes or []), audience=getattr(request, "audience", []),
-        expires_in=request.expires_in, claims=getattr(request, "token_claims", {}),
+        scope=" ".join(request.scopes or []), audience=own(request, "audience", []),
+        expires_in=request.expires_in, claims=own(request, "token_claims", {}),
     )
 
 
@@ -142,7 +142,7 @@ def bind_audience(request) -> None:
         granted = request.grant_instance.resource
     elif request.grant_type == "refresh_token":
         granted = request.refresh_token_instance.resource
-    elif getattr(request, "device_grant_instance", None) is not None:  # RFC 8628, as a code
+    elif own(request, "device_grant_instance", None) is not None:  # RFC 8628, as a code
         granted = request.device_grant_instance.resource
     else:
         granted = None

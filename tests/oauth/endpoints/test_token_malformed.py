@@ -64,3 +64,30 @@ def test_the_mcpauth_exchange_refuses_nul_bytes_without_a_500(client, public_cli
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
+
+
+# Names the validator's hooks set on oauthlib's request. oauthlib answers a name it lacks from the
+# request's parameters, so a form field of the same name must not stand in for one of them.
+INTERNAL_ATTRIBUTES = ["refresh_token_instance", "grant_instance", "device_grant_instance", "expires_in_cap",
+                       "token_claims", "token_family", "audience", "refresh_token_jkt", "code_row", "django_request"]
+
+
+@pytest.mark.parametrize("field", INTERNAL_ATTRIBUTES)
+def test_a_form_field_named_like_an_internal_attribute_is_ignored(client, confidential_client_a, project_a, field):
+    response = post_form(client, token_url(project_a), {"grant_type": "client_credentials", field: "x"},
+                         HTTP_AUTHORIZATION=basic(confidential_client_a))
+
+    assert response.status_code == 200
+    assert response.json()["token_type"] == "Bearer"
+
+
+@pytest.mark.parametrize("field", INTERNAL_ATTRIBUTES)
+def test_a_code_redemption_ignores_a_form_field_named_like_an_internal_attribute(
+        client, public_client_a, end_user_a, project_a, field):
+    code, verifier = make_code(public_client_a, end_user_a)
+    response = post_form(client, token_url(project_a), {
+        "grant_type": "authorization_code", "client_id": public_client_a.client_id, "code": code,
+        "code_verifier": verifier, "redirect_uri": public_client_a.redirect_uris.split()[0], field: "x"})
+
+    assert response.status_code == 200
+    assert response.json()["refresh_token"]

@@ -27,6 +27,20 @@ def test_a_code_redemption_takes_a_handful_of_queries(client, public_client_a, e
     assert len(statements(queries)) <= (5 if connection.vendor == "postgresql" else 8)
 
 
+def test_with_openid_connect_on_a_code_is_read_once(client, project_a, public_client_a, end_user_a):
+    """The OpenID Connect dispatcher reads the code to choose the grant; validation reuses that row."""
+    project_a.openid = True
+    project_a.save()
+    code, verifier = make_code(public_client_a, end_user_a, scope="openid mcp:tools offline_access")
+    redeem(client, public_client_a, *make_code(public_client_a, end_user_a))  # warm: project, client, keys
+
+    with CaptureQueriesContext(connection) as queries:
+        response = redeem(client, public_client_a, code, verifier)
+
+    assert response.status_code == 200 and "id_token" in response.json()
+    assert len([sql for sql in statements(queries) if sql.startswith('SELECT') and '"oauth_grant"' in sql]) == 1
+
+
 def test_a_refresh_takes_a_handful_of_queries(client, public_client_a, end_user_a):
     code, verifier = make_code(public_client_a, end_user_a)
     issued = redeem(client, public_client_a, code, verifier).json()
