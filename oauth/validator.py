@@ -171,7 +171,7 @@ class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validat
         kind = {"authorization_code": "token.code_redeemed", "refresh_token": "token.refreshed"}.get(request.grant_type)
         event = None
         if kind is not None and user is not None:
-            family = previous.token_family if previous is not None else getattr(request, "token_family", None)
+            family = previous.token_family if previous is not None else own(request, "token_family")
             # the user's pk, not their `sub`: reading it would load the row (the timeline maps it)
             event = activity.event(project, kind, client_id=request.client.client_id, request=http,
                                    user=user.pk, family=str(family or ""))
