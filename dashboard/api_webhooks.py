@@ -15,7 +15,7 @@ from webhooks.events import EVENTS
 from webhooks.models import Delivery, Webhook
 
 from .api import ManagementView
-from .decorators import WRITE
+from .decorators import READ, WRITE
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -96,9 +96,9 @@ class WebhooksView(ManagementView):
 
 
 class OneWebhook(ManagementView):
-    def row(self, slug, pk, roles=None) -> Webhook:
+    def row(self, slug, pk, roles=READ) -> Webhook:
         """The webhook `pk` of the project `slug` (another project's is a 404)."""
-        project = self.project(slug, roles) if roles else self.project(slug)
+        project = self.project(slug, roles)
         return get_object_or_404(Webhook, project=project, pk=pk)
 
 
