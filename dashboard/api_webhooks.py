@@ -70,8 +70,7 @@ def body_of(request, serializer_class):
 
 
 def refused(exc: changes.Refused) -> exceptions.ValidationError:
-    field, _, message = str(exc).partition(": ")
-    return exceptions.ValidationError({field: [message]} if message else {"webhook": [str(exc)]})
+    return exceptions.ValidationError({exc.field or "webhook": [exc.message]})
 
 
 class WebhooksView(ManagementView):
