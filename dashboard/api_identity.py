@@ -17,7 +17,7 @@ from identity.manage import ProviderRefused, ProviderSettings, add, change, remo
 from identity.models import IdentityProvider, Kind, UpstreamIdentity
 
 from .api import ManagementView
-from .decorators import WRITE
+from .decorators import READ, WRITE
 
 
 class IdentityProviderSerializer(serializers.ModelSerializer):
@@ -83,8 +83,8 @@ class IdentityProvidersView(ManagementView):
 
 
 class IdentityProviderView(ManagementView):
-    def row(self, slug, pk, roles=None) -> IdentityProvider:
-        project = self.project(slug, roles) if roles else self.project(slug)
+    def row(self, slug, pk, roles=READ) -> IdentityProvider:
+        project = self.project(slug, roles)
         return get_object_or_404(IdentityProvider.objects.select_related("project"), project=project, pk=pk)
 
     @extend_schema(tags=["identity providers"], summary="One identity provider", responses=IdentityProviderSerializer)

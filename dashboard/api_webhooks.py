@@ -15,7 +15,7 @@ from webhooks.events import EVENTS
 from webhooks.models import Delivery, Webhook
 
 from .api import ManagementView
-from .decorators import WRITE
+from .decorators import READ, WRITE
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -70,8 +70,7 @@ def body_of(request, serializer_class):
 
 
 def refused(exc: changes.Refused) -> exceptions.ValidationError:
-    field, _, message = str(exc).partition(": ")
-    return exceptions.ValidationError({field: [message]} if message else {"webhook": [str(exc)]})
+    return exceptions.ValidationError({exc.field or "webhook": [exc.message]})
 
 
 class WebhooksView(ManagementView):
@@ -96,9 +95,9 @@ class WebhooksView(ManagementView):
 
 
 class OneWebhook(ManagementView):
-    def row(self, slug, pk, roles=None) -> Webhook:
+    def row(self, slug, pk, roles=READ) -> Webhook:
         """The webhook `pk` of the project `slug` (another project's is a 404)."""
-        project = self.project(slug, roles) if roles else self.project(slug)
+        project = self.project(slug, roles)
         return get_object_or_404(Webhook, project=project, pk=pk)
 
 

@@ -60,8 +60,7 @@ def webhook_list(request, project):
         hook, secret = changes.create(project, form.cleaned_data["url"], form.cleaned_data["events"],
                                       actor=actor_of(request), request=request)
     except changes.Refused as exc:
-        field, _, message = str(exc).partition(": ")
-        form.add_error(field if field in form.fields else None, message or str(exc))
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         return _page(request, project, form, status=400)
     # The plaintext exists only in this response; the row keeps it encrypted.
     return _page(request, project, WebhookForm(), revealed=(f"Signing secret for {hook.url}", secret))

@@ -8,17 +8,23 @@ from webhooks.models import Delivery, Webhook, url_problem
 
 
 class Refused(ValueError):
-    """The change is not allowed; the message is safe to show."""
+    """The change is not allowed; the message is safe to show. `field` names the value refused (None: the
+    change as a whole); str() reads "field: message", as the CLI prints it."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
 
 
 def check(url: str, events: list[str]) -> None:
     problem = url_problem(url)
     if problem:
-        raise Refused(f"url: {problem}")
+        raise Refused(problem, field="url")
     if not events:
-        raise Refused("events: choose at least one of " + ", ".join(EVENTS))
+        raise Refused("choose at least one of " + ", ".join(EVENTS), field="events")
     if wrong := unknown(events):
-        raise Refused(f"events: unknown {', '.join(sorted(wrong))}; known: {', '.join(EVENTS)}")
+        raise Refused(f"unknown {', '.join(sorted(wrong))}; known: {', '.join(EVENTS)}", field="events")
 
 
 def create(project: Project, url: str, events: list[str], *, actor: str, request=None) -> tuple[Webhook, str]:

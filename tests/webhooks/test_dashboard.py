@@ -41,6 +41,8 @@ def test_it_refuses_a_private_address_and_unknown_events(operator, project_a, se
     settings.OUTBOUND_ALLOW_PRIVATE_ADDRESSES = False
     response = operator.post(PAGE, {"url": "https://192.168.1.10/hook", "events": ["grant.created"]})
     assert response.status_code == 400 and "the address is not allowed" in response.content.decode()
+    assert "the address is not allowed" in response.context["form"].errors["url"][0]  # on its field, unprefixed
+    assert not response.context["form"].errors["url"][0].startswith("url:")
     response = operator.post(PAGE, {"url": "https://hooks.example/x", "events": ["grant.exploded"]})
     assert response.status_code == 400
     assert not Webhook.objects.exists()
