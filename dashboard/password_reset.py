@@ -7,8 +7,6 @@ a link valid for one hour, once. The new password ends every dashboard session o
 (the account page lists and revokes them).
 """
 
-import hashlib
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.password_validation import validate_password
@@ -18,21 +16,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from infra import ratelimit
 from infra.ratelimit import RateLimited
-from infra.security import client_ip
 from projects import accounts, tasks
 from projects.models import AccountToken
 
 SENT = "If {email} is an operator account, we sent it a link to choose a new password. It works for one hour."
 THROTTLED = "Too many attempts. Wait a few minutes and try again."
 EXPIRED = "This link has expired or was already used. Ask for a new one."
-
-
-def reset_checks(request, email: str) -> list:
-    account = hashlib.sha256(f"operator:{email}".encode()).hexdigest()
-    return [ratelimit.check("operator-reset:ip", client_ip(request) or "unknown"),
-            ratelimit.check("operator-reset:account", account)]
 
 
 def _page(request, template: str, context: dict, status: int = 200, refused: RateLimited | None = None):
@@ -49,11 +39,9 @@ def forgot_password(request):
         return _page(request, "dashboard/forgot_password.html", {})
     email = request.POST.get("email", "").strip().lower()[:254]
     try:
-        ratelimit.hit(*reset_checks(request, email))
+        tasks.ask_for_password_reset(request, None, email, settings.PUBLIC_URL)
     except RateLimited as refused:
         return _page(request, "dashboard/forgot_password.html", {"error": THROTTLED, "email": email}, 429, refused)
-    if email and "\x00" not in email:  # the worker looks the address up: known or not, this is all we do
-        tasks.send_password_reset.delay(None, email, settings.PUBLIC_URL)
     return _page(request, "dashboard/forgot_password.html", {"notice": SENT.format(email=email)})
 
 

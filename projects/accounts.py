@@ -70,9 +70,13 @@ def send_password_reset(project: Project | None, email: str, base_url: str) -> N
 
 def mark_verified(user: User, actor: str = "") -> None:
     """`user` proved they read mail at their address (or the operator vouched for it)."""
-    User.objects.filter(pk=user.pk).update(email_verified_at=timezone.now())
-    user.refresh_from_db(fields=["email_verified_at"])
+    _verified(user)
     AuditEvent.record(user.project, "end_user.email_verified", actor=actor or user.subject, email=user.email)
+
+
+def _verified(user: User) -> None:
+    user.email_verified_at = timezone.now()
+    User.objects.filter(pk=user.pk).update(email_verified_at=user.email_verified_at)
     changed(user)
 
 
@@ -90,8 +94,6 @@ def reset_password(token: AccountToken, password: str, request=None) -> None:
     user.save(update_fields=["password"])
     if user.email_verified_at is None and user.project_id is not None:
         # The link reached them at this address: that proves it as a verification link would.
-        User.objects.filter(pk=user.pk).update(email_verified_at=timezone.now())
-        user.email_verified_at = timezone.now()
-        changed(user)
+        _verified(user)
     AuditEvent.record(user.project, "operator.password_reset" if user.is_operator else "end_user.password_reset",
                       actor=user.email, request=request)

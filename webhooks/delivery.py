@@ -55,6 +55,10 @@ def claim(now: datetime, limit: int = BATCH, skip: frozenset[int] = frozenset())
     return rows
 
 
+def succeeded(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300
+
+
 def send(delivery: Delivery, now: datetime) -> tuple[int | None, str]:
     """(status, error): the receiver's status and a short excerpt of its answer, or None and why not."""
     try:
@@ -63,7 +67,7 @@ def send(delivery: Delivery, now: datetime) -> tuple[int | None, str]:
     except outbound.OutboundError as exc:
         log.info("webhook delivery %s failed: %s", delivery.event_id, exc)
         return None, exc.reason
-    if 200 <= response.status < 300:
+    if succeeded(response.status):
         return response.status, ""
     return response.status, response.body[:EXCERPT_CHARS].decode("utf-8", "replace")
 
@@ -72,7 +76,7 @@ def record(delivery: Delivery, now: datetime, status: int | None, error: str) ->
     """The attempt's outcome: delivered, due again after the backoff, or failed for good."""
     delivery.attempts += 1
     delivery.last_attempt_at, delivery.last_status, delivery.last_error = now, status, error[:300]
-    if status is not None and 200 <= status < 300:
+    if succeeded(status):
         delivery.state, delivery.delivered_at, delivery.next_attempt_at = Delivery.State.DELIVERED, now, None
     elif delivery.attempts > len(BACKOFF):
         delivery.state, delivery.next_attempt_at = Delivery.State.FAILED, None

@@ -20,6 +20,12 @@ def body(type: str, data: dict, now: datetime) -> str:
     return json.dumps({"type": type, "timestamp": stamp, "data": data}, separators=(",", ":"))
 
 
+def queued(project_id: int, webhook_id: int, type: str, payload: str, now: datetime) -> Delivery:
+    """An unsaved outbox row, due at once, with its own event id (kept across retries)."""
+    return Delivery(project_id=project_id, webhook_id=webhook_id, event_id=new_event_id(), type=type,
+                    payload=payload, next_attempt_at=now, created_at=now)
+
+
 def emit(project: Any, type: str, data: dict) -> int:
     """One indexed query when the project has no webhook (the common case): event sites are not
     per-token paths, so no cache is needed and none can answer stale."""
@@ -30,16 +36,14 @@ def emit(project: Any, type: str, data: dict) -> int:
         return 0
     now = timezone.now()
     payload = body(type, data, now)
-    Delivery.objects.bulk_create([
-        Delivery(project_id=project_id, webhook_id=pk, event_id=new_event_id(), type=type, payload=payload,
-                 next_attempt_at=now, created_at=now)
-        for pk in targets
-    ])
+    Delivery.objects.bulk_create([queued(project_id, pk, type, payload, now) for pk in targets])
     return len(targets)
 
 
 def enqueue(webhook: Webhook, type: str, data: dict) -> Delivery:
     """One delivery to one webhook whatever it subscribes to (the dashboard's "Send test event")."""
     now = timezone.now()
-    return Delivery.objects.create(project_id=webhook.project_id, webhook=webhook, event_id=new_event_id(), type=type,
-                                   payload=body(type, data, now), next_attempt_at=now, created_at=now)
+    delivery = queued(webhook.project_id, webhook.pk, type, body(type, data, now), now)
+    delivery.webhook = webhook
+    delivery.save(force_insert=True)
+    return delivery

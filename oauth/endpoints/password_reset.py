@@ -8,8 +8,6 @@ password; setting it spends the link, ends every session of the person (their se
 changes) and revokes their grants: whoever knew the old password keeps nothing.
 """
 
-import hashlib
-
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -18,9 +16,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from infra import ratelimit
 from infra.ratelimit import RateLimited
-from infra.security import client_ip
 from oauth.endpoints.authorize import ErrorPage, branding, error_page, page_url, pending_for_browser
 from oauth.tokens import revoke
 from projects import accounts, tasks
@@ -29,13 +25,6 @@ from projects.models import AccountToken, Project
 SENT = "If {email} has an account here, we sent it a link to choose a new password. It works for one hour."
 THROTTLED = "Too many attempts. Wait a few minutes and try again."
 EXPIRED = "This link has expired or was already used. Ask for a new one from the sign-in page."
-
-
-def reset_checks(request: HttpRequest, email: str) -> list:
-    """Reset requests per address (project + email, known or not) and per client address (all projects)."""
-    account = hashlib.sha256(f"{request.project.pk}:{email}".encode()).hexdigest()
-    return [ratelimit.check("reset:ip", client_ip(request) or "unknown", request.project),
-            ratelimit.check("reset:account", account, request.project)]
 
 
 def _hosted(request: HttpRequest) -> None:
@@ -64,12 +53,10 @@ def forgot_password(request: HttpRequest) -> HttpResponse:
         return _page(request, "oauth/forgot_password.html", **context)
     email = request.POST.get("email", "").strip().lower()[:254]
     try:
-        ratelimit.hit(*reset_checks(request, email))
+        tasks.ask_for_password_reset(request, request.project, email, request.issuer)
     except RateLimited as refused:
         return _page(request, "oauth/forgot_password.html", status=429, headers=refused.headers, email=email,
                      error=THROTTLED, **context)
-    if email and "\x00" not in email:  # the worker looks the address up: known or not, this is all we do
-        tasks.send_password_reset.delay(request.project.pk, email, request.issuer)
     return _page(request, "oauth/forgot_password.html", notice=SENT.format(email=email), **context)
 
 

@@ -82,6 +82,7 @@ def test_requests_are_throttled_with_429_and_retry_after(client, alice, inbox):
     response = ask(client, "alice@example.com")
     assert response.status_code == 429
     assert 1 <= int(response["Retry-After"]) <= 901
+    assert response["RateLimit"].startswith('"operator-reset:account/15m";r=0;')
     assert password_reset.THROTTLED in response.content.decode()
     assert len(inbox.to("alice@example.com")) == limit
 

@@ -94,11 +94,15 @@ def test_a_viewer_cannot_change_webhooks(client, project_a, bob, receiver):
     ProjectMember.objects.create(project=project_a, user=bob, role=ProjectMember.Role.VIEWER)
     bob_api = {"HTTP_AUTHORIZATION": f"Bearer {OperatorToken.issue(bob, 'ci')[1]}"}
     hook, _ = changes.create(project_a, receiver.url, ["grant.revoked"], actor="test")
-    assert client.get(URL, **bob_api).status_code == 200
+    listed = client.get(URL, **bob_api)
+    assert listed.status_code == 200 and [h["id"] for h in listed.json()] == [hook.pk]
     assert create(client, bob_api, receiver.url).status_code == 403
     assert client.post(f"{URL}/{hook.pk}/rotate-secret", **bob_api).status_code == 403
     assert client.delete(f"{URL}/{hook.pk}", **bob_api).status_code == 403
     assert Webhook.objects.count() == 1
+    kept = Webhook.objects.get(pk=hook.pk)
+    assert kept.secret_encrypted == hook.secret_encrypted and not kept.previous_secret_encrypted  # not rotated
+    assert not AuditEvent.objects.filter(project=project_a, kind="webhook.secret_rotated").exists()
 
 
 def test_project_a_cannot_see_or_touch_project_bs_webhooks(client, project_a, project_b, receiver, api):
