@@ -112,15 +112,18 @@ class RequestObservation:
             for hook in _refusal_hooks:
                 hook(project, endpoint, context["error"], context.get("client_id") or "")
         finished(request.method, loggable_path(request), endpoint, response.status_code, seconds,
-                 getattr(project, "slug", None))
+                 getattr(project, "slug", None), context)
 
 
-def finished(method: str, path: str, endpoint: str, status: int, seconds: float, project: str | None) -> None:
-    """A request answered: counted, timed and logged (one line, with the request's bound context).
+def finished(method: str, path: str, endpoint: str, status: int, seconds: float, project: str | None,
+             context: dict | None = None) -> None:
+    """A request answered: counted, timed and logged (one line, with the request's bound `context`,
+    read here unless the caller already has it: reading it copies every context variable).
     Also called for the answers `infra.documents` serves without Django (public documents: their
     paths carry no credential)."""
     metrics.observe_request(endpoint, status, seconds)
-    context = logs.bound()
+    if context is None:
+        context = logs.bound()
     logger.info("request", method=method, path=path, endpoint=endpoint, status=status,
                 duration_ms=round(seconds * 1000, 2), project=project, client_id=context.get("client_id"),
                 error=context.get("error"))

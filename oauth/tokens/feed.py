@@ -37,8 +37,14 @@ def record(found: Iterable[tuple[int, str | None, datetime]]) -> None:
         return
     with transaction.atomic(savepoint=False):  # no savepoint: one transaction with the caller
         lock({entry.project_id for entry in entries})
-        # Idempotent: a token revoked twice (a disabled client saved again) is listed once.
-        RevokedToken.objects.bulk_create(entries, batch_size=BATCH, ignore_conflicts=True)
+        add(entries)
+
+
+def add(entries: list[RevokedToken]) -> None:
+    """`record`'s INSERT, for a caller that already holds the lock of each entry's project (`lock`)
+    in its transaction."""
+    # Idempotent: a token revoked twice (a disabled client saved again) is listed once.
+    RevokedToken.objects.bulk_create(entries, batch_size=BATCH, ignore_conflicts=True)
 
 
 def lock(project_ids: Iterable[int]) -> None:

@@ -284,15 +284,16 @@ def _answer(token_checksum: str) -> QuerySet:
     return AccessToken.objects.filter(token_checksum=token_checksum).values_list(*_ANSWER_FIELDS)[:1]
 
 
-def _entry(token_checksum: str) -> tuple[bytes, int]:
-    """The cache entry for a token and how long to keep it, from the database."""
+def _entry(token_checksum: str) -> tuple[bytes, int, dict[str, Any] | None]:
+    """The cache entry for a token, how long to keep it, and the answer it encodes (None for the
+    tombstone), from the database."""
     found = rows.fetch(AccessToken, _answer, token_checksum)  # compiled once
     if not found:
-        return _TOMBSTONE, _cache_seconds()
+        return _TOMBSTONE, _cache_seconds(), None
     (project_id, client_id, disabled_at, user_id, subject, scope, expires, created, resource, claims, email,
      verified_at) = found[0]
     if project_id is None or disabled_at is not None or expires is None or timezone.now() >= expires:
-        return _TOMBSTONE, _cache_seconds()
+        return _TOMBSTONE, _cache_seconds(), None
     exp = int(expires.timestamp())
     body: dict[str, Any] = {
         "active": True, "scope": scope, "client_id": client_id,
@@ -316,7 +317,7 @@ def _entry(token_checksum: str) -> tuple[bytes, int]:
         answer = answer[:-1] + b"," + extra + b"}"
     else:
         head = b"%d" % project_id
-    return head + b" %d " % exp + answer, max(1, min(_cache_seconds(), remaining))
+    return head + b" %d " % exp + answer, max(1, min(_cache_seconds(), remaining)), body
 
 
 def _first_use(project: Project, token_checksum: str, answer: dict, exp: int) -> None:
@@ -331,9 +332,9 @@ def introspection_json(project: Project, issuer: str, raw: str) -> bytes:
     token_checksum = checksum(raw)
     entry = cached_answer(token_checksum)
     metrics.introspection_cache.labels("miss" if entry is None else "hit").inc()
-    fresh = entry is None
-    if fresh:
-        entry, seconds = _entry(token_checksum)
+    answer = None  # the decoded answer, only when read from the database now
+    if entry is None:
+        entry, seconds, answer = _entry(token_checksum)
         add_bytes(cache, cache_key(token_checksum), entry, seconds)  # add, not set: a concurrent revocation's tombstone wins
     if entry == _TOMBSTONE:
         return INACTIVE_JSON
@@ -341,8 +342,8 @@ def introspection_json(project: Project, issuer: str, raw: str) -> bytes:
     project_id, _, email_bytes = head.partition(b".")
     if int(project_id) != project.pk or int(exp) <= time.time():
         return INACTIVE_JSON
-    if fresh:  # read from the database: perhaps this token's first use (the grant timeline)
-        _first_use(project, token_checksum, json.loads(body), int(exp))
+    if answer is not None:  # read from the database: perhaps this token's first use (the grant timeline)
+        _first_use(project, token_checksum, answer, int(exp))
     end = -1 - int(email_bytes) if email_bytes and not project.email_in_tokens else -1
     return body[:end] + b',"iss":' + json.dumps(issuer).encode() + b"}"
 

@@ -20,7 +20,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from infra import rows
-from oauth.models import AccessToken, Application, Grant, RefreshToken
+from oauth.models import AccessToken, Application, Grant, RefreshToken, RevokedToken
 from oauth.tokens import feed
 from oauth.tokens import issue as tokens
 from projects.models import AuditEvent
@@ -125,8 +125,8 @@ def _remove_with_event(row: AccessToken, event: AuditEvent, guard: rows.Guard) -
     with transaction.atomic(savepoint=False):
         feed.lock([event.project_id])  # before the DELETE's row lock, as every feed writer
         done = rows.write(event, guard=guard)
-        if done:
-            feed.record([(event.project_id, row.claims["jti"], row.expires)])
+        if done:  # the lock is held already: only the INSERT
+            feed.add([RevokedToken(project_id=event.project_id, jti=row.claims["jti"], expires=row.expires)])
         return done
 
 
