@@ -7,9 +7,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mcpauth_service.settings")
 django_application = get_wsgi_application()
 
 from infra.documents import DocumentCache  # noqa: E402  (after Django is set up)
+from infra.whole import WholeAnswers  # noqa: E402
 
-# Discovery and JWKS answered again from their finished bytes while nothing changed (infra/documents.py).
-application = DocumentCache(django_application)
+# Discovery and JWKS answered again from their finished bytes while nothing changed (infra/documents.py);
+# every other answer handed to the server whole, in one call (infra/whole.py).
+application = DocumentCache(WholeAnswers(django_application))
 
 # Refuse to serve a deployment that fails a system check (weak SECRET_KEY with DEBUG off, ...).
 from django.core import checks  # noqa: E402
