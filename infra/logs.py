@@ -29,9 +29,13 @@ def shared_processors() -> list:
     ]
 
 
+_pid = [os.getpid()]  # a system call per line otherwise; a forked child learns its own at once
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+
+
 def add_pid(logger, method_name: str, event_dict: dict) -> dict:
     """The worker process that logged the line (several serve the same port)."""
-    event_dict.setdefault("pid", os.getpid())
+    event_dict.setdefault("pid", _pid[0])
     return event_dict
 
 
