@@ -92,5 +92,15 @@ def bound() -> dict:
     return structlog.contextvars.get_contextvars()
 
 
+def bind_request_id(request_id: str) -> dict:
+    """Bind the request id alone, for an answer that binds nothing else (`infra.documents`); the
+    tokens given to `unbind` put back what was there."""
+    return structlog.contextvars.bind_contextvars(request_id=request_id)
+
+
+def unbind(tokens: dict) -> None:
+    structlog.contextvars.reset_contextvars(**tokens)
+
+
 def end_request() -> None:
     structlog.contextvars.clear_contextvars()

@@ -123,7 +123,7 @@ def finished(method: str, path: str, endpoint: str, status: int, seconds: float,
     read here unless the caller already has it: reading it copies every context variable).
     Also called for the answers `infra.documents` serves without Django (public documents: their
     paths carry no credential), which bind no context: they pass an empty `context` and their
-    `request_id`, and the line is the same as if it had been bound. Below `LOG_LEVEL` nothing of
+    `request_id`, bound for the line alone: the same line as the middleware's. Below `LOG_LEVEL` nothing of
     the line is built (structlog would drop it at its first processor)."""
     metrics.observe_request(endpoint, status, seconds)
     if not level_logger.isEnabledFor(logging.INFO):  # the level check structlog's chain starts with
@@ -133,6 +133,11 @@ def finished(method: str, path: str, endpoint: str, status: int, seconds: float,
     fields = {"method": method, "path": path, "endpoint": endpoint, "status": status,
               "duration_ms": round(seconds * 1000, 2), "project": project, "client_id": context.get("client_id"),
               "error": context.get("error")}
-    if request_id is not None:  # no context bound (infra.documents): where merge_contextvars puts it
-        fields["request_id"] = request_id
-    logger.info("request", **fields)
+    if request_id is None:
+        logger.info("request", **fields)
+        return
+    tokens = logs.bind_request_id(request_id)  # for this line only: the same fields, in the same order
+    try:
+        logger.info("request", **fields)
+    finally:
+        logs.unbind(tokens)
