@@ -113,8 +113,15 @@ class RequestObservation:
         if context.get("error"):
             for hook in _refusal_hooks:
                 hook(project, endpoint, context["error"], context.get("client_id") or "")
-        finished(request.method, loggable_path(request), endpoint, response.status_code, seconds,
-                 getattr(project, "slug", None), context)
+        path = loggable_path(request) if logging_requests() else ""  # only the log line has it
+        finished(request.method, path, endpoint, response.status_code, seconds, getattr(project, "slug", None),
+                 context)
+
+
+def logging_requests() -> bool:
+    """Whether the request line is logged at all (`LOG_LEVEL` at INFO or below): the level check
+    structlog's chain starts with, made before anything of the line is built."""
+    return level_logger.isEnabledFor(logging.INFO)
 
 
 def finished(method: str, path: str, endpoint: str, status: int, seconds: float, project: str | None,
@@ -126,7 +133,7 @@ def finished(method: str, path: str, endpoint: str, status: int, seconds: float,
     `request_id`, bound for the line alone: the same line as the middleware's. Below `LOG_LEVEL` nothing of
     the line is built (structlog would drop it at its first processor)."""
     metrics.observe_request(endpoint, status, seconds)
-    if not level_logger.isEnabledFor(logging.INFO):  # the level check structlog's chain starts with
+    if not logging_requests():
         return
     if context is None:
         context = logs.bound()
