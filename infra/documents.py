@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
-from infra import localcache, logs, observe
+from infra import localcache, observe
 
 KEEP = "mcpauth.documents.keep"  # set in the WSGI environ by a view whose 200 may be kept
 MAX_ENTRIES = 1024  # (host, path) pairs; a flood of Host headers evicts, it does not grow memory
@@ -39,13 +39,15 @@ PLACE = ("SCRIPT_NAME", "PATH_INFO", "wsgi.url_scheme", "HTTP_HOST", "HTTP_X_FOR
          "HTTP_X_FORWARDED_PROTO", "SERVER_NAME", "SERVER_PORT")
 # A request with any of these is not a plain GET of the document: Django answers it.
 NOT_PLAIN = ("QUERY_STRING", "CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_AUTHORIZATION")
+NO_CONTEXT: dict = {}  # an answer served here binds no log context (read only)
 
 
 @dataclass(frozen=True)
 class Kept:
     generation: int
-    expires: float  # time.monotonic()
+    expires: float  # time.perf_counter()
     status: str
+    code: int
     headers: list[tuple[str, str]]  # without X-Request-Id
     body: bytes
     endpoint: str
@@ -64,9 +66,14 @@ def keep(request, seconds: float) -> None:
 
 def place(environ: dict) -> tuple | None:
     """The key of a plain GET, or None when Django must answer it."""
-    if environ.get("REQUEST_METHOD") != "GET" or any(environ.get(name) not in (None, "", "0") for name in NOT_PLAIN):
+    get = environ.get
+    if get("REQUEST_METHOD") != "GET":
         return None
-    return tuple(environ.get(name) for name in PLACE)
+    for name in NOT_PLAIN:
+        value = get(name)
+        if value and value != "0":  # anything but absent, empty or a zero length
+            return None
+    return tuple(map(get, PLACE))
 
 
 class DocumentCache:
@@ -76,26 +83,24 @@ class DocumentCache:
         self._kept: LRUCache[tuple, Kept] = LRUCache(MAX_ENTRIES)
 
     def __call__(self, environ, start_response):
-        started = time.perf_counter()
+        started = time.perf_counter()  # also the clock of `Kept.expires` (monotonic, as perf_counter is)
         key = place(environ)
         if key is None:
             return self.application(environ, start_response)
         with self._lock:
             kept = self._kept.get(key)
         # Only a request that may be answered from memory reads the generation (never /healthz).
-        if kept is not None and kept.expires > time.monotonic() and kept.generation == localcache.shared_generation():
+        if kept is not None and kept.expires > started and kept.generation == localcache.shared_generation():
             return self.serve(kept, environ, start_response, started)
         return self.fill(key, environ, start_response)
 
     def serve(self, kept: Kept, environ, start_response, started: float) -> list[bytes]:
         request_id = observe.request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
         start_response(kept.status, [*kept.headers, ("X-Request-Id", request_id)])
-        logs.begin_request(request_id)
-        try:
-            observe.finished("GET", environ.get("PATH_INFO", "")[:observe.MAX_PATH], kept.endpoint, int(kept.status[:3]),
-                             time.perf_counter() - started, kept.project)
-        finally:
-            logs.end_request()
+        # No context variables are bound: nothing else logs here, and the line gets the request id
+        # from `finished` in the place the middleware's binding gives it.
+        observe.finished("GET", environ.get("PATH_INFO", "")[:observe.MAX_PATH], kept.endpoint, kept.code,
+                         time.perf_counter() - started, kept.project, NO_CONTEXT, request_id)
         return [kept.body]
 
     def fill(self, key: tuple, environ, start_response):
@@ -120,7 +125,8 @@ class DocumentCache:
                 chunks.close()  # Django's request_finished
         generation, seconds, endpoint, project = wanted
         with self._lock:
-            self._kept[key] = Kept(generation, time.monotonic() + seconds, answer[0], headers, body, endpoint, project)
+            self._kept[key] = Kept(generation, time.perf_counter() + seconds, answer[0], int(answer[0][:3]), headers,
+                                   body, endpoint, project)
         return [body]
 
     def clear(self) -> None:

@@ -29,9 +29,13 @@ def shared_processors() -> list:
     ]
 
 
+_pid = [os.getpid()]  # a system call per line otherwise; a forked child learns its own at once
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+
+
 def add_pid(logger, method_name: str, event_dict: dict) -> dict:
     """The worker process that logged the line (several serve the same port)."""
-    event_dict.setdefault("pid", os.getpid())
+    event_dict.setdefault("pid", _pid[0])
     return event_dict
 
 
@@ -86,6 +90,16 @@ def bind(**fields: str) -> None:
 
 def bound() -> dict:
     return structlog.contextvars.get_contextvars()
+
+
+def bind_request_id(request_id: str) -> dict:
+    """Bind the request id alone, for an answer that binds nothing else (`infra.documents`); the
+    tokens given to `unbind` put back what was there."""
+    return structlog.contextvars.bind_contextvars(request_id=request_id)
+
+
+def unbind(tokens: dict) -> None:
+    structlog.contextvars.reset_contextvars(**tokens)
 
 
 def end_request() -> None:

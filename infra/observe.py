@@ -13,6 +13,7 @@ the hooks registered with `on_refusal` (the `activity` app's, which also feeds t
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -27,6 +28,7 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 UNMATCHED = "unmatched"
 
 logger = structlog.get_logger("mcpauth.request")
+level_logger = logging.getLogger("mcpauth.request")  # the standard library's, which structlog's filters by
 
 
 def request_id_for(request: HttpRequest) -> str:
@@ -111,19 +113,38 @@ class RequestObservation:
         if context.get("error"):
             for hook in _refusal_hooks:
                 hook(project, endpoint, context["error"], context.get("client_id") or "")
-        finished(request.method, loggable_path(request), endpoint, response.status_code, seconds,
-                 getattr(project, "slug", None), context)
+        path = loggable_path(request) if logging_requests() else ""  # only the log line has it
+        finished(request.method, path, endpoint, response.status_code, seconds, getattr(project, "slug", None),
+                 context)
+
+
+def logging_requests() -> bool:
+    """Whether the request line is logged at all (`LOG_LEVEL` at INFO or below): the level check
+    structlog's chain starts with, made before anything of the line is built."""
+    return level_logger.isEnabledFor(logging.INFO)
 
 
 def finished(method: str, path: str, endpoint: str, status: int, seconds: float, project: str | None,
-             context: dict | None = None) -> None:
+             context: dict | None = None, request_id: str | None = None) -> None:
     """A request answered: counted, timed and logged (one line, with the request's bound `context`,
     read here unless the caller already has it: reading it copies every context variable).
     Also called for the answers `infra.documents` serves without Django (public documents: their
-    paths carry no credential)."""
+    paths carry no credential), which bind no context: they pass an empty `context` and their
+    `request_id`, bound for the line alone: the same line as the middleware's. Below `LOG_LEVEL` nothing of
+    the line is built (structlog would drop it at its first processor)."""
     metrics.observe_request(endpoint, status, seconds)
+    if not logging_requests():
+        return
     if context is None:
         context = logs.bound()
-    logger.info("request", method=method, path=path, endpoint=endpoint, status=status,
-                duration_ms=round(seconds * 1000, 2), project=project, client_id=context.get("client_id"),
-                error=context.get("error"))
+    fields = {"method": method, "path": path, "endpoint": endpoint, "status": status,
+              "duration_ms": round(seconds * 1000, 2), "project": project, "client_id": context.get("client_id"),
+              "error": context.get("error")}
+    if request_id is None:
+        logger.info("request", **fields)
+        return
+    tokens = logs.bind_request_id(request_id)  # for this line only: the same fields, in the same order
+    try:
+        logger.info("request", **fields)
+    finally:
+        logs.unbind(tokens)

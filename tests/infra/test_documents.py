@@ -8,8 +8,10 @@ seen by its `request_started` signal.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import logging
 import sys
 
 import pytest
@@ -178,3 +180,25 @@ def test_nothing_is_served_from_memory_while_the_shared_generation_cannot_be_rea
         get(application, DISCOVERY)
         get(application, DISCOVERY)
     assert django_answers == [DISCOVERY] * 3
+
+
+def test_a_kept_answer_is_not_served_after_its_bound(project_a, django_answers):
+    get(application, JWKS)
+    [(key, kept)] = list(application._kept.items())
+    application._kept[key] = dataclasses.replace(kept, expires=kept.expires - 3600)
+    get(application, JWKS)
+    assert django_answers == [JWKS, JWKS]
+
+
+def test_a_kept_answer_is_logged_with_the_same_fields_in_the_same_order(project_a, caplog):
+    caplog.set_level(logging.INFO, logger="mcpauth.request")
+    _, django_headers, _ = get(application, DISCOVERY)
+    _, kept_headers, _ = get(application, DISCOVERY, HTTP_X_REQUEST_ID="trace-7")
+
+    by_django, from_memory = [r.msg for r in caplog.records if r.name == "mcpauth.request"]
+    assert list(from_memory) == list(by_django)
+    assert by_django["request_id"] == django_headers["X-Request-Id"]
+    assert from_memory["request_id"] == kept_headers["X-Request-Id"] == "trace-7"
+    assert {k: from_memory[k] for k in ("method", "path", "endpoint", "status", "project", "client_id", "error")} == {
+        "method": "GET", "path": DISCOVERY, "endpoint": "oauth:metadata", "status": 200, "project": "alpha",
+        "client_id": None, "error": None}
