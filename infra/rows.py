@@ -245,7 +245,7 @@ def fetch(model: type[models.Model], shape: Callable[..., QuerySet], *params: An
     return [tuple(row) for row in compiler.apply_converters(found, converters)] if converters else found
 
 
-_one_shapes: dict[tuple[type[models.Model], tuple[str, ...]], Callable[..., QuerySet]] = {}
+_one_shapes: dict[tuple[type[models.Model], tuple[str, ...]], tuple[Callable[..., QuerySet], list[str]]] = {}
 
 
 def select_one(model: type[M], *, deferred: tuple[str, ...] = (), **where: Any) -> M | None:
@@ -255,16 +255,19 @@ def select_one(model: type[M], *, deferred: tuple[str, ...] = (), **where: Any) 
     reading any other field of it loads that row then.
     """
     names = tuple(where)
-    attnames = [f.attname for f in model._meta.concrete_fields]
-    if (model, names) not in _one_shapes:
+    known = _one_shapes.get((model, names))
+    if known is None:
+        attnames = [f.attname for f in model._meta.concrete_fields]
+
         def shape(*values: Any) -> QuerySet:
             rows_ = model._default_manager.all()
             for name, value in zip(names, values, strict=True):  # one filter() each: SQL parameters in order
                 rows_ = rows_.filter(**{name: value})
             return rows_.values_list(*attnames)[:1]
 
-        _one_shapes[(model, names)] = shape
-    found = fetch(model, _one_shapes[(model, names)], *where.values())
+        known = _one_shapes[(model, names)] = (shape, attnames)
+    shape, attnames = known
+    found = fetch(model, shape, *where.values())
     if not found:
         return None
     using = router.db_for_read(model)
