@@ -49,6 +49,29 @@ def test_it_accepts_a_json_body_on_the_alias(client, issued, project_a):
     assert response.json()["active"] is True
 
 
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded; charset=UTF-8", "multipart/form-data"])
+def test_it_reads_the_token_from_a_form_with_a_charset_or_a_multipart_body(client, issued, project_a, content_type):
+    token = issued["access_token"]
+    if content_type.startswith("multipart"):  # the test client encodes a dict as multipart/form-data
+        response = client.post(url(project_a), {"token": token},
+                               HTTP_AUTHORIZATION=f"Bearer {project_a.registration_secret}")
+    else:
+        response = client.post(url(project_a), f"token={token}", content_type=content_type,
+                               HTTP_AUTHORIZATION=f"Bearer {project_a.registration_secret}")
+
+    assert response.status_code == 200
+    assert response.json()["active"] is True
+
+
+def test_it_refuses_basic_credentials_holding_a_nul(client, issued, project_a, confidential_client_a):
+    response = post_form(client, url(project_a), {"token": issued["access_token"]},
+                         HTTP_AUTHORIZATION=basic(confidential_client_a, "mcpcs_\x00nope"))
+
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert "active" not in response.json()
+
+
 @pytest.mark.parametrize("how", ["basic", "post"])
 def test_it_accepts_a_confidential_client_of_the_project(client, issued, project_a, confidential_client_a, how):
     if how == "basic":
