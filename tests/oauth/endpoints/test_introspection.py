@@ -202,3 +202,21 @@ def test_a_cached_token_stops_introspecting_active_when_its_client_goes(client, 
         public_client_a.save()
 
     assert ask() == {"active": False}
+
+
+def test_it_answers_cors_preflight_and_lets_pages_read_the_answer(client, issued, project_a):
+    preflight = client.options(url(project_a), HTTP_ORIGIN="https://inspector.example",
+                               HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
+    answer = post_form(client, url(project_a), {"token": issued["access_token"]},
+                       HTTP_AUTHORIZATION=f"Bearer {project_a.registration_secret}", HTTP_ORIGIN="https://inspector.example")
+
+    assert preflight.status_code == 204
+    assert preflight["Access-Control-Allow-Origin"] == "*"
+    assert preflight["Access-Control-Allow-Methods"] == "POST, OPTIONS"
+    assert {"Authorization", "Content-Type", "MCP-Protocol-Version"} <= set(preflight["Access-Control-Allow-Headers"].split(", "))
+    assert preflight["Access-Control-Max-Age"] == "86400"
+    # Browsers read only these two on an actual answer (Fetch standard); the preflight's belong to the preflight
+    assert answer.status_code == 200
+    assert answer["Access-Control-Allow-Origin"] == "*"
+    assert "WWW-Authenticate" in answer["Access-Control-Expose-Headers"]
+    assert not answer.has_header("Access-Control-Max-Age")
