@@ -19,12 +19,16 @@ CORS_ALLOW_HEADERS = "Authorization, Content-Type, MCP-Protocol-Version, DPoP"
 CORS_EXPOSE_HEADERS = "WWW-Authenticate, Retry-After, RateLimit, RateLimit-Policy, DPoP-Nonce"
 
 
-def add_cors(response: HttpResponse, methods: Iterable[str]) -> HttpResponse:
+def add_cors(response: HttpResponse, methods: Iterable[str], *, preflight: bool = False) -> HttpResponse:
+    """CORS `*`. Browsers read Allow-Methods, Allow-Headers and Max-Age on a preflight's answer only
+    (Fetch standard, "CORS-preflight fetch"), so an actual answer carries the two headers they read
+    there: who may read it and which of its headers a page may see."""
     response["Access-Control-Allow-Origin"] = "*"
-    response["Access-Control-Allow-Methods"] = ", ".join([*methods, "OPTIONS"])
-    response["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
     response["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
-    response["Access-Control-Max-Age"] = "86400"
+    if preflight:
+        response["Access-Control-Allow-Methods"] = ", ".join([*methods, "OPTIONS"])
+        response["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+        response["Access-Control-Max-Age"] = "86400"
     return response
 
 
@@ -64,7 +68,7 @@ def oauth_endpoint(methods: Iterable[str] = ("POST",), *, cors: bool = True, cac
         @functools.wraps(view)
         def wrapper(request, *args, **kwargs):
             if request.method == "OPTIONS" and cors:
-                return add_cors(HttpResponse(status=204), allowed)
+                return add_cors(HttpResponse(status=204), allowed, preflight=True)
             try:
                 if request.method not in allowed:
                     raise MethodNotAllowed(headers={"Allow": ", ".join(allowed)})

@@ -16,7 +16,7 @@ from oauthlib.common import urlencode
 from oauth.backend import TenantOAuthLibCore, bound, refuse_nul_bytes
 from oauth.clients.credentials import bearer_token, require_secret
 from oauth.endpoints.decorator import oauth_endpoint, read_json_object
-from oauth.endpoints.parsing import FORM, JSON, MULTIPART, Body
+from oauth.endpoints.parsing import FORM, JSON, MULTIPART, Body, parse_fields
 from oauth.errors import InvalidClient, InvalidRequest
 from oauth.models import Application
 from oauth.tokens import issue as tokens
@@ -32,6 +32,7 @@ def authenticate_caller(request: HttpRequest) -> None:
     if bearer_token(request) is not None:
         require_secret(request, "introspect")
         return
+    refuse_nul_bytes(request)  # in Basic credentials; the body's NULs are refused by `oauth_endpoint` already
     # Client authentication reads the body's parameters and the headers; the URL goes without its
     # query string (nothing here reads it, and oauthlib refuses some that Django accepts).
     oauth_request = OAuthlibRequest(request.build_absolute_uri(request.path), request.method,
@@ -46,9 +47,14 @@ def authenticate_caller(request: HttpRequest) -> None:
 
 
 def presented_token(request: HttpRequest) -> str:
-    token = request.POST.get("token")
-    if token is None and request.content_type == JSON:  # already checked by `oauth_endpoint`
+    # The body was checked by `oauth_endpoint` (media type, strict UTF-8, no NUL, no repeated field):
+    # a form is read as the pairs it checked, without building Django's QueryDict.
+    if request.content_type == FORM:
+        token = next((value for name, value in parse_fields(request.body, "body") if name == "token"), None)
+    elif request.content_type == JSON:
         token = read_json_object(request).get("token")
+    else:
+        token = request.POST.get("token")
     if not isinstance(token, str) or not token:
         raise InvalidRequest("The token parameter is required.")
     return token
@@ -56,7 +62,6 @@ def presented_token(request: HttpRequest) -> str:
 
 @oauth_endpoint(("POST",), body=Body((FORM, MULTIPART, JSON)))  # JSON: mcpauth
 def introspect(request: HttpRequest) -> HttpResponse:
-    refuse_nul_bytes(request)
     authenticate_caller(request)
     token = presented_token(request)
     return HttpResponse(tokens.introspection_json(request.project, request.issuer, token),

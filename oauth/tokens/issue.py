@@ -13,6 +13,7 @@ request came through oauthlib (the token endpoint) or not (the mcpauth exchange)
   resource server may introspect on every request.
 """
 
+import functools
 import hashlib
 import json
 import time
@@ -231,6 +232,14 @@ def live_access_token(project: Project, raw: str) -> AccessToken | None:
 # read here.
 INACTIVE_JSON = b'{"active": false}'
 _TOMBSTONE = b"-"
+# `labels()` takes a lock and a lookup on every call; its two children are kept (as infra.metrics does).
+_cache_result = functools.cache(metrics.introspection_cache.labels)
+
+
+@functools.lru_cache(maxsize=1024)  # one entry per issuer (project, custom domain); bounded all the same
+def _iss_tail(issuer: str) -> bytes:
+    """The answer's last member, `iss`, and its closing brace, as JSON."""
+    return b',"iss":' + json.dumps(issuer).encode() + b"}"
 
 
 def _cache_seconds() -> int:
@@ -331,7 +340,7 @@ def introspection_json(project: Project, issuer: str, raw: str) -> bytes:
     (with `iss`), or exactly {"active": false}."""
     token_checksum = checksum(raw)
     entry = cached_answer(token_checksum)
-    metrics.introspection_cache.labels("miss" if entry is None else "hit").inc()
+    _cache_result("miss" if entry is None else "hit").inc()
     answer = None  # the decoded answer, only when read from the database now
     if entry is None:
         entry, seconds, answer = _entry(token_checksum)
@@ -345,7 +354,7 @@ def introspection_json(project: Project, issuer: str, raw: str) -> bytes:
     if answer is not None:  # read from the database: perhaps this token's first use (the grant timeline)
         _first_use(project, token_checksum, answer, int(exp))
     end = -1 - int(email_bytes) if email_bytes and not project.email_in_tokens else -1
-    return body[:end] + b',"iss":' + json.dumps(issuer).encode() + b"}"
+    return body[:end] + _iss_tail(issuer)
 
 
 def refill(user_id: int) -> None:

@@ -49,6 +49,29 @@ def test_it_accepts_a_json_body_on_the_alias(client, issued, project_a):
     assert response.json()["active"] is True
 
 
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded; charset=UTF-8", "multipart/form-data"])
+def test_it_reads_the_token_from_a_form_with_a_charset_or_a_multipart_body(client, issued, project_a, content_type):
+    token = issued["access_token"]
+    if content_type.startswith("multipart"):  # the test client encodes a dict as multipart/form-data
+        response = client.post(url(project_a), {"token": token},
+                               HTTP_AUTHORIZATION=f"Bearer {project_a.registration_secret}")
+    else:
+        response = client.post(url(project_a), f"token={token}", content_type=content_type,
+                               HTTP_AUTHORIZATION=f"Bearer {project_a.registration_secret}")
+
+    assert response.status_code == 200
+    assert response.json()["active"] is True
+
+
+def test_it_refuses_basic_credentials_holding_a_nul(client, issued, project_a, confidential_client_a):
+    response = post_form(client, url(project_a), {"token": issued["access_token"]},
+                         HTTP_AUTHORIZATION=basic(confidential_client_a, "mcpcs_\x00nope"))
+
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert "active" not in response.json()
+
+
 @pytest.mark.parametrize("how", ["basic", "post"])
 def test_it_accepts_a_confidential_client_of_the_project(client, issued, project_a, confidential_client_a, how):
     if how == "basic":
@@ -179,3 +202,21 @@ def test_a_cached_token_stops_introspecting_active_when_its_client_goes(client, 
         public_client_a.save()
 
     assert ask() == {"active": False}
+
+
+def test_it_answers_cors_preflight_and_lets_pages_read_the_answer(client, issued, project_a):
+    preflight = client.options(url(project_a), HTTP_ORIGIN="https://inspector.example",
+                               HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
+    answer = post_form(client, url(project_a), {"token": issued["access_token"]},
+                       HTTP_AUTHORIZATION=f"Bearer {project_a.registration_secret}", HTTP_ORIGIN="https://inspector.example")
+
+    assert preflight.status_code == 204
+    assert preflight["Access-Control-Allow-Origin"] == "*"
+    assert preflight["Access-Control-Allow-Methods"] == "POST, OPTIONS"
+    assert {"Authorization", "Content-Type", "MCP-Protocol-Version"} <= set(preflight["Access-Control-Allow-Headers"].split(", "))
+    assert preflight["Access-Control-Max-Age"] == "86400"
+    # Browsers read only these two on an actual answer (Fetch standard); the preflight's belong to the preflight
+    assert answer.status_code == 200
+    assert answer["Access-Control-Allow-Origin"] == "*"
+    assert "WWW-Authenticate" in answer["Access-Control-Expose-Headers"]
+    assert not answer.has_header("Access-Control-Max-Age")
