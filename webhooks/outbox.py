@@ -5,8 +5,10 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from infra import rows
 from webhooks.models import Delivery, Webhook
 
 
@@ -26,12 +28,16 @@ def queued(project_id: int, webhook_id: int, type: str, payload: str, now: datet
                     payload=payload, next_attempt_at=now, created_at=now)
 
 
+def _subscribers(project_id: int) -> QuerySet:
+    return Webhook.objects.filter(project_id=project_id, enabled=True).values_list("pk", "events")
+
+
 def emit(project: Any, type: str, data: dict) -> int:
     """One indexed query when the project has no webhook (the common case): event sites are not
-    per-token paths, so no cache is needed and none can answer stale."""
+    per-token paths, so no cache is needed and none can answer stale. The query is compiled once
+    (`rows.fetch`): building it through the ORM cost a registration more CPU than running it."""
     project_id = getattr(project, "pk", project)
-    targets = [pk for pk, events in Webhook.objects.filter(project_id=project_id, enabled=True)
-               .values_list("pk", "events") if type in events]
+    targets = [pk for pk, events in rows.fetch(Webhook, _subscribers, project_id) if type in events]
     if not targets:
         return 0
     now = timezone.now()

@@ -90,8 +90,8 @@ def check_request(request: HttpRequest, body: Body) -> None:
             names += [name for name, _ in parse_fields(raw, "body", too_many=PayloadTooLarge)]
         elif media_type == MULTIPART:
             names += multipart_field_names(request)
-        else:
-            decode_json(raw, body.malformed)
+        else:  # kept for the view (`checked_json`): a JSON body is decoded and walked once
+            request.checked_json = decode_json(raw, body.malformed)
     refuse_repeated(names, body.repeatable)
 
 

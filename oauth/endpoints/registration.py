@@ -84,8 +84,10 @@ def registration_path(request: HttpRequest) -> str:
 
 
 def read_json(request: HttpRequest) -> dict:
-    """The body, already checked by `oauth.endpoints.parsing` (size, media type, syntax) when it is not empty."""
-    return decode_json(request.body, InvalidClientMetadata)
+    """The body, already checked and decoded by `oauth.endpoints.parsing` (size, media type, syntax)
+    when it is not empty; an empty one is refused here."""
+    checked = getattr(request, "checked_json", None)
+    return checked if checked is not None else decode_json(request.body, InvalidClientMetadata)
 
 
 def authenticate_registration(request: HttpRequest, client_id: str) -> Application:
