@@ -56,6 +56,7 @@ def buckets(range_key: str, now: datetime | None = None) -> tuple[list[datetime]
 
 def counts(project: Project, since: datetime) -> dict[tuple, int]:
     """{(hour, client_id, kind, label, endpoint): n} of `project` from the hour `since` on."""
+    record.flush()  # this process's pending counts first: what it just counted is shown
     store = record.store()
     live = rollup.unrolled(store) if isinstance(store, record.RedisStore) else {}
     connection = connections[router.db_for_read(Count)]

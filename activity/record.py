@@ -1,37 +1,54 @@
 """Counting what a project does (issue 21): `record` is the one call at every point that matters.
 
-Cheap on the hot paths. With Redis (REDIS_URL) a record is one pipelined round trip: HINCRBY on the
-minute's hash (which expires after KEEP_SECONDS) and SADD of the minute to the set the rollup reads;
-`activity.rollup` (a Celery beat task) adds the closed minutes to the `activity_count` table. In the
-embedded default (no Redis: SQLite, eager Celery) the table's row is incremented at once (an UPSERT),
-which every worker shares. The same call increments the Prometheus counters (`infra.metrics`),
-labelled with the project's slug, so there is one place that records.
+Nothing on the hot paths. `record` (and `note`) add to this process's pending counts (key ->
+count) and events, under a lock, and return; one background thread per process (started by the
+first record in that process, so each forked or spawned web worker has its own) writes what is
+pending every ACTIVITY_FLUSH_SECONDS (default 1 s), sooner when FLUSH_AT entries are pending, and
+once more at interpreter exit (atexit), in one write:
 
-A record may carry a timeline event (`event`, an audit event of `projects.models.AuditEvent`'s
-shape): with Redis it rides in the same round trip onto a list the rollup moves into the audit
-log; without Redis it is written at once. Hot paths (issuing, refreshing, a token's first use)
-thus write nothing more to the database than they did.
+- with Redis (REDIS_URL): one pipelined round trip, HINCRBY on the current minute's hash (which
+  expires after KEEP_SECONDS) and SADD of the minute to the set the rollup reads, RPUSH of the
+  events onto the list the rollup moves into the audit log; `activity.rollup` (a Celery beat task)
+  adds the closed minutes to the `activity_count` table. A count is written in the minute it is
+  flushed (at most a flush interval after it happened), never into a minute the rollup may have
+  closed;
+- in the embedded default (no Redis: SQLite, eager Celery): one executemany of the UPSERT that
+  increments the hour's rows and one bulk insert of the events, so the write lock is taken once a
+  second per process instead of once per request.
 
-Redis unreachable: the count is dropped and logged (at most every WARN_EVERY seconds); the request goes on.
+The same call increments the Prometheus counters (`infra.metrics`) at once, labelled with the
+project's slug, so there is one place that records.
+
+Readers that must be exact within this process (`activity.queries`, the rollup, the grant
+timelines; tests) call `flush()` first: it writes what is pending now, waiting for a write already
+under way. Other processes' pending counts appear within their flush interval.
+
+Redis (or, in the embedded default, the database) unreachable: the flush drops what it took and
+logs it (at most every WARN_EVERY seconds); no request waits for it. At most MAX_PENDING entries
+wait in a process; beyond that (a writer that cannot keep up) new ones are dropped, logged alike.
+A worker killed without running its exit handlers loses at most its last flush interval.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import logging
+import os
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, connections, router
+from django.db import DatabaseError, connections, router, transaction
 from django_redis import get_redis_connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from infra import metrics, rows
+from infra import metrics
 from projects.models import AuditEvent, Project
 
 from .models import Count
@@ -55,6 +72,8 @@ UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, DatabaseError)
 KEEP_SECONDS = 3 * 86400  # a minute's hash outlives any rollup delay worth waiting for
 USER_AGENT_LENGTH = 200
 WARN_EVERY = 10.0
+FLUSH_AT = 1000  # pending entries (distinct counts + events) that wake the writer before its interval
+MAX_PENDING = 50_000  # beyond: dropped (a writer that cannot keep up: Redis or the database unreachable)
 _warned_at = [-WARN_EVERY]
 
 UPSERT = (
@@ -67,16 +86,12 @@ UPSERT = (
 
 def record(project: Project | None, kind: str, label: str = "", *, client_id: str = "", endpoint: str = "",
            event: AuditEvent | None = None) -> None:
-    """Count one `kind`/`label` for `project` (and `client_id`, `endpoint`) in this minute; with
-    `event`, also add it to the audit log (the grant timeline)."""
+    """Count one `kind`/`label` for `project` (and `client_id`, `endpoint`), written within a flush
+    interval (see the module docstring); with `event`, also add it to the audit log (the grant timeline)."""
     metrics.activity(getattr(project, "slug", ""), kind, label, endpoint)
     if project is None:
         return
-    key = (project.pk, client_id[:255], kind, label[:128], endpoint[:64])
-    try:
-        store().add(key, event)
-    except UNREACHABLE as exc:
-        _warn(exc)
+    _add((project.pk, client_id[:255], kind, label[:128], endpoint[:64]), event)
 
 
 def event(project: Project, kind: str, *, client_id: str = "", subject: str = "", request=None,
@@ -90,10 +105,7 @@ def event(project: Project, kind: str, *, client_id: str = "", subject: str = ""
 
 def note(project: Project, event: AuditEvent) -> None:
     """A timeline event with nothing to count, written as `record` writes its event."""
-    try:
-        store().add(None, event)
-    except UNREACHABLE as exc:
-        _warn(exc)
+    _add(None, event)
 
 
 def refusal(project: Project | None, endpoint: str, error: str, client_id: str) -> None:
@@ -111,6 +123,126 @@ def first_use(project: Project, checksum: str, client_id: str, subject: str, sec
         return
     if first:
         note(project, event(project, "token.first_used", client_id=client_id, subject=subject))
+
+
+# --- what is pending in this process, and its writer ---------------------------------------------
+
+class Pending:
+    """This process's counts (key -> n) and events not written yet, and the thread that writes them."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.Lock()  # held for a dict update or a swap, never for a write
+        self.writing = threading.Lock()  # one write at a time: a reader's flush waits for one under way
+        self.counts: dict[tuple, int] = {}
+        self.events: list[AuditEvent] = []
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def take(self) -> tuple[dict[tuple, int], list[AuditEvent]]:
+        with self.lock:
+            counts, events = self.counts, self.events
+            self.counts, self.events = {}, []
+        return counts, events
+
+
+_pending = Pending()
+
+
+def _add(key: tuple | None, event: AuditEvent | None) -> None:
+    pending = _pending if _pending.pid == os.getpid() else _forked()
+    with pending.lock:
+        size = len(pending.counts) + len(pending.events)
+        if size < MAX_PENDING:
+            if key is not None:
+                pending.counts[key] = pending.counts.get(key, 0) + 1
+            if event is not None:
+                pending.events.append(event)
+    if size >= MAX_PENDING:
+        _warn(OverflowError(f"{size} entries pending"))
+        return
+    if pending.thread is None:
+        _start(pending)
+    if size + 1 >= FLUSH_AT:
+        if pending.thread is not None:
+            pending.wake.set()
+        else:
+            flush()
+
+
+def _start(pending: Pending) -> None:
+    """Start this process's writer, unless one runs or none is wanted (ACTIVITY_FLUSH_SECONDS 0:
+    what is pending is written by `flush()`, at FLUSH_AT entries and at exit; the tests' setting)."""
+    seconds = settings.ACTIVITY_FLUSH_SECONDS
+    if seconds <= 0:
+        return
+    with pending.lock:
+        if pending.thread is None:
+            pending.thread = threading.Thread(target=_write_every, args=(pending, seconds),
+                                              name="activity-writer", daemon=True)
+            pending.thread.start()
+
+
+def _write_every(pending: Pending, seconds: float) -> None:
+    while pending is _pending:
+        pending.wake.wait(seconds)
+        pending.wake.clear()
+        try:
+            _write(pending)
+        except Exception:  # never let the writer die: what it took is dropped, the next flush goes on
+            logger.exception("activity writer failed")
+
+
+def flush() -> None:
+    """Write what this process has pending now (one Redis round trip, or one table write), after a
+    write already under way; what cannot be written is dropped and logged."""
+    _write(_pending if _pending.pid == os.getpid() else _forked())
+
+
+def _write(pending: Pending) -> None:
+    with pending.writing:
+        counts, events = pending.take()
+        if not counts and not events:
+            return
+        try:
+            store().write(counts, events)
+        except UNREACHABLE as exc:
+            _warn(exc)
+
+
+def discard() -> None:
+    """Forget what is pending (tests: nothing outlives the test that recorded it)."""
+    (_pending if _pending.pid == os.getpid() else _forked()).take()
+
+
+def _forked() -> Pending:
+    """A new process (a forked worker): the parent's pending entries are the parent's to write."""
+    global _pending
+    with _fork_lock:
+        if _pending.pid != os.getpid():
+            _pending = Pending()
+    return _pending
+
+
+_fork_lock = threading.Lock()
+
+
+def _after_fork() -> None:
+    global _pending, _fork_lock
+    _fork_lock = threading.Lock()  # another thread may have held it at the fork
+    _pending = Pending()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+@atexit.register
+def _at_exit() -> None:
+    if _pending.pid == os.getpid():
+        try:
+            flush()
+        except Exception:  # the interpreter is going: log, never raise from an exit handler
+            logger.exception("activity not written at exit")
 
 
 # --- the stores ----------------------------------------------------------------------------------
@@ -137,26 +269,34 @@ class RedisStore:
     def minute_key(self, minute: int) -> str:
         return cache.make_key(f"activity:m:{minute}")
 
-    def add(self, key: tuple | None, event: AuditEvent | None) -> None:
+    def write(self, counts: dict[tuple, int], events: list[AuditEvent]) -> None:
+        """`counts` into the current minute's hash and `events` onto the list, in one round trip."""
         commands: list[tuple] = []
-        if key is not None:
+        if counts:
             minute = minute_now()
             name = self.minute_key(minute)
-            commands += [("HINCRBY", name, json.dumps(key, separators=(",", ":")), 1),
-                         ("EXPIRE", name, KEEP_SECONDS), ("SADD", self.minutes, minute)]
-        if event is not None:
-            commands.append(("RPUSH", self.events, encode_event(event)))
+            commands += [("HINCRBY", name, json.dumps(key, separators=(",", ":")), n) for key, n in counts.items()]
+            commands += [("EXPIRE", name, KEEP_SECONDS), ("SADD", self.minutes, minute)]
+        if events:
+            commands.append(("RPUSH", self.events, *(encode_event(e) for e in events)))
         self.send(*commands)
 
 
 class TableStore:
-    """The embedded default: the table itself, incremented in place; events written at once."""
+    """The embedded default: the table itself, incremented in place, and the audit log."""
 
-    def add(self, key: tuple | None, event: AuditEvent | None) -> None:
-        if key is not None:
-            upsert([(key, 1)], hour_of(minute_now()))
-        if event is not None:
-            rows.insert(event)
+    def write(self, counts: dict[tuple, int], events: list[AuditEvent]) -> None:
+        """`counts` into the current hour's rows (one executemany) and `events` (one insert), in one
+        transaction (a savepoint inside a caller's)."""
+        alias = router.db_for_write(Count)
+        connection = connections[alias]
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()  # the writer thread's connection, after an error
+        with transaction.atomic(using=alias):
+            if counts:
+                upsert(list(counts.items()), hour_of(minute_now()))
+            if events:
+                AuditEvent.objects.using(alias).bulk_create(events)
 
 
 def upsert(counts: list[tuple[tuple, int]], hour: datetime) -> None:

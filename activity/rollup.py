@@ -29,6 +29,7 @@ EVENT_BATCH = 1000
 def run(newest: int | None = None) -> dict[str, int]:
     """One rollup (the beat task's body): {"minutes": rolled now, "events": moved now}. `newest`: the
     last minute to roll up (tests close the current minute this way), else LAG_MINUTES ago."""
+    record.flush()  # this process's pending counts and events first
     store = record.store()
     if not isinstance(store, record.RedisStore):
         return {"minutes": 0, "events": 0}  # the embedded default counts into the table directly

@@ -26,6 +26,8 @@ from django.utils import timezone
 
 from projects.models import AuditEvent, Project, User
 
+from . import record
+
 UNUSED_MINUTES = 10
 TWO_NETWORKS_SECONDS = 600
 MAX_EVENTS = 5000  # the newest events read for one timeline request
@@ -98,6 +100,7 @@ def step_of(event: AuditEvent) -> Step:
 
 def grants(project: Project, *, client_id: str = "", subject: str = "", now: datetime | None = None) -> list[Grant]:
     """The grants of `project` (of one client, one end user, or both), most recently active first."""
+    record.flush()  # this process's pending events first (in the embedded default they go to the table)
     by_subject = Q(kind__in=BY_SUBJECT) & ~Q(actor="")
     by_user = Q(kind__in=BY_USER, detail__has_key="user")
     if subject:

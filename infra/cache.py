@@ -130,8 +130,8 @@ class RedisCache(DjangoRedisCache):
 
     def send_commands(self, *commands: tuple) -> list:
         """Raw commands (keys already `make_key`d) in one round trip, on the same lean path: the
-        activity counters (`activity.record`), written on every token. Raises when Redis is
-        unreachable; the caller decides what to drop."""
+        activity counters (`activity.record`), written by each process's writer every second.
+        Raises when Redis is unreachable; the caller decides what to drop."""
         return self._command(*commands)
 
     def _command(self, *commands: tuple) -> list:

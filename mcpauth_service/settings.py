@@ -362,6 +362,11 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 # (Any other value leaves them on: a mistyped `off` fails safe.)
 RATE_LIMITS_ENABLED = env_str("RATE_LIMITS").strip().lower() != "off"
 
+# Each process writes its pending activity counts and timeline events (activity/record.py) every
+# this many seconds, in one Redis round trip (or one table write in the embedded default). 0: no
+# background writer (tests: readers flush).
+ACTIVITY_FLUSH_SECONDS = env_float("ACTIVITY_FLUSH_SECONDS", 1.0)
+
 # The reaper (oauth/tokens/reaper.py): unused and idle open/CIMD clients, expired codes and tokens.
 CELERY_BEAT_SCHEDULE = {
     "reap-clients-and-tokens": {"task": "oauth.tasks.reap", "schedule": env_int("REAPER_INTERVAL_SECONDS", 3600)},

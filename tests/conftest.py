@@ -17,6 +17,10 @@ def pytest_configure(config):
     # No webhook dispatcher thread in the test process (importing mcpauth_service.wsgi starts one in
     # the embedded default): tests/webhooks drive the dispatcher themselves.
     settings.WEBHOOK_SWEEP_SECONDS = 0
+    # No activity writer thread either (activity/record.py): what a test records stays pending until a
+    # reader flushes it (activity.queries, the rollup, the timelines, or the test: record.flush()), in
+    # the test's own transaction, and is discarded after the test (_discard_pending_activity).
+    settings.ACTIVITY_FLUSH_SECONDS = 0
     worker = getattr(config, "workerinput", {}).get("workerid")
     if worker and settings.REDIS_URL:
         settings.CACHES["default"]["KEY_PREFIX"] = f"{settings.CACHES['default'].get('KEY_PREFIX', '')}-{worker}"
@@ -60,6 +64,16 @@ def _clean_cache():
     _clear_own_keyspace()
     yield
     _clear_own_keyspace()
+
+
+@pytest.fixture(autouse=True)
+def _discard_pending_activity():
+    """Counts and events a test recorded but never flushed do not reach the next test."""
+    from activity import record
+
+    record.discard()
+    yield
+    record.discard()
 
 
 @pytest.fixture(autouse=True)

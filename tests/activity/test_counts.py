@@ -159,10 +159,12 @@ def totals(project) -> dict[str, int]:
     return found
 
 
-def test_the_embedded_default_counts_into_the_table_at_once(settings, project_a, confidential_client_a):
+def test_the_embedded_default_counts_into_the_table_on_flush(settings, project_a, confidential_client_a):
     settings.REDIS_URL = ""
     record.record(project_a, record.ISSUED, "client_credentials", client_id=confidential_client_a.client_id)
     record.record(project_a, record.ISSUED, "client_credentials", client_id=confidential_client_a.client_id)
+    assert totals(project_a) == {}  # pending in this process until written
+    record.flush()
     assert totals(project_a) == {"issued": 2}
     assert rollup.run() == {"minutes": 0, "events": 0}
 
@@ -191,3 +193,76 @@ def test_an_authorization_error_sent_back_to_the_client_is_counted(client, proje
     assert query_of(refused["Location"])["error"] == "invalid_scope"
     assert queries.summary(project_a).failures == [{"endpoint": "oauth:authorize", "error": "invalid_scope",
                                                     "count": 1}]
+
+
+# --- pending in the process, written by one writer per process (activity/record.py) ----------------
+
+def own_activity_keys() -> list[bytes]:
+    from tests.conftest import own_redis_keys
+
+    return own_redis_keys("*:activity:*")  # after the cache version
+
+
+@pytest.mark.redis
+def test_a_record_waits_in_its_process_until_flushed_in_one_write(project_a, confidential_client_a):
+    for _ in range(3):
+        record.record(project_a, record.ISSUED, "client_credentials", client_id=confidential_client_a.client_id)
+    record.record(project_a, record.REFUSED, "invalid_client", endpoint="oauth:token")
+    assert own_activity_keys() == []  # nothing written on the request
+
+    record.flush()
+
+    live = rollup.unrolled(record.store())
+    assert [{json.loads(k)[2]: int(n) for k, n in fields.items()} for fields in live.values()] == [
+        {"issued": 3, "refused": 1}]
+    record.flush()  # nothing pending: nothing written twice
+    assert queries.summary(project_a).totals["issued"] == {"client_credentials": 3}
+
+
+@pytest.mark.redis
+def test_each_process_writer_flushes_on_its_own(settings, monkeypatch, project_a):
+    settings.ACTIVITY_FLUSH_SECONDS = 0.05
+    monkeypatch.setattr(record, "_pending", record.Pending())  # the writer stops when this is undone
+    record.record(project_a, record.ISSUED, "client_credentials")
+    assert record._pending.thread is not None and record._pending.thread.daemon
+    for _ in range(200):  # bounded wait on the condition, not a timed assertion
+        if own_activity_keys():
+            break
+        threading.Event().wait(0.05)
+    assert len(own_activity_keys()) == 2  # the minute's hash and the set of minutes
+    assert record._pending.counts == {}
+
+
+def test_a_forked_worker_does_not_write_what_its_parent_had_pending(monkeypatch, project_a):
+    record.record(project_a, record.ISSUED, "client_credentials")
+    parent = record._pending
+    monkeypatch.setattr(parent, "pid", -1)  # as seen from a child process
+    record.record(project_a, record.REFUSED, "invalid_client", endpoint="oauth:token")
+    assert record._pending is not parent and record._pending.thread is None
+    assert [key[2] for key in record._pending.counts] == ["refused"]
+
+
+def test_an_unreachable_store_drops_what_was_pending_and_the_request_goes_on(client, monkeypatch, caplog, project_a,
+                                                                               confidential_client_a):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    class Down:
+        def write(self, counts, events):
+            raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(record, "store", Down)
+    monkeypatch.setattr(record, "_warned_at", [-record.WARN_EVERY])
+    assert post_form(client, token_url(project_a), {"grant_type": "client_credentials"},
+                     HTTP_AUTHORIZATION=basic(confidential_client_a)).status_code == 200
+    record.flush()
+    assert record._pending.counts == {} and "activity not counted (ConnectionError" in caplog.text
+
+
+def test_pending_entries_are_bounded(monkeypatch, caplog, project_a):
+    monkeypatch.setattr(record, "MAX_PENDING", 3)
+    monkeypatch.setattr(record, "FLUSH_AT", 100)
+    monkeypatch.setattr(record, "_warned_at", [-record.WARN_EVERY])
+    for label in "abcde":
+        record.record(project_a, record.REFUSED, label, endpoint="oauth:token")
+    assert sorted(key[3] for key in record._pending.counts) == ["a", "b", "c"]
+    assert "activity not counted (OverflowError" in caplog.text
