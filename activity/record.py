@@ -97,9 +97,10 @@ def record(project: Project | None, kind: str, label: str = "", *, client_id: st
 def event(project: Project, kind: str, *, client_id: str = "", subject: str = "", request=None,
           **detail: Any) -> AuditEvent:
     """An unsaved timeline event: `subject` (the end user's `sub`) as its actor; the caller's
-    address and, with `request`, its user agent."""
+    address and, with `request`, its user agent (from META: `request.headers` would build a dictionary
+    of every header for that one read, on every code redemption and refresh)."""
     if request is not None:
-        detail["user_agent"] = request.headers.get("User-Agent", "")[:USER_AGENT_LENGTH]
+        detail["user_agent"] = request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_LENGTH]
     return AuditEvent.new(project, kind, actor=subject, client_id=client_id, request=request, **detail)
 
 
