@@ -10,7 +10,6 @@ import base64
 import binascii
 import contextlib
 import contextvars
-import urllib.parse
 from collections.abc import Iterator
 
 from django.http import HttpRequest
@@ -101,23 +100,6 @@ class TenantOAuthLibCore(OAuthLibCore):
         if request.is_secure():
             headers["X_DJANGO_OAUTH_TOOLKIT_SECURE"] = "1"
         return headers
-
-    def _get_escaped_full_path(self, request):
-        """The toolkit's parses and rebuilds the URI only to escape characters of its query string
-        that oauthlib takes as unsafe; a request without a query string (every token, revocation
-        and introspection request) gets its path as Django gives it, which that leaves unchanged."""
-        if not request.META.get("QUERY_STRING"):
-            return request.get_full_path()
-        return super()._get_escaped_full_path(request)
-
-    def _extract_params(self, request):
-        """The toolkit's, with the body encoded by `urllib.parse.urlencode` directly: oauthlib's
-        `urlencode` first encodes every name and value to UTF-8 bytes, which `quote_plus` would do
-        anyway, for the same string."""
-        uri = self._get_escaped_full_path(request)
-        headers = self.extract_headers(request)
-        body = urllib.parse.urlencode(self.extract_body(request))
-        return uri, request.method, body, headers
 
     def validate_authorization_request(self, request):
         with bound(request):

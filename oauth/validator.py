@@ -48,15 +48,6 @@ from .errors import InvalidGrant
 from .models import AccessToken, Application, Grant, RefreshToken
 
 
-def timeline_event(project, kind: str, client_id: str, http, **detail) -> AuditEvent:
-    """`activity.event(project, kind, client_id=…, request=http, **detail)`, the same unsaved event,
-    with the user agent read from `META`: `request.headers` would build a dictionary of every
-    header for that one read, on every code redemption and refresh."""
-    if http is not None:
-        detail["user_agent"] = http.META.get("HTTP_USER_AGENT", "")[:activity.USER_AGENT_LENGTH]
-    return AuditEvent.new(project, kind, client_id=client_id, request=http, **detail)
-
-
 class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validator):
     """Each grant's hooks (its mixin, `oauth.grants.<grant>`) on the toolkit's validator; here only
     what every grant shares: finding and authenticating the client, scopes, storing and revoking."""
@@ -182,8 +173,8 @@ class Validator(OpenIDConnectValidator, *grants.validator_hooks(), OAuth2Validat
         if kind is not None and user is not None:
             family = previous.token_family if previous is not None else own(request, "token_family")
             # the user's pk, not their `sub`: reading it would load the row (the timeline maps it)
-            event = timeline_event(project, kind, request.client.client_id, http, user=user.pk,
-                                   family=str(family or ""))
+            event = activity.event(project, kind, client_id=request.client.client_id, request=http,
+                                   user=user.pk, family=str(family or ""))
         activity.record(project, activity.ISSUED, request.grant_type, client_id=request.client.client_id, event=event)
 
     def _lost_claim(self, request, grant: Grant | None, previous: RefreshToken | None) -> None:
