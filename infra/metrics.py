@@ -58,6 +58,11 @@ def request_counters(endpoint: str, status: int):
     return requests_total.labels(endpoint, str(status)), request_seconds.labels(endpoint)
 
 
+@functools.cache  # two children: `hit`, `miss`
+def introspection_result(result: str):
+    return introspection_cache.labels(result)
+
+
 def observe_request(endpoint: str, status: int, seconds: float) -> None:
     count, latency = request_counters(endpoint, status)
     count.inc()

@@ -16,7 +16,7 @@ from oauthlib.common import urlencode
 from oauth.backend import TenantOAuthLibCore, bound, refuse_nul_bytes
 from oauth.clients.credentials import bearer_token, require_secret
 from oauth.endpoints.decorator import oauth_endpoint, read_json_object
-from oauth.endpoints.parsing import FORM, JSON, MULTIPART, Body, parse_fields
+from oauth.endpoints.parsing import FORM, JSON, MULTIPART, Body
 from oauth.errors import InvalidClient, InvalidRequest
 from oauth.models import Application
 from oauth.tokens import issue as tokens
@@ -48,9 +48,9 @@ def authenticate_caller(request: HttpRequest) -> None:
 
 def presented_token(request: HttpRequest) -> str:
     # The body was checked by `oauth_endpoint` (media type, strict UTF-8, no NUL, no repeated field):
-    # a form is read as the pairs it checked, without building Django's QueryDict.
+    # a form is read as the pairs it kept, without building Django's QueryDict.
     if request.content_type == FORM:
-        token = next((value for name, value in parse_fields(request.body, "body") if name == "token"), None)
+        token = next((value for name, value in getattr(request, "checked_form", ()) if name == "token"), None)
     elif request.content_type == JSON:
         token = read_json_object(request).get("token")
     else:

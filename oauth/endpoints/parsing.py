@@ -86,8 +86,9 @@ def check_request(request: HttpRequest, body: Body) -> None:
     if body.media_types and has_body(request):
         media_type = check_media_type(request, body)
         raw = read_body(request, body.max_bytes)
-        if media_type == FORM:
-            names += [name for name, _ in parse_fields(raw, "body", too_many=PayloadTooLarge)]
+        if media_type == FORM:  # kept for the view (`checked_form`): parsed once
+            request.checked_form = parse_fields(raw, "body", too_many=PayloadTooLarge)
+            names += [name for name, _ in request.checked_form]
         elif media_type == MULTIPART:
             names += multipart_field_names(request)
         else:  # kept for the view (`checked_json`): a JSON body is decoded and walked once

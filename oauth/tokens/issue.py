@@ -232,8 +232,6 @@ def live_access_token(project: Project, raw: str) -> AccessToken | None:
 # read here.
 INACTIVE_JSON = b'{"active": false}'
 _TOMBSTONE = b"-"
-# `labels()` takes a lock and a lookup on every call; its two children are kept (as infra.metrics does).
-_cache_result = functools.cache(metrics.introspection_cache.labels)
 
 
 @functools.lru_cache(maxsize=1024)  # one entry per issuer (project, custom domain); bounded all the same
@@ -340,7 +338,7 @@ def introspection_json(project: Project, issuer: str, raw: str) -> bytes:
     (with `iss`), or exactly {"active": false}."""
     token_checksum = checksum(raw)
     entry = cached_answer(token_checksum)
-    _cache_result("miss" if entry is None else "hit").inc()
+    metrics.introspection_result("miss" if entry is None else "hit").inc()
     answer = None  # the decoded answer, only when read from the database now
     if entry is None:
         entry, seconds, answer = _entry(token_checksum)
